@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Needs only Python 3.11 and pip: uv is installed into .tools/ when it is not on PATH,
+# and every environment comes from the committed uv.lock (`uv sync --frozen`).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+export UV_PYTHON_DOWNLOADS ?= never
+
+.PHONY: install demo demo-no-serve test lint typecheck clean help
+
+help:
+	@echo "make demo   run the churn case study end to end, then serve the API on :8000"
+	@echo "make test   run the test suite (unit, data, model, end-to-end)"
+	@echo "make lint   ruff and mypy"
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced
+
+demo: install
+	$(RUN) mlops demo
+
+demo-no-serve: install
+	$(RUN) mlops demo --no-serve
+
+test: install
+	$(RUN) pytest
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Data contracts, feature transforms and the Feast feature store definitions."""

@@ -1,0 +1,221 @@
+"""The raw churn data contract: the IBM Telco Customer Churn schema, declared once.
+
+`validate_churn_frame` splits a raw frame into typed valid rows and quarantined rows,
+each quarantined row carrying the reason it failed. Problems that make a whole file
+unusable (missing columns, no rows) raise `UnusableSource` naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ID_COLUMN = "customerID"
+LABEL_COLUMN = "Churn"
+TIMESTAMP_COLUMN = "event_timestamp"
+
+YES_NO = ("Yes", "No")
+NO_PHONE = "No phone service"
+NO_INTERNET = "No internet service"
+INTERNET_ADDONS = (
+    "OnlineSecurity",
+    "OnlineBackup",
+    "DeviceProtection",
+    "TechSupport",
+    "StreamingTV",
+    "StreamingMovies",
+)
+
+# Allowed values per categorical column, exactly as the public CSV spells them.
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "gender": ("Female", "Male"),
+    "Partner": YES_NO,
+    "Dependents": YES_NO,
+    "PhoneService": YES_NO,
+    "MultipleLines": ("Yes", "No", NO_PHONE),
+    "InternetService": ("DSL", "Fiber optic", "No"),
+    **{column: ("Yes", "No", NO_INTERNET) for column in INTERNET_ADDONS},
+    "Contract": ("Month-to-month", "One year", "Two year"),
+    "PaperlessBilling": YES_NO,
+    "PaymentMethod": (
+        "Electronic check",
+        "Mailed check",
+        "Bank transfer (automatic)",
+        "Credit card (automatic)",
+    ),
+}
+
+# A column whose "none" level must appear exactly when the service it depends on is absent:
+# (column, its "none" level, the service column, the service's "absent" value).
+DEPENDENT_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("MultipleLines", NO_PHONE, "PhoneService", "No"),
+    *((column, NO_INTERNET, "InternetService", "No") for column in INTERNET_ADDONS),
+)
+
+# The 21 columns of the public CSV, in its order.
+RAW_COLUMNS: tuple[str, ...] = (
+    ID_COLUMN,
+    "gender",
+    "SeniorCitizen",
+    "Partner",
+    "Dependents",
+    "tenure",
+    "PhoneService",
+    "MultipleLines",
+    "InternetService",
+    *INTERNET_ADDONS,
+    "Contract",
+    "PaperlessBilling",
+    "PaymentMethod",
+    "MonthlyCharges",
+    "TotalCharges",
+    LABEL_COLUMN,
+)
+
+MAX_TENURE_MONTHS = 120
+MONTHLY_CHARGES_RANGE = (0.0, 500.0)
+# TotalCharges is billed history: it cannot exceed tenure x the highest plausible bill.
+TOTAL_CHARGES_SLACK = 1.5
+
+QUARANTINE_REASON = "quarantine_reason"
+
+
+class UnusableSource(ValueError):
+    """A source file that cannot be used at all (missing columns, unreadable, empty)."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Typed valid rows, quarantined raw rows with a reason, and their counts."""
+
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+
+    @property
+    def counts(self) -> dict[str, int]:
+        reasons = self.quarantined[QUARANTINE_REASON].value_counts().to_dict()
+        return {
+            "rows_in": len(self.valid) + len(self.quarantined),
+            "rows_valid": len(self.valid),
+            "rows_quarantined": len(self.quarantined),
+            **{f"quarantined[{k}]": int(v) for k, v in sorted(reasons.items())},
+        }
+
+
+def validate_churn_frame(
+    raw: pd.DataFrame, source: Path | str, *, require_label: bool = True
+) -> ValidationResult:
+    """Check every row against the contract; never drop a row without a reason.
+
+    `raw` holds the file as read, every column a string (as `read_csv(dtype=str)` gives).
+    A row fails on its first problem; the reason names the column and the value.
+    """
+    required = [c for c in RAW_COLUMNS if require_label or c != LABEL_COLUMN]
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise UnusableSource(source, f"missing column(s) {', '.join(missing)}")
+    if raw.empty:
+        raise UnusableSource(source, "no data rows")
+
+    frame = raw.copy()
+    text = {c: frame[c].astype("string").str.strip() for c in frame.columns if c in RAW_COLUMNS}
+    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+
+    def flag(mask: pd.Series, message: pd.Series | str) -> None:
+        # First failure wins, so the reason points at one concrete problem.
+        hit = mask.fillna(True).astype(bool) & reason.isna()
+        if isinstance(message, str):
+            reason[hit] = message
+        else:
+            reason[hit] = message[hit]
+
+    ids = text[ID_COLUMN]
+    flag(ids.isna() | (ids == ""), "customerID: empty")
+    flag(ids.duplicated(keep="first"), "customerID: duplicate " + ids.fillna(""))
+
+    for column, allowed in CATEGORIES.items():
+        values = text[column]
+        flag(
+            ~values.isin(allowed),
+            f"{column}: not one of {list(allowed)}: " + values.fillna("<empty>"),
+        )
+
+    senior = pd.to_numeric(text["SeniorCitizen"], errors="coerce")
+    flag(
+        ~senior.isin([0, 1]),
+        "SeniorCitizen: not 0 or 1: " + text["SeniorCitizen"].fillna("<empty>"),
+    )
+
+    tenure = pd.to_numeric(text["tenure"], errors="coerce")
+    flag(
+        tenure.isna() | (tenure % 1 != 0) | (tenure < 0) | (tenure > MAX_TENURE_MONTHS),
+        f"tenure: not a whole number of months in [0, {MAX_TENURE_MONTHS}]: "
+        + text["tenure"].fillna("<empty>"),
+    )
+
+    monthly = pd.to_numeric(text["MonthlyCharges"], errors="coerce")
+    low, high = MONTHLY_CHARGES_RANGE
+    flag(
+        monthly.isna() | (monthly <= low) | (monthly > high),
+        f"MonthlyCharges: not a number in ({low}, {high}]: "
+        + text["MonthlyCharges"].fillna("<empty>"),
+    )
+
+    # The public file leaves TotalCharges blank for customers in their first month.
+    total_text = text["TotalCharges"].fillna("")
+    blank_total = total_text == ""
+    total = pd.to_numeric(total_text.where(~blank_total), errors="coerce")
+    flag(~blank_total & total.isna(), "TotalCharges: not a number: " + total_text)
+    flag(blank_total & (tenure != 0), "TotalCharges: blank for a customer with tenure > 0")
+    # A blank total has no value to compare; without fillna(False) the missing comparison
+    # would count as a failure and quarantine every new customer.
+    flag((total < 0).fillna(False), "TotalCharges: negative")
+    flag(
+        (total > (tenure.clip(lower=1) * high * TOTAL_CHARGES_SLACK)).fillna(False),
+        "TotalCharges: larger than tenure allows",
+    )
+
+    for column, none_level, service, absent in DEPENDENT_COLUMNS:
+        flag(
+            (text[service] == absent) != (text[column] == none_level),
+            f"{column}: inconsistent with {service}",
+        )
+
+    if LABEL_COLUMN in frame.columns:
+        flag(
+            ~text[LABEL_COLUMN].isin(YES_NO),
+            "Churn: not Yes or No: " + text[LABEL_COLUMN].fillna("<empty>"),
+        )
+
+    if TIMESTAMP_COLUMN in frame.columns:
+        stamps = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
+        flag(stamps.isna(), "event_timestamp: not a timestamp")
+
+    bad = reason.notna()
+    quarantined = raw[bad].copy()
+    quarantined[QUARANTINE_REASON] = reason[bad].astype(str)
+
+    good = ~bad
+    valid = pd.DataFrame(index=frame.index[good])
+    for column in RAW_COLUMNS:
+        if column in ("SeniorCitizen", "tenure"):
+            valid[column] = (senior if column == "SeniorCitizen" else tenure)[good].astype(np.int64)
+        elif column == "MonthlyCharges":
+            valid[column] = monthly[good].astype(np.float64)
+        elif column == "TotalCharges":
+            valid[column] = total[good].astype(np.float64)  # NaN where blank (new customers)
+        elif column in text:
+            valid[column] = text[column][good].astype(object)
+    if TIMESTAMP_COLUMN in frame.columns:
+        valid[TIMESTAMP_COLUMN] = pd.to_datetime(frame.loc[good, TIMESTAMP_COLUMN], utc=True)
+    return ValidationResult(
+        valid=valid.reset_index(drop=True), quarantined=quarantined.reset_index(drop=True)
+    )

@@ -1,0 +1,120 @@
+"""The exported model as serving sees it: an ONNX file plus the metadata to use it.
+
+Training writes a bundle (`model.onnx` + `model_meta.json`) as artifacts of the
+winning MLflow run and registers that run's model; serving and the promotion gate
+download the bundle of a registered version (by alias or number) and score with
+onnxruntime, without the training libraries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUNDLE_ARTIFACT_PATH = "onnx"
+ONNX_FILE = "model.onnx"
+META_FILE = "model_meta.json"
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """What a consumer needs to feed the ONNX model and read its answer."""
+
+    model_name: str
+    feature_service: str
+    feature_names: list[str]
+    threshold: float
+    candidate: str
+    onnx_sha256: str
+    parity_max_abs_diff: float
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+    def write(self, folder: Path) -> Path:
+        path = folder / META_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> BundleMeta:
+        data: dict[str, Any] = json.loads((folder / META_FILE).read_text())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RegisteredBundle:
+    """A bundle downloaded for one registered model version."""
+
+    name: str
+    version: str
+    run_id: str
+    folder: Path
+    meta: BundleMeta
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.folder / ONNX_FILE
+
+
+def download_bundle(
+    tracking_uri: str,
+    name: str,
+    dest_root: Path,
+    *,
+    alias: str | None = None,
+    version: str | None = None,
+) -> RegisteredBundle:
+    """Resolve `name@alias` (or a version number) in the registry and fetch its bundle.
+
+    Raises `LookupError` when the alias or version does not exist.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        if alias is not None:
+            model_version = client.get_model_version_by_alias(name, alias)
+        elif version is not None:
+            model_version = client.get_model_version(name, version)
+        else:
+            raise ValueError("give an alias or a version")
+    except MlflowException as error:
+        wanted = f"alias '{alias}'" if alias is not None else f"version {version}"
+        raise LookupError(f"registered model '{name}' has no {wanted}") from error
+    if model_version.run_id is None:
+        raise LookupError(f"{name} version {model_version.version} has no source run")
+    folder = dest_root / f"{name}-v{model_version.version}"
+    if not (folder / META_FILE).exists():
+        _fetch(tracking_uri, model_version.run_id, folder)
+    return RegisteredBundle(
+        name=name,
+        version=str(model_version.version),
+        run_id=model_version.run_id,
+        folder=folder,
+        meta=BundleMeta.read(folder),
+    )
+
+
+def _fetch(tracking_uri: str, run_id: str, folder: Path) -> None:
+    """Download into a scratch folder, then move in with the metadata last.
+
+    The metadata file marks a complete bundle, so a crash mid-download is retried.
+    """
+    import shutil
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+        download_artifacts(
+            run_id=run_id,
+            artifact_path=BUNDLE_ARTIFACT_PATH,
+            dst_path=scratch,
+            tracking_uri=tracking_uri,
+        )
+        fetched = Path(scratch) / BUNDLE_ARTIFACT_PATH
+        for item in sorted(fetched.iterdir(), key=lambda p: p.name == META_FILE):
+            shutil.move(str(item), folder / item.name)

@@ -1,0 +1,134 @@
+"""One typed settings object, read from the environment (prefix ``MLOPS_``).
+
+Every package reads its configuration from here. Nothing is created on disk and
+no tool is configured when this module is imported: ``Settings.prepare()`` does
+that, and commands call it when they start.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Platform configuration. Defaults run everything embedded under ``MLOPS_HOME``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_", extra="forbid", frozen=True, populate_by_name=True
+    )
+
+    home: Path = Field(
+        default=Path("var"), description="Folder holding all run state (data, stores, models)."
+    )
+    profile: Literal["local", "stack"] = Field(
+        default="local", description="'local' runs embedded; 'stack' expects the services."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow tracking URI; default sqlite:///<home>/mlflow.db.",
+    )
+    online_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="Feast online store: embedded SQLite or Redis."
+    )
+    redis_url: str = Field(
+        default="127.0.0.1:6379", description="Redis connection string for the Feast online store."
+    )
+    churn_model_name: str = Field(
+        default="churn", description="Registered model name of the churn case study."
+    )
+    seed: int = Field(default=42, description="Seed for simulators, splits and models.")
+    parity_tolerance: float = Field(
+        default=1e-4, description="Largest allowed |p_onnx - p_native| on the test set."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the prediction API binds.")
+    api_port: int = Field(default=8000, description="Port the prediction API binds.")
+    feature_timeout_s: float = Field(
+        default=2.0, gt=0, description="Timeout for one online feature read at serving time."
+    )
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> Settings:
+        # pydantic-settings ignores unknown variables; a typo would fall back silently.
+        known = {
+            f"MLOPS_{name.upper()}"
+            for name, field in type(self).model_fields.items()
+            if field.validation_alias is None
+        }
+        unknown = sorted(k for k in os.environ if k.startswith("MLOPS_") and k not in known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+        return self
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    # Paths below are derived, never configured separately, so they cannot disagree.
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def features_dir(self) -> Path:
+        """Offline feature parquet files; also the Feast repo path (sources are relative)."""
+        return self.home / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        """Local cache of exported ONNX models downloaded from the registry."""
+        return self.home / "models"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        """Where experiments store artifacts when the tracking URI is a local database."""
+        return (self.home / "mlartifacts").as_uri()
+
+    def prepare(self) -> Settings:
+        """Create the run-state folders and point the tools at them. Idempotent."""
+        for folder in (
+            self.raw_dir,
+            self.quarantine_dir,
+            self.features_dir,
+            self.feast_dir,
+            self.reports_dir,
+            self.models_dir,
+            self.prefect_home,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(self.prefect_home))
+        # No telemetry from a local run (and no failed lookups on closed networks).
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        return self
+
+
+def get_settings() -> Settings:
+    """Read the settings from the current environment (no caching: tests change it)."""
+    return Settings()

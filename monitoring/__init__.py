@@ -1,0 +1,1 @@
+"""Drift and quality reports on served and training data (Evidently)."""

@@ -1,0 +1,1 @@
+"""Prefect flows, the `mlops` command line, and the data sources they ingest."""

@@ -1,0 +1,1 @@
+"""The prediction API: FastAPI app factory, model holder and online feature reads."""

@@ -1,0 +1,98 @@
+"""Request and response models of the churn endpoints, derived from the raw data contract."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.churn_schema import DEPENDENT_COLUMNS, MAX_TENURE_MONTHS, MONTHLY_CHARGES_RANGE
+
+YesNo = Literal["Yes", "No"]
+AddOn = Literal["Yes", "No", "No internet service"]
+
+
+class ChurnCustomer(BaseModel):
+    """A customer's raw fields, named and spelled as in the Telco CSV."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gender: Literal["Female", "Male"]
+    SeniorCitizen: Literal[0, 1]
+    Partner: YesNo
+    Dependents: YesNo
+    tenure: int = Field(ge=0, le=MAX_TENURE_MONTHS, description="Months with the company.")
+    PhoneService: YesNo
+    MultipleLines: Literal["Yes", "No", "No phone service"]
+    InternetService: Literal["DSL", "Fiber optic", "No"]
+    OnlineSecurity: AddOn
+    OnlineBackup: AddOn
+    DeviceProtection: AddOn
+    TechSupport: AddOn
+    StreamingTV: AddOn
+    StreamingMovies: AddOn
+    Contract: Literal["Month-to-month", "One year", "Two year"]
+    PaperlessBilling: YesNo
+    PaymentMethod: Literal[
+        "Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)"
+    ]
+    MonthlyCharges: float = Field(gt=MONTHLY_CHARGES_RANGE[0], le=MONTHLY_CHARGES_RANGE[1])
+    TotalCharges: float | None = Field(
+        default=None, ge=0, description="Billed so far; null for customers in their first month."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for column, none_level, service, absent in DEPENDENT_COLUMNS:
+            if (getattr(self, service) == absent) != (getattr(self, column) == none_level):
+                raise ValueError(
+                    f"{column}={getattr(self, column)!r} is inconsistent with "
+                    f"{service}={getattr(self, service)!r}"
+                )
+        if self.TotalCharges is None and self.tenure > 0:
+            raise ValueError("TotalCharges may be null only for tenure 0")
+        return self
+
+
+class ChurnPredictRequest(BaseModel):
+    """Score a known customer by id (features from the online store) or raw fields."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"customer_id": "7590-VHVEG"}]},
+    )
+
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer: ChurnCustomer | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.customer_id is None) == (self.customer is None):
+            raise ValueError("give exactly one of customer_id or customer")
+        return self
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class ChurnPrediction(BaseModel):
+    customer_id: str | None
+    churn_probability: float = Field(ge=0, le=1)
+    will_churn: bool = Field(description="The decision at the model's threshold.")
+    threshold: float
+    feature_source: Literal["online_store", "request"]
+    model: ModelRef
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str
+    candidate: str
+    feature_service: str
+    features: list[str]
+    threshold: float
+    onnx_sha256: str
+    test_metrics: dict[str, float]

@@ -1,0 +1,65 @@
+"""Shared fixtures: every test gets a clean environment and its own MLOPS_HOME."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Drop the caller's MLOPS_*/MLFLOW_* variables and point MLOPS_HOME at a temp folder."""
+    for key in list(os.environ):
+        if key.startswith(("MLOPS_", "MLFLOW_")):
+            monkeypatch.delenv(key)
+    home = tmp_path / "mlops-home"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    yield home
+
+
+@pytest.fixture
+def settings(isolated_env: Path) -> Settings:
+    return Settings().prepare()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One temporary Prefect server for the whole session (it takes 10-20 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def churn_run(
+    tmp_path_factory: pytest.TempPathFactory, prefect_server: None
+) -> Iterator[dict[str, object]]:
+    """The real churn flow, run once on small simulated data; tests read its stores.
+
+    Returns the flow's summary plus `home`, the MLOPS_HOME it ran in.
+    """
+    from pipelines.churn_flow import churn_pipeline
+
+    home = tmp_path_factory.mktemp("churn-run")
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith(("MLOPS_", "MLFLOW_")):
+                patch.delenv(key)
+        patch.setenv("MLOPS_HOME", str(home))
+        summary = churn_pipeline(customers=1500, current_scenario="price_rise")
+    yield {**summary, "home": home}
+
+
+@pytest.fixture
+def churn_settings(churn_run: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at the session's churn run."""
+    monkeypatch.setenv("MLOPS_HOME", str(churn_run["home"]))
+    return Settings()

@@ -1,0 +1,159 @@
+"""The prediction API against real stores: a Feast online store and an MLflow registry
+filled by the real churn flow (the session's `churn_run`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features.churn_transforms import CHURN_FEATURES
+from features.feature_repo.churn import CHURN_FEATURES_FILE
+from mlops.model_bundle import download_bundle
+from mlops.onnx_scorer import OnnxScorer
+from mlops.settings import Settings
+from serving.app import create_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def client(churn_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(churn_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def offline_features(churn_settings: Settings) -> pd.DataFrame:
+    frame = pd.read_parquet(churn_settings.features_dir / CHURN_FEATURES_FILE)
+    return frame.sort_values("event_timestamp").drop_duplicates("customer_id", keep="last")
+
+
+@pytest.fixture
+def raw_customers(churn_run: dict[str, Any]) -> pd.DataFrame:
+    settings_home = churn_run["home"]
+    path = settings_home / "raw" / churn_run["pipeline_run"] / "customers.parquet"
+    return pd.read_parquet(path)
+
+
+def raw_fields(row: pd.Series) -> dict[str, Any]:
+    fields = {k: row[k] for k in row.index if k not in ("customerID", "Churn", "event_timestamp")}
+    fields["SeniorCitizen"] = int(fields["SeniorCitizen"])
+    fields["tenure"] = int(fields["tenure"])
+    fields["MonthlyCharges"] = float(fields["MonthlyCharges"])
+    total = str(fields["TotalCharges"]).strip()
+    fields["TotalCharges"] = float(total) if total else None
+    return fields
+
+
+def test_liveness_and_readiness(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"model": True, "feature_store": True}
+
+
+def test_model_info_names_the_champion(client: TestClient, churn_run: dict[str, Any]) -> None:
+    info = client.get("/v1/churn/model").json()
+    assert info["version"] == churn_run["model_version"]
+    assert info["alias"] == "champion"
+    assert info["features"] == list(CHURN_FEATURES)
+    assert info["feature_service"] == "churn_model"
+
+
+def test_predict_by_id_matches_offline_features_scored_offline(
+    client: TestClient, churn_settings: Settings, offline_features: pd.DataFrame
+) -> None:
+    """Online read + ONNX in the API == offline features + ONNX outside it."""
+    bundle = download_bundle(
+        churn_settings.tracking_uri, "churn", churn_settings.models_dir, alias="champion"
+    )
+    scorer = OnnxScorer(bundle.onnx_path)
+    sample = offline_features.sample(25, random_state=0)
+    expected = scorer.predict_proba(sample[list(CHURN_FEATURES)].to_numpy(dtype=np.float32))
+    for customer_id, want in zip(sample["customer_id"], expected, strict=True):
+        response = client.post("/v1/churn/predict", json={"customer_id": customer_id})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["feature_source"] == "online_store"
+        assert body["churn_probability"] == pytest.approx(float(want), abs=1e-6)
+        assert body["will_churn"] == (body["churn_probability"] >= body["threshold"])
+        assert body["model"] == {"name": "churn", "version": bundle.version}
+
+
+def test_raw_fields_give_the_same_answer_as_the_customer_id(
+    client: TestClient, raw_customers: pd.DataFrame
+) -> None:
+    """Request-time transforms equal the batch transforms the online store was filled from."""
+    latest = raw_customers.sort_values("event_timestamp").drop_duplicates("customerID", keep="last")
+    for _, row in latest.sample(20, random_state=1).iterrows():
+        by_id = client.post("/v1/churn/predict", json={"customer_id": row["customerID"]}).json()
+        by_fields = client.post("/v1/churn/predict", json={"customer": raw_fields(row)})
+        assert by_fields.status_code == 200, by_fields.text
+        assert by_fields.json()["feature_source"] == "request"
+        assert by_fields.json()["churn_probability"] == pytest.approx(
+            by_id["churn_probability"], abs=1e-6
+        )
+
+
+def test_unknown_customer_is_404(client: TestClient) -> None:
+    response = client.post("/v1/churn/predict", json={"customer_id": "0000-NOONE"})
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_entity"
+    assert "0000-NOONE" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expect_in_detail"),
+    [
+        ({}, "exactly one"),
+        ({"customer_id": "a", "customer": None, "extra": 1}, "extra"),
+        ({"customer_id": 12}, "customer_id"),
+        ({"customer_id": ""}, "customer_id"),
+        ({"customer": {"gender": "Male"}}, "customer.tenure"),
+        ({"customer": {"Contract": "Three year"}}, "customer.Contract"),
+    ],
+)
+def test_malformed_requests_are_422_with_the_field(
+    client: TestClient, body: dict[str, Any], expect_in_detail: str
+) -> None:
+    response = client.post("/v1/churn/predict", json=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["error"] == "invalid_request"
+    assert expect_in_detail in str(payload["detail"])
+
+
+def test_inconsistent_fields_and_non_json_are_422(
+    client: TestClient, raw_customers: pd.DataFrame
+) -> None:
+    fields = raw_fields(raw_customers.iloc[0])
+    fields["PhoneService"] = "No"
+    fields["MultipleLines"] = "Yes"
+    response = client.post("/v1/churn/predict", json={"customer": fields})
+    assert response.status_code == 422
+    assert "MultipleLines" in str(response.json()["detail"])
+
+    fields = raw_fields(raw_customers.iloc[0]) | {"tenure": -3}
+    assert client.post("/v1/churn/predict", json={"customer": fields}).status_code == 422
+
+    response = client.post(
+        "/v1/churn/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "Traceback" not in response.text
+
+
+def test_without_a_champion_the_api_lives_but_is_not_ready(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["model"] is False
+        response = client.post("/v1/churn/predict", json={"customer_id": "x"})
+        assert response.status_code == 503
+        assert response.json()["error"] == "model_not_ready"

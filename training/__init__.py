@@ -1,0 +1,1 @@
+"""Training sets, models, evaluation, ONNX export and the model registry."""
