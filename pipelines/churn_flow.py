@@ -50,7 +50,18 @@ class Ingested:
     source: str
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry I/O hiccups, not files that cannot be used: retrying cannot fix those."""
+    try:
+        state.result()
+    except UnusableSource:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def ingest(
     settings: Settings, run_dir: str, source: Path | None, customers: int, scenario: str
 ) -> Ingested:

@@ -27,6 +27,10 @@ def settings(isolated_env: Path) -> Settings:
     return Settings().prepare()
 
 
+# Big enough that the behavioural model tests are not at the mercy of sampling noise.
+CHURN_RUN_CUSTOMERS = 3000
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One temporary Prefect server for the whole session (it takes 10-20 s to start)."""
@@ -36,6 +40,16 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server: None) -> str:
+    """The session server's API URL, for `mlops` commands run in their own process."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    assert url, "the Prefect test harness did not set an API URL"
+    return str(url)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +68,7 @@ def churn_run(
             if key.startswith(("MLOPS_", "MLFLOW_")):
                 patch.delenv(key)
         patch.setenv("MLOPS_HOME", str(home))
-        summary = churn_pipeline(customers=1500, current_scenario="price_rise")
+        summary = churn_pipeline(customers=CHURN_RUN_CUSTOMERS, current_scenario="price_rise")
     yield {**summary, "home": home}
 
 

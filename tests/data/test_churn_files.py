@@ -24,9 +24,12 @@ from features.churn_schema import (
 from pipelines.sources.churn_files import load_churn_file
 from pipelines.sources.churn_simulator import simulate_customers, write_customers
 
-# Read at import: the autouse fixture in conftest.py clears MLOPS_* before each test runs.
+# The public file is not shipped (no data in git): put it at data/ or point TELCO_CSV at it.
 PUBLIC_CSV = Path(
-    os.environ.get("TELCO_CSV", "/work/data/telco/WA_Fn-UseC_-Telco-Customer-Churn.csv")
+    os.environ.get(
+        "TELCO_CSV",
+        Path(__file__).resolve().parents[2] / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv",
+    )
 )
 
 HEADER = ",".join(RAW_COLUMNS)

@@ -22,6 +22,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops.settings import Settings
+from tests.conftest import CHURN_RUN_CUSTOMERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -131,7 +132,7 @@ def test_retraining_on_the_same_data_registers_a_challenger(
     """The gate: a model no better than the champion on the same test rows is not promoted."""
     from pipelines.churn_flow import churn_pipeline
 
-    second = churn_pipeline(customers=1500)
+    second = churn_pipeline(customers=CHURN_RUN_CUSTOMERS)
     assert second["model_version"] == "2"
     assert second["aliases"] == ["challenger"]
     assert "does not beat" in second["gate_reason"]

@@ -1,0 +1,100 @@
+"""The `mlops` command line as a user runs it: files in, a summary line out, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.churn_schema import QUARANTINE_REASON
+from pipelines.cli import app
+from pipelines.sources.churn_simulator import simulate_customers, write_customers
+
+runner = CliRunner()
+
+
+def mlops(*args: str, prefect_api: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run `mlops` in its own process, as a user would, on the session's Prefect server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
+    env |= {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api}
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "pipeline", "serve"):
+        assert command in result.stdout
+
+
+def test_a_file_missing_a_column_stops_with_the_file_and_the_column(
+    tmp_path: Path, isolated_env: Path, prefect_api: str
+) -> None:
+    frame = simulate_customers(300, seed=3).drop(columns=["Contract"])
+    path = write_customers(frame, tmp_path / "no_contract.csv")
+    result = mlops(
+        "pipeline", "churn", "--source", str(path), prefect_api=prefect_api, home=isolated_env
+    )
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert "missing column(s) Contract" in result.stderr
+
+
+def test_a_missing_file_stops_with_its_name(
+    tmp_path: Path, isolated_env: Path, prefect_api: str
+) -> None:
+    missing = tmp_path / "nowhere.csv"
+    result = mlops(
+        "pipeline", "churn", "--source", str(missing), prefect_api=prefect_api, home=isolated_env
+    )
+    assert result.returncode == 2
+    assert str(missing) in result.stderr
+
+
+@pytest.mark.slow
+def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
+    tmp_path: Path, isolated_env: Path, prefect_api: str
+) -> None:
+    frame = simulate_customers(800, seed=5)
+    frame.loc[3, "tenure"] = "abc"
+    frame.loc[10, "Contract"] = "Three year"
+    frame.loc[20, "customerID"] = frame.loc[21, "customerID"]
+    path = write_customers(frame, tmp_path / "customers.csv")
+
+    result = mlops(
+        "pipeline",
+        "churn",
+        "--source",
+        str(path),
+        "--json",
+        prefect_api=prefect_api,
+        home=isolated_env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["model_name"] == "churn"
+    assert summary["model_version"] == "1"
+    assert summary["aliases"] == ["champion"]
+    assert set(summary["test_metrics"]) >= {"roc_auc", "pr_auc", "f1", "precision", "recall"}
+    assert summary["rows"]["rows_in"] == 800
+    assert summary["rows"]["rows_quarantined"] == 3
+    assert summary["rows"]["rows_valid"] == 797
+
+    quarantined = pd.read_csv(Path(summary["quarantine_dir"]) / "customers.csv", dtype=str)
+    assert len(quarantined) == 3
+    reasons = " | ".join(quarantined[QUARANTINE_REASON])
+    assert "tenure" in reasons and "Contract" in reasons and "duplicate" in reasons
+    assert Path(summary["drift"]["html"]).is_relative_to(isolated_env)
