@@ -139,7 +139,14 @@ def validate_churn_frame(
 
     ids = text[ID_COLUMN]
     flag(ids.isna() | (ids == ""), "customerID: empty")
-    flag(ids.duplicated(keep="first"), "customerID: duplicate " + ids.fillna(""))
+    # A customer may be observed many times; the same observation twice is an error.
+    if TIMESTAMP_COLUMN in frame.columns:
+        at = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
+        observation = pd.DataFrame({"id": ids, "at": at})
+        repeated = observation.duplicated(keep="first")
+    else:
+        repeated = ids.duplicated(keep="first")
+    flag(repeated, "customerID: duplicate observation " + ids.fillna(""))
 
     for column, allowed in CATEGORIES.items():
         values = text[column]

@@ -24,7 +24,7 @@ ENTITY_TIMESTAMP = "event_timestamp"
 def repo_config(settings: Settings) -> RepoConfig:
     online: dict[str, object]
     if settings.online_store == "redis":
-        online = {"type": "redis", "connection_string": settings.redis_url}
+        online = {"type": "redis", "connection_string": _with_timeouts(settings)}
     else:
         online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
     return RepoConfig(
@@ -40,6 +40,15 @@ def repo_config(settings: Settings) -> RepoConfig:
         entity_key_serialization_version=3,
         repo_path=settings.features_dir,
     )
+
+
+def _with_timeouts(settings: Settings) -> str:
+    """Every Redis call gets a timeout, so a dead online store fails fast instead of hanging."""
+    url = settings.redis_url
+    for option in ("socket_timeout", "socket_connect_timeout"):
+        if f"{option}=" not in url:
+            url += f",{option}={settings.feature_timeout_s}"
+    return url
 
 
 def feature_store(settings: Settings) -> FeatureStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,29 @@ def churn_settings(churn_run: dict[str, object], monkeypatch: pytest.MonkeyPatch
     """Settings pointing at the session's churn run."""
     monkeypatch.setenv("MLOPS_HOME", str(churn_run["home"]))
     return Settings()
+
+
+def _require_service(name: str, host: str, port: int) -> None:
+    """Skip when a service is absent, with the reason; under CI=true, fail instead."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as error:
+        message = f"{name} is not reachable at {host}:{port} ({error})"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message}; CI=true requires it")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database for one test (db 9 of the local server), emptied before and after."""
+    import redis
+
+    host, port = os.environ.get("TEST_REDIS_HOST", "127.0.0.1"), 6379
+    _require_service("Redis", host, port)
+    client = redis.Redis(host=host, port=port, db=9, socket_timeout=5)
+    client.flushdb()
+    yield f"{host}:{port},db=9"
+    client.flushdb()
+    client.close()

@@ -230,7 +230,7 @@ def test_bad_rows_are_quarantined_with_their_reason_and_good_rows_survive(tmp_pa
     assert reasons["1111-AAAAA"].endswith("Three year")
     assert reasons["2222-BBBBB"].startswith("tenure: not a whole number")
     assert reasons["2222-BBBBB"].endswith("abc")
-    assert reasons["3668-QPYBK"] == "customerID: duplicate 3668-QPYBK"
+    assert reasons["3668-QPYBK"] == "customerID: duplicate observation 3668-QPYBK"
     assert reasons["3333-CCCCC"] == "TotalCharges: blank for a customer with tenure > 0"
     # The first of the duplicated pair is kept; only the repeat is quarantined.
     assert (result.valid["customerID"] == "3668-QPYBK").sum() == 1

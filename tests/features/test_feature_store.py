@@ -1,0 +1,91 @@
+"""The Feast store as the pipeline uses it: apply, offline write, point-in-time join,
+materialize, online read. Embedded (SQLite) always; Redis when the service runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import store as feature_store
+from features.churn_frames import ENTITY_KEY, feature_frame, label_frame
+from features.churn_schema import TIMESTAMP_COLUMN, validate_churn_frame
+from features.churn_transforms import CHURN_FEATURES
+from mlops.settings import Settings
+from pipelines.sources.churn_simulator import simulate_customers
+
+
+def snapshots() -> pd.DataFrame:
+    """Two snapshots of the same 60 customers, three months apart, the later one changed."""
+    first = simulate_customers(60, seed=11, months=1)
+    later = first.copy()
+    later["tenure"] = (later["tenure"].astype(int) + 3).astype(str)
+    later["TotalCharges"] = [
+        f"{float(m) * int(t):.2f}"
+        for m, t in zip(later["MonthlyCharges"], later["tenure"], strict=True)
+    ]
+    later["event_timestamp"] = (
+        pd.to_datetime(first["event_timestamp"], utc=True) + pd.Timedelta(days=90)
+    ).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return validate_churn_frame(pd.concat([first, later], ignore_index=True), "two snapshots").valid
+
+
+def publish(settings: Settings, valid: pd.DataFrame) -> pd.DataFrame:
+    features = feature_frame(valid)
+    store = feature_store.feature_store(settings)
+    feature_store.apply_churn_definitions(store, settings)
+    feature_store.write_churn_offline(features, settings)
+    stamps = features[TIMESTAMP_COLUMN]
+    feature_store.materialize(
+        store, stamps.min() - timedelta(seconds=1), stamps.max() + timedelta(seconds=1)
+    )
+    return features
+
+
+def check_online_equals_latest_offline(settings: Settings, features: pd.DataFrame) -> None:
+    store = feature_store.feature_store(settings)
+    latest = features.sort_values(TIMESTAMP_COLUMN).drop_duplicates(ENTITY_KEY, keep="last")
+    service = store.get_feature_service("churn_model")
+    ids = latest[ENTITY_KEY].tolist()[:10]
+    online = store.get_online_features(
+        features=service, entity_rows=[{ENTITY_KEY: i} for i in ids]
+    ).to_df()
+    expected = latest.set_index(ENTITY_KEY).loc[ids, list(CHURN_FEATURES)]
+    got = online.set_index(ENTITY_KEY).loc[ids, list(CHURN_FEATURES)]
+    np.testing.assert_allclose(got.to_numpy(float), expected.to_numpy(float), rtol=0, atol=1e-9)
+
+
+def test_point_in_time_join_returns_the_snapshot_known_at_each_time(settings: Settings) -> None:
+    valid = snapshots()
+    features = publish(settings, valid)
+    labels = label_frame(valid)
+    # Ask just before the second snapshot too: the join must not see the future.
+    before_second = labels.iloc[60:].copy()
+    before_second[TIMESTAMP_COLUMN] -= pd.Timedelta(days=1)
+    entities = pd.concat([labels, before_second], ignore_index=True)
+
+    joined = feature_store.churn_training_frame(feature_store.feature_store(settings), entities)
+    joined = joined.sort_values([ENTITY_KEY, TIMESTAMP_COLUMN]).reset_index(drop=True)
+    first_tenure = features.iloc[:60].set_index(ENTITY_KEY)["tenure_months"]
+    later_tenure = features.iloc[60:].set_index(ENTITY_KEY)["tenure_months"]
+    for customer_id, rows in joined.groupby(ENTITY_KEY):
+        # three rows per customer: first snapshot, a day before the second, the second
+        assert rows["tenure_months"].tolist() == [
+            first_tenure[customer_id],
+            first_tenure[customer_id],
+            later_tenure[customer_id],
+        ]
+
+
+def test_online_store_serves_the_latest_snapshot(settings: Settings) -> None:
+    features = publish(settings, snapshots())
+    check_online_equals_latest_offline(settings, features)
+
+
+@pytest.mark.services
+def test_redis_online_store_serves_the_latest_snapshot(settings: Settings, redis_url: str) -> None:
+    redis_settings = settings.model_copy(update={"online_store": "redis", "redis_url": redis_url})
+    features = publish(redis_settings, snapshots())
+    check_online_equals_latest_offline(redis_settings, features)
