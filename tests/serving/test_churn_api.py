@@ -157,3 +157,27 @@ def test_without_a_champion_the_api_lives_but_is_not_ready(settings: Settings) -
         response = client.post("/v1/churn/predict", json={"customer_id": "x"})
         assert response.status_code == 503
         assert response.json()["error"] == "model_not_ready"
+
+
+def test_a_dead_online_store_gives_503_fast_and_not_ready(
+    churn_settings: Settings, raw_customers: pd.DataFrame
+) -> None:
+    """Real Feast pointed at a Redis port where nothing listens: a dependency failure."""
+    from features.store import feature_store
+    from serving.online_features import OnlineFeatures
+
+    dead = churn_settings.model_copy(
+        update={"online_store": "redis", "redis_url": "127.0.0.1:9", "feature_timeout_s": 0.5}
+    )
+    features = OnlineFeatures(feature_store(dead), "churn_model", "customer_id")
+    with TestClient(create_app(churn_settings, churn_features_client=features)) as client:
+        response = client.post("/v1/churn/predict", json={"customer_id": "0001-AAAAA"})
+        assert response.status_code == 503
+        assert response.json()["error"] == "feature_store_unavailable"
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"model": True, "feature_store": False}
+        assert client.get("/health/live").status_code == 200
+        # Raw fields need no feature store: those predictions still work.
+        fields = raw_fields(raw_customers.iloc[0])
+        assert client.post("/v1/churn/predict", json={"customer": fields}).status_code == 200
