@@ -126,6 +126,8 @@ class Settings(BaseSettings):
         os.environ.setdefault("PREFECT_HOME", str(self.prefect_home))
         # No telemetry from a local run (and no failed lookups on closed networks).
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        # Progress bars for two small files only clutter the logs.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         return self
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +36,8 @@ class Scenario(StrEnum):
 
 
 def _prepare() -> Settings:
+    # The third-party stack warns about its own deprecations; users cannot act on those.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     settings = Settings().prepare()
     # Prefect's temporary server can be slow to start on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
