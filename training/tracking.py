@@ -15,7 +15,7 @@ from mlops.settings import Settings
 TRACKED_PACKAGES = (
     "mlops-platform",
     "scikit-learn",
-    "xgboost",
+    "xgboost-cpu",
     "onnxruntime",
     "skl2onnx",
     "onnxmltools",

@@ -155,7 +155,10 @@ def train_candidate(
         # subprocess and costs ~15 s per model.
         if isinstance(model, XGBClassifier):
             info = mlflow.xgboost.log_model(
-                model, name="model", signature=signature, pip_requirements=_requirements("xgboost")
+                model,
+                name="model",
+                signature=signature,
+                pip_requirements=_requirements("xgboost-cpu"),
             )
         else:
             info = mlflow.sklearn.log_model(
