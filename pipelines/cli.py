@@ -35,9 +35,19 @@ class Scenario(StrEnum):
     fiber_push = "fiber_push"
 
 
+def _hide_deprecations(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    if not issubclass(category, DeprecationWarning):
+        _show_warning(message, category, *args, **kwargs)
+
+
+_show_warning = warnings.showwarning
+
+
 def _prepare() -> Settings:
-    # The third-party stack warns about its own deprecations; users cannot act on those.
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # The third-party stack warns about its own deprecations, which users cannot act on.
+    # Some of those libraries install their own warning filters on import, so filtering
+    # is not enough: deprecations are dropped where warnings are shown.
+    warnings.showwarning = _hide_deprecations
     settings = Settings().prepare()
     # Prefect's temporary server can be slow to start on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
