@@ -80,7 +80,11 @@ def write_churn_offline(features: pd.DataFrame, settings: Settings) -> Path:
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load the online store with the latest values per entity in [start, end]."""
-    store.materialize(start_date=start, end_date=end, feature_views=["churn_customer_features"])
+    store.materialize(
+        start_date=start,
+        end_date=end,
+        feature_views=[churn_repo.churn_customer_features.name],
+    )
 
 
 def churn_training_frame(store: FeatureStore, entities: pd.DataFrame) -> pd.DataFrame:

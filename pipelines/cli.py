@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from mlops.settings import Settings
+from pipelines.sources.churn_simulator import SCENARIOS
 
 app = typer.Typer(
     help="Reference MLOps platform: pipelines, training, serving and monitoring.",
@@ -28,11 +29,8 @@ pipeline_app = typer.Typer(
 app.add_typer(pipeline_app, name="pipeline")
 
 
-class Scenario(StrEnum):
-    baseline = "baseline"
-    price_rise = "price_rise"
-    contract_mix = "contract_mix"
-    fiber_push = "fiber_push"
+# The simulator's drift scenarios, as a choice list for --help and validation.
+Scenario = StrEnum("Scenario", {name: name for name in SCENARIOS})  # type: ignore[misc]
 
 
 def _hide_deprecations(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
@@ -113,7 +111,7 @@ def pipeline_churn(
     ] = None,
     customers: Annotated[int, typer.Option(min=200, help="Customers to simulate.")] = 5000,
     scenario: Annotated[Scenario, typer.Option(help="Drift scenario of the training data.")] = (
-        Scenario.baseline
+        Scenario("baseline")
     ),
     current_scenario: Annotated[
         Scenario | None,
@@ -141,7 +139,7 @@ def demo(
 ) -> None:
     """Run the churn case study end to end on the embedded stores, then serve it."""
     settings = _prepare()
-    summary = _run_churn(None, customers, Scenario.baseline.value, Scenario.price_rise.value)
+    summary = _run_churn(None, customers, "baseline", "price_rise")
     _report(summary, settings, as_json)
     if not as_json:
         base = f"http://{settings.api_host}:{settings.api_port}"
