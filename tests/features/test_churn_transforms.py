@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features.churn_frames import feature_frame, label_frame
+from features.churn_schema import INTERNET_ADDONS
 from features.churn_transforms import (
     CHURN_FEATURES,
     charges_features,
@@ -83,32 +84,9 @@ def test_service_count_counts_phone_lines_internet_and_addons() -> None:
     everything = {
         "MultipleLines": "Yes",
         "InternetService": "Fiber optic",
-        **{
-            c: "Yes"
-            for c in (
-                "OnlineSecurity",
-                "OnlineBackup",
-                "DeviceProtection",
-                "TechSupport",
-                "StreamingTV",
-                "StreamingMovies",
-            )
-        },
+        **dict.fromkeys(INTERNET_ADDONS, "Yes"),
     }
-    phone_only = {
-        "InternetService": "No",
-        **{
-            c: "No internet service"
-            for c in (
-                "OnlineSecurity",
-                "OnlineBackup",
-                "DeviceProtection",
-                "TechSupport",
-                "StreamingTV",
-                "StreamingMovies",
-            )
-        },
-    }
+    phone_only = {"InternetService": "No", **dict.fromkeys(INTERNET_ADDONS, "No internet service")}
     out = service_count(columns(BASE, everything, phone_only))
     # BASE: phone + DSL + online security + tech support
     assert out["service_count"].tolist() == [4, 9, 1]
