@@ -81,6 +81,7 @@ MONTHLY_CHARGES_RANGE = (0.0, 500.0)
 TOTAL_CHARGES_SLACK = 1.5
 
 QUARANTINE_REASON = "quarantine_reason"
+QUARANTINE_VALUE = "quarantine_value"
 
 
 class UnusableSource(ValueError):
@@ -116,7 +117,8 @@ def validate_churn_frame(
     """Check every row against the contract; never drop a row without a reason.
 
     `raw` holds the file as read, every column a string (as `read_csv(dtype=str)` gives).
-    A row fails on its first problem; the reason names the column and the value.
+    A row fails on its first problem: `quarantine_reason` names the column and the rule,
+    `quarantine_value` holds the offending value where there is one.
     """
     required = [c for c in RAW_COLUMNS if require_label or c != LABEL_COLUMN]
     missing = [c for c in required if c not in raw.columns]
@@ -128,14 +130,18 @@ def validate_churn_frame(
     frame = raw.copy()
     text = {c: frame[c].astype("string").str.strip() for c in frame.columns if c in RAW_COLUMNS}
     reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    offending = pd.Series(pd.NA, index=frame.index, dtype="string")
 
-    def flag(mask: pd.Series, message: pd.Series | str) -> None:
-        # First failure wins, so the reason points at one concrete problem.
+    def flag(mask: pd.Series, rule: str, column: str | None = None) -> None:
+        """Mark rows breaking `rule`; keep the offending value of `column` beside it.
+
+        First failure wins, so each row points at one concrete problem, and reasons are
+        a small set of rules that count well in a run summary.
+        """
         hit = mask.fillna(True).astype(bool) & reason.isna()
-        if isinstance(message, str):
-            reason[hit] = message
-        else:
-            reason[hit] = message[hit]
+        reason[hit] = rule
+        if column is not None:
+            offending[hit] = text[column][hit].fillna("<empty>")
 
     ids = text[ID_COLUMN]
     flag(ids.isna() | (ids == ""), "customerID: empty")
@@ -146,41 +152,35 @@ def validate_churn_frame(
         repeated = observation.duplicated(keep="first")
     else:
         repeated = ids.duplicated(keep="first")
-    flag(repeated, "customerID: duplicate observation " + ids.fillna(""))
+    flag(repeated, "customerID: duplicate observation", ID_COLUMN)
 
     for column, allowed in CATEGORIES.items():
         values = text[column]
-        flag(
-            ~values.isin(allowed),
-            f"{column}: not one of {list(allowed)}: " + values.fillna("<empty>"),
-        )
+        flag(~values.isin(allowed), f"{column}: not one of {list(allowed)}", column)
 
     senior = pd.to_numeric(text["SeniorCitizen"], errors="coerce")
-    flag(
-        ~senior.isin([0, 1]),
-        "SeniorCitizen: not 0 or 1: " + text["SeniorCitizen"].fillna("<empty>"),
-    )
+    flag(~senior.isin([0, 1]), "SeniorCitizen: not 0 or 1", "SeniorCitizen")
 
     tenure = pd.to_numeric(text["tenure"], errors="coerce")
     flag(
         tenure.isna() | (tenure % 1 != 0) | (tenure < 0) | (tenure > MAX_TENURE_MONTHS),
-        f"tenure: not a whole number of months in [0, {MAX_TENURE_MONTHS}]: "
-        + text["tenure"].fillna("<empty>"),
+        f"tenure: not a whole number of months in [0, {MAX_TENURE_MONTHS}]",
+        "tenure",
     )
 
     monthly = pd.to_numeric(text["MonthlyCharges"], errors="coerce")
     low, high = MONTHLY_CHARGES_RANGE
     flag(
         monthly.isna() | (monthly <= low) | (monthly > high),
-        f"MonthlyCharges: not a number in ({low}, {high}]: "
-        + text["MonthlyCharges"].fillna("<empty>"),
+        f"MonthlyCharges: not a number in ({low}, {high}]",
+        "MonthlyCharges",
     )
 
     # The public file leaves TotalCharges blank for customers in their first month.
     total_text = text["TotalCharges"].fillna("")
     blank_total = total_text == ""
     total = pd.to_numeric(total_text.where(~blank_total), errors="coerce")
-    flag(~blank_total & total.isna(), "TotalCharges: not a number: " + total_text)
+    flag(~blank_total & total.isna(), "TotalCharges: not a number", "TotalCharges")
     flag(blank_total & (tenure != 0), "TotalCharges: blank for a customer with tenure > 0")
     # A blank total has no value to compare; without fillna(False) the missing comparison
     # would count as a failure and quarantine every new customer.
@@ -194,13 +194,11 @@ def validate_churn_frame(
         flag(
             (text[service] == absent) != (text[column] == none_level),
             f"{column}: inconsistent with {service}",
+            column,
         )
 
     if LABEL_COLUMN in frame.columns:
-        flag(
-            ~text[LABEL_COLUMN].isin(YES_NO),
-            "Churn: not Yes or No: " + text[LABEL_COLUMN].fillna("<empty>"),
-        )
+        flag(~text[LABEL_COLUMN].isin(YES_NO), "Churn: not Yes or No", LABEL_COLUMN)
 
     if TIMESTAMP_COLUMN in frame.columns:
         stamps = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
@@ -209,6 +207,7 @@ def validate_churn_frame(
     bad = reason.notna()
     quarantined = raw[bad].copy()
     quarantined[QUARANTINE_REASON] = reason[bad].astype(str)
+    quarantined[QUARANTINE_VALUE] = offending[bad]
 
     good = ~bad
     valid = pd.DataFrame(index=frame.index[good])

@@ -71,7 +71,10 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
     frame = simulate_customers(800, seed=5)
     frame.loc[3, "tenure"] = "abc"
     frame.loc[10, "Contract"] = "Three year"
-    frame.loc[20, "customerID"] = frame.loc[21, "customerID"]
+    # the same customer observed twice at the same time
+    frame.loc[20, ["customerID", "event_timestamp"]] = frame.loc[
+        21, ["customerID", "event_timestamp"]
+    ].to_numpy()
     path = write_customers(frame, tmp_path / "customers.csv")
 
     result = mlops(
@@ -92,6 +95,8 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
     assert summary["rows"]["rows_in"] == 800
     assert summary["rows"]["rows_quarantined"] == 3
     assert summary["rows"]["rows_valid"] == 797
+    assert summary["rows"]["quarantined[customerID: duplicate observation]"] == 1
+    assert summary["rows"]["quarantined[tenure: not a whole number of months in [0, 120]]"] == 1
 
     quarantined = pd.read_csv(Path(summary["quarantine_dir"]) / "customers.csv", dtype=str)
     assert len(quarantined) == 3

@@ -16,6 +16,7 @@ import pytest
 
 from features.churn_schema import (
     QUARANTINE_REASON,
+    QUARANTINE_VALUE,
     RAW_COLUMNS,
     TIMESTAMP_COLUMN,
     UnusableSource,
@@ -224,13 +225,16 @@ def test_bad_rows_are_quarantined_with_their_reason_and_good_rows_survive(tmp_pa
     result = validate_churn_frame(load_churn_file(path), path)
 
     assert sorted(result.valid["customerID"]) == sorted(PUBLIC_ROWS)
-    reasons = result.quarantined.set_index("customerID")[QUARANTINE_REASON].to_dict()
+    by_id = result.quarantined.set_index("customerID")
+    reasons = by_id[QUARANTINE_REASON].to_dict()
+    values = by_id[QUARANTINE_VALUE].to_dict()
     assert set(reasons) == {"1111-AAAAA", "2222-BBBBB", "3668-QPYBK", "3333-CCCCC"}
     assert reasons["1111-AAAAA"].startswith("Contract: not one of")
-    assert reasons["1111-AAAAA"].endswith("Three year")
+    assert values["1111-AAAAA"] == "Three year"
     assert reasons["2222-BBBBB"].startswith("tenure: not a whole number")
-    assert reasons["2222-BBBBB"].endswith("abc")
-    assert reasons["3668-QPYBK"] == "customerID: duplicate observation 3668-QPYBK"
+    assert values["2222-BBBBB"] == "abc"
+    assert reasons["3668-QPYBK"] == "customerID: duplicate observation"
+    assert values["3668-QPYBK"] == "3668-QPYBK"
     assert reasons["3333-CCCCC"] == "TotalCharges: blank for a customer with tenure > 0"
     # The first of the duplicated pair is kept; only the repeat is quarantined.
     assert (result.valid["customerID"] == "3668-QPYBK").sum() == 1
