@@ -198,11 +198,15 @@ def drift_report(
     settings: Settings, run_id: str, reference: pd.DataFrame, current: pd.DataFrame, run_dir: str
 ) -> dict[str, Any]:
     """Evidently data drift of the current batch against the training reference."""
+    # 0/1 indicators are categories to Evidently, not magnitudes.
+    flags = [c for c in CHURN_FEATURES if reference[c].isin((0.0, 1.0)).all()]
     summary = build_drift_report(
         reference[list(CHURN_FEATURES)],
         current[list(CHURN_FEATURES)],
         out_dir=settings.reports_dir / run_dir,
         name="churn_drift",
+        numerical_columns=[c for c in CHURN_FEATURES if c not in flags],
+        categorical_columns=flags,
     )
     with mlflow.start_run(run_id=run_id):
         log_drift_to_mlflow(summary)
