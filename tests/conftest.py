@@ -28,6 +28,16 @@ def settings(isolated_env: Path) -> Settings:
     return Settings().prepare()
 
 
+@pytest.fixture(scope="session")
+def public_telco_csv() -> Path:
+    """The public IBM Telco CSV. Not shipped (no data in git): put it at data/ or set TELCO_CSV."""
+    default = Path(__file__).resolve().parents[1] / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
+    path = Path(os.environ.get("TELCO_CSV", default))
+    if not path.is_file():
+        pytest.skip(f"public Telco CSV not found at {path} (set TELCO_CSV to its path)")
+    return path
+
+
 # Big enough that the behavioural model tests are not at the mercy of sampling noise.
 CHURN_RUN_CUSTOMERS = 3000
 

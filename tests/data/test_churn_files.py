@@ -25,14 +25,6 @@ from features.churn_schema import (
 from pipelines.sources.churn_files import load_churn_file
 from pipelines.sources.churn_simulator import simulate_customers, write_customers
 
-# The public file is not shipped (no data in git): put it at data/ or point TELCO_CSV at it.
-PUBLIC_CSV = Path(
-    os.environ.get(
-        "TELCO_CSV",
-        Path(__file__).resolve().parents[2] / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv",
-    )
-)
-
 HEADER = ",".join(RAW_COLUMNS)
 # The first rows of the public file, and a tenure-0 customer with its blank TotalCharges.
 PUBLIC_ROWS = {
@@ -244,13 +236,9 @@ def test_bad_rows_are_quarantined_with_their_reason_and_good_rows_survive(tmp_pa
 # --- the real public file -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not PUBLIC_CSV.is_file(),
-    reason=f"public Telco CSV not found at {PUBLIC_CSV} (set TELCO_CSV to its path)",
-)
-def test_the_public_telco_file_loads_and_validates_completely() -> None:
-    loaded = load_churn_file(PUBLIC_CSV, as_of=datetime(2024, 1, 1, tzinfo=UTC))
-    result = validate_churn_frame(loaded, PUBLIC_CSV)
+def test_the_public_telco_file_loads_and_validates_completely(public_telco_csv: Path) -> None:
+    loaded = load_churn_file(public_telco_csv, as_of=datetime(2024, 1, 1, tzinfo=UTC))
+    result = validate_churn_frame(loaded, public_telco_csv)
     assert len(result.quarantined) == 0, result.quarantined[QUARANTINE_REASON].value_counts()
     assert len(result.valid) == 7043
     assert result.valid["TotalCharges"].isna().sum() == (result.valid["tenure"] == 0).sum() == 11
