@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from features import store as feature_store
 from features.churn_frames import ENTITY_KEY, LABEL, feature_frame, label_frame
 from features.churn_schema import (
+    LABEL_COLUMN,
     QUARANTINE_REASON,
     TIMESTAMP_COLUMN,
     UnusableSource,
@@ -101,7 +102,7 @@ def validate(settings: Settings, run_dir: str, ingested: Ingested) -> Validation
             f"only {len(result.valid)} valid rows (need {MIN_VALID_ROWS}); "
             f"{len(result.quarantined)} quarantined",
         )
-    if result.valid["Churn"].nunique() < 2:
+    if result.valid[LABEL_COLUMN].nunique() < 2:
         raise UnusableSource(ingested.source, "the Churn label has a single value")
     logger.info("validated: %s", result.counts)
     return result
