@@ -141,9 +141,7 @@ def test_retraining_on_the_same_data_registers_a_challenger(
     assert str(client.get_model_version_by_alias("churn", "challenger").version) == "2"
 
 
-def test_a_better_model_takes_the_champion_alias(
-    isolated_env: Path, prefect_server: None
-) -> None:
+def test_a_better_model_takes_the_champion_alias(isolated_env: Path, prefect_server: None) -> None:
     """A champion trained on little data loses its alias to one trained on more."""
     from pipelines.churn_flow import churn_pipeline
 
