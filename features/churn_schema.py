@@ -7,11 +7,12 @@ unusable (missing columns, no rows) raise `UnusableSource` naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from features.quarantine import RowChecks, UnusableSource, ValidationResult
 
 ID_COLUMN = "customerID"
 LABEL_COLUMN = "Churn"
@@ -80,36 +81,6 @@ MONTHLY_CHARGES_RANGE = (0.0, 500.0)
 # TotalCharges is billed history: it cannot exceed tenure x the highest plausible bill.
 TOTAL_CHARGES_SLACK = 1.5
 
-QUARANTINE_REASON = "quarantine_reason"
-QUARANTINE_VALUE = "quarantine_value"
-
-
-class UnusableSource(ValueError):
-    """A source file that cannot be used at all (missing columns, unreadable, empty)."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class ValidationResult:
-    """Typed valid rows, quarantined raw rows with a reason, and their counts."""
-
-    valid: pd.DataFrame
-    quarantined: pd.DataFrame
-
-    @property
-    def counts(self) -> dict[str, int]:
-        reasons = self.quarantined[QUARANTINE_REASON].value_counts().to_dict()
-        return {
-            "rows_in": len(self.valid) + len(self.quarantined),
-            "rows_valid": len(self.valid),
-            "rows_quarantined": len(self.quarantined),
-            **{f"quarantined[{k}]": int(v) for k, v in sorted(reasons.items())},
-        }
-
 
 def validate_churn_frame(
     raw: pd.DataFrame, source: Path | str, *, require_label: bool = True
@@ -129,19 +100,8 @@ def validate_churn_frame(
 
     frame = raw.copy()
     text = {c: frame[c].astype("string").str.strip() for c in frame.columns if c in RAW_COLUMNS}
-    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
-    offending = pd.Series(pd.NA, index=frame.index, dtype="string")
-
-    def flag(mask: pd.Series, rule: str, column: str | None = None) -> None:
-        """Mark rows breaking `rule`; keep the offending value of `column` beside it.
-
-        First failure wins, so each row points at one concrete problem, and reasons are
-        a small set of rules that count well in a run summary.
-        """
-        hit = mask.fillna(True).astype(bool) & reason.isna()
-        reason[hit] = rule
-        if column is not None:
-            offending[hit] = text[column][hit].fillna("<empty>")
+    checks = RowChecks(text, frame.index)
+    flag = checks.flag
 
     ids = text[ID_COLUMN]
     flag(ids.isna() | (ids == ""), "customerID: empty")
@@ -204,12 +164,9 @@ def validate_churn_frame(
         stamps = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
         flag(stamps.isna(), "event_timestamp: not a timestamp")
 
-    bad = reason.notna()
-    quarantined = raw[bad].copy()
-    quarantined[QUARANTINE_REASON] = reason[bad].astype(str)
-    quarantined[QUARANTINE_VALUE] = offending[bad]
+    quarantined = checks.quarantine(raw)
 
-    good = ~bad
+    good = ~checks.failed
     valid = pd.DataFrame(index=frame.index[good])
     for column in RAW_COLUMNS:
         if column in ("SeniorCitizen", "tenure"):
@@ -222,6 +179,4 @@ def validate_churn_frame(
             valid[column] = text[column][good].astype(object)
     if TIMESTAMP_COLUMN in frame.columns:
         valid[TIMESTAMP_COLUMN] = pd.to_datetime(frame.loc[good, TIMESTAMP_COLUMN], utc=True)
-    return ValidationResult(
-        valid=valid.reset_index(drop=True), quarantined=quarantined.reset_index(drop=True)
-    )
+    return ValidationResult(valid=valid.reset_index(drop=True), quarantined=quarantined)

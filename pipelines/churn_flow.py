@@ -20,16 +20,10 @@ from prefect.runtime import flow_run
 
 from features import store as feature_store
 from features.churn_frames import ENTITY_KEY, LABEL, feature_frame, label_frame
-from features.churn_schema import (
-    LABEL_COLUMN,
-    QUARANTINE_REASON,
-    TIMESTAMP_COLUMN,
-    UnusableSource,
-    ValidationResult,
-    validate_churn_frame,
-)
+from features.churn_schema import LABEL_COLUMN, TIMESTAMP_COLUMN, validate_churn_frame
 from features.churn_transforms import CHURN_FEATURES
 from features.feature_repo.churn import churn_model
+from features.quarantine import QUARANTINE_REASON, UnusableSource, ValidationResult
 from mlops.settings import Settings
 from monitoring.drift import build_drift_report, log_drift_to_mlflow
 from pipelines.sources.churn_files import load_churn_file

@@ -55,7 +55,7 @@ def _prepare() -> Settings:
 def _run_churn(
     source: Path | None, customers: int, scenario: str, current_scenario: str | None
 ) -> dict[str, Any]:
-    from features.churn_schema import UnusableSource
+    from features.quarantine import UnusableSource
     from pipelines.churn_flow import churn_pipeline
 
     try:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.churn_schema import QUARANTINE_REASON
+from features.quarantine import QUARANTINE_REASON
 from pipelines.cli import app
 from pipelines.sources.churn_simulator import simulate_customers, write_customers
 

@@ -14,14 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.churn_schema import (
-    QUARANTINE_REASON,
-    QUARANTINE_VALUE,
-    RAW_COLUMNS,
-    TIMESTAMP_COLUMN,
-    UnusableSource,
-    validate_churn_frame,
-)
+from features.churn_schema import RAW_COLUMNS, TIMESTAMP_COLUMN, validate_churn_frame
+from features.quarantine import QUARANTINE_REASON, QUARANTINE_VALUE, UnusableSource
 from pipelines.sources.churn_files import load_churn_file
 from pipelines.sources.churn_simulator import simulate_customers, write_customers
 

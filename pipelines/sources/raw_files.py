@@ -1,0 +1,101 @@
+"""Read a raw data file (CSV or parquet) exactly as written: every value a string.
+
+The one way raw files enter the platform, whatever the case study: it only reads.
+Checking rows against a contract is the contract's job, which the caller runs next.
+A file that cannot be read at all raises `UnusableSource` naming it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.quarantine import UnusableSource
+
+SUPPORTED_SUFFIXES = (".csv", ".parquet")
+# A NUL byte never appears in a text CSV; finding one early means the file is binary.
+_SNIFF_BYTES = 8192
+
+
+def read_raw_file(path: Path) -> pd.DataFrame:
+    """Return the file's rows with every column a string.
+
+    CSV is read with no type inference and no missing-value guessing (a blank " " stays
+    " "). Parquet columns are turned into the strings a CSV of them would hold: integers
+    "34", decimals in their shortest form "1889.5", timestamps "2025-01-01T00:00:00Z",
+    missing values "".
+
+    Raises `UnusableSource` for a missing, unreadable, corrupt or empty file, or a
+    suffix other than .csv or .parquet.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnusableSource(path, "file not found")
+    if not path.is_file():
+        raise UnusableSource(path, "not a regular file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnusableSource(
+            path,
+            f"unsupported file type {path.suffix or '(no suffix)'!r}; "
+            f"expected one of {', '.join(SUPPORTED_SUFFIXES)}",
+        )
+
+    frame = _read_csv(path) if suffix == ".csv" else _read_parquet(path)
+    if frame.empty:
+        raise UnusableSource(path, "no data rows (the file holds at most a header)")
+
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as error:
+        raise UnusableSource(path, f"cannot read the file: {error}") from error
+    if not head.strip():
+        raise UnusableSource(path, "empty file (no header, no rows)")
+    if b"\x00" in head:
+        raise UnusableSource(path, "binary content, not a CSV text file")
+    try:
+        # utf-8-sig: a CSV re-saved from a spreadsheet often starts with a byte-order mark,
+        # which would otherwise become part of the first column's name.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UnusableSource(path, f"not UTF-8 text, so not a CSV: {error.reason}") from error
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as error:
+        raise UnusableSource(path, f"not a readable CSV: {error}") from error
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:
+        # pyarrow signals a corrupt file with several unrelated exception types
+        # (ArrowInvalid, OSError, ...); any failure here means the same thing to the caller.
+        raise UnusableSource(path, f"not a readable parquet file: {error}") from error
+    if frame.empty:
+        return frame
+    return frame.apply(_as_text).reset_index(drop=True)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """One parquet column as the strings a CSV of it would hold."""
+    missing = column.isna()
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        stamps = column.dt.tz_localize(UTC) if column.dt.tz is None else column.dt.tz_convert(UTC)
+        # Whole seconds, as the simulator writes them, unless that would drop precision.
+        whole_seconds = (stamps.dropna() == stamps.dropna().dt.floor("s")).all()
+        text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S" + ("Z" if whole_seconds else ".%fZ"))
+    elif pd.api.types.is_float_dtype(column.dtype):
+        # Shortest round-trip form, no trailing zeros: 1889.5, 29.85, 0 (not 0.0).
+        text = column.map(
+            lambda value: np.format_float_positional(value, trim="-"), na_action="ignore"
+        )
+    else:
+        text = column.astype(str)
+    return text.where(~missing, "").astype(object)
