@@ -1,17 +1,19 @@
 """The Feast feature store, configured from settings: embedded by default, Redis in the stack.
 
 The definitions live in `features.feature_repo`; this module builds the `RepoConfig`
-(no feature_store.yaml needed, one is written for the Feast CLI), applies the
-definitions, writes offline data, materializes the online store and builds
-point-in-time training sets.
+(no feature_store.yaml needed; one is written beside the offline data for the Feast
+CLI), applies the definitions, writes offline data, materializes the online store and
+builds point-in-time training sets.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import yaml
 from feast import FeatureStore, RepoConfig
 
 from features.feature_repo import churn as churn_repo
@@ -22,24 +24,28 @@ ENTITY_TIMESTAMP = "event_timestamp"
 
 
 def repo_config(settings: Settings) -> RepoConfig:
+    return RepoConfig(repo_path=settings.features_dir, **_config_fields(settings))
+
+
+def _config_fields(settings: Settings) -> dict[str, Any]:
+    """The feature_store.yaml content, under the keys Feast's YAML uses."""
     online: dict[str, object]
     if settings.online_store == "redis":
         online = {"type": "redis", "connection_string": _with_timeouts(settings)}
     else:
         online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
-    return RepoConfig(
-        project=PROJECT,
-        provider="local",
-        registry={
+    return {
+        "project": PROJECT,
+        "provider": "local",
+        "registry": {
             "registry_type": "file",
             "path": str(settings.feast_dir / "registry.db"),
             "cache_ttl_seconds": 60,
         },
-        online_store=online,
-        offline_store={"type": "file"},
-        entity_key_serialization_version=3,
-        repo_path=settings.features_dir,
-    )
+        "online_store": online,
+        "offline_store": {"type": "file"},
+        "entity_key_serialization_version": 3,
+    }
 
 
 def _with_timeouts(settings: Settings) -> str:
@@ -65,8 +71,10 @@ def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:
             churn_repo.churn_model,
         ]
     )
-    # Lets users inspect the registry with `feast -c $MLOPS_HOME/feast feature-views list`.
-    repo_config(settings).write_to_path(settings.feast_dir)
+    # Lets users inspect the store with `feast -c $MLOPS_HOME/features feature-views list`.
+    # (RepoConfig.write_to_path writes field names Feast cannot read back, so not that.)
+    config = settings.features_dir / "feature_store.yaml"
+    config.write_text(yaml.safe_dump(_config_fields(settings), sort_keys=False))
 
 
 def write_churn_offline(features: pd.DataFrame, settings: Settings) -> Path:

@@ -89,3 +89,23 @@ def test_redis_online_store_serves_the_latest_snapshot(settings: Settings, redis
     redis_settings = settings.model_copy(update={"online_store": "redis", "redis_url": redis_url})
     features = publish(redis_settings, snapshots())
     check_online_equals_latest_offline(redis_settings, features)
+
+
+def test_the_feast_cli_reads_the_written_config(settings: Settings) -> None:
+    """The README's `feast -c var/features feature-views list` works on what we write."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    publish(settings, snapshots())
+    feast = shutil.which("feast", path=str(Path(sys.executable).parent))
+    assert feast is not None
+    listed = subprocess.run(
+        [feast, "-c", str(settings.features_dir), "feature-views", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "churn_customer_features" in listed
