@@ -7,11 +7,12 @@ A file that cannot be read at all raises `UnusableSource` naming it.
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from features.quarantine import UnusableSource
 
@@ -73,29 +74,31 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_parquet(path)
+        table = pq.read_table(path)
     except Exception as error:
         # pyarrow signals a corrupt file with several unrelated exception types
         # (ArrowInvalid, OSError, ...); any failure here means the same thing to the caller.
         raise UnusableSource(path, f"not a readable parquet file: {error}") from error
-    if frame.empty:
-        return frame
-    return frame.apply(_as_text).reset_index(drop=True)
+    # Arrow formats whole columns in C: a per-value Python formatter took ~10 s for the
+    # 1.76 M rows of a default fraud simulation.
+    text = pa.table({name: _as_text(table.column(name)) for name in table.column_names})
+    return text.to_pandas()
 
 
-def _as_text(column: pd.Series) -> pd.Series:
-    """One parquet column as the strings a CSV of it would hold."""
-    missing = column.isna()
-    if pd.api.types.is_datetime64_any_dtype(column.dtype):
-        stamps = column.dt.tz_localize(UTC) if column.dt.tz is None else column.dt.tz_convert(UTC)
-        # Whole seconds, as the simulator writes them, unless that would drop precision.
-        whole_seconds = (stamps.dropna() == stamps.dropna().dt.floor("s")).all()
-        text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S" + ("Z" if whole_seconds else ".%fZ"))
-    elif pd.api.types.is_float_dtype(column.dtype):
-        # Shortest round-trip form, no trailing zeros: 1889.5, 29.85, 0 (not 0.0).
-        text = column.map(
-            lambda value: np.format_float_positional(value, trim="-"), na_action="ignore"
-        )
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """One parquet column as the strings a CSV of it would hold ("" where missing)."""
+    if pa.types.is_timestamp(column.type):
+        if column.type.tz is None:
+            column = pc.assume_timezone(column, "UTC")
+        stamps = column.cast(pa.timestamp("ns", tz="UTC"))
+        # Whole seconds, as the simulators write them, unless that would drop precision
+        # (Arrow's %S prints the fraction the timestamp unit carries).
+        floored = pc.floor_temporal(stamps, unit="second")
+        whole = pc.all(pc.or_kleene(pc.equal(stamps, floored), pc.is_null(stamps))).as_py()
+        if whole is not False:
+            stamps = stamps.cast(pa.timestamp("s", tz="UTC"))
+        text = pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%SZ")
     else:
-        text = column.astype(str)
-    return text.where(~missing, "").astype(object)
+        # Floats in their shortest round-trip form, no trailing zeros: 1889.5, 29.85, 0.
+        text = column.cast(pa.string())
+    return pc.fill_null(text, "")
