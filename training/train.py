@@ -28,7 +28,7 @@ from mlops.model_bundle import BUNDLE_ARTIFACT_PATH, BundleMeta, download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from training.evaluate import choose_threshold, classification_metrics, write_plots
-from training.export import check_parity, export_onnx, onnx_sha256
+from training.export import assert_parity, check_parity, export_onnx, onnx_sha256
 from training.tracking import package_version
 
 CHAMPION = "champion"
@@ -208,11 +208,7 @@ def train_and_register(
         parity = check_parity(
             winner.model, onnx_path, data.x_test, tolerance=settings.parity_tolerance
         )
-        if not parity.passed:
-            raise RuntimeError(
-                f"ONNX parity failed for {winner.name}: max |diff| "
-                f"{parity.max_abs_diff:.2e} > {settings.parity_tolerance:.0e}"
-            )
+        assert_parity(parity)  # a model whose export scores differently is never registered
         meta = BundleMeta(
             model_name=model_name,
             feature_service=feature_service,
