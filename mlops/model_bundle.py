@@ -13,9 +13,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 BUNDLE_ARTIFACT_PATH = "onnx"
 ONNX_FILE = "model.onnx"
 META_FILE = "model_meta.json"
+# Test rows and the native model's probabilities on them: a loader re-scores them with
+# onnxruntime before trusting the file, without needing the training libraries.
+PARITY_FILE = "parity_sample.npz"
+PARITY_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,19 @@ class RegisteredBundle:
     @property
     def onnx_path(self) -> Path:
         return self.folder / ONNX_FILE
+
+    def parity_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 rows, native probabilities) saved at training time."""
+        with np.load(self.folder / PARITY_FILE) as sample:
+            return sample["rows"], sample["probabilities"]
+
+
+def write_parity_sample(folder: Path, model: Any, rows: np.ndarray) -> Path:
+    """Save up to PARITY_ROWS rows and the native model's positive-class probabilities."""
+    sample = np.ascontiguousarray(rows[:PARITY_ROWS], dtype=np.float32)
+    path = folder / PARITY_FILE
+    np.savez(path, rows=sample, probabilities=model.predict_proba(sample)[:, 1])
+    return path
 
 
 def download_bundle(

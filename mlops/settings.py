@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Address the prediction API binds.")
     api_port: int = Field(default=8000, description="Port the prediction API binds.")
+    model_refresh_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often serving checks the champion alias for a new version (0: never).",
+    )
     feature_timeout_s: float = Field(
         default=2.0, gt=0, description="Timeout for one online feature read at serving time."
     )

@@ -153,6 +153,55 @@ def demo(
         _serve(settings)
 
 
+class Model(StrEnum):
+    churn = "churn"
+
+
+def _registry(settings: Settings, model: Model) -> tuple[Any, str]:
+    from mlflow import MlflowClient
+
+    name = {Model.churn: settings.churn_model_name}[model]
+    return MlflowClient(tracking_uri=settings.tracking_uri), name
+
+
+@app.command()
+def promote(
+    model: Annotated[Model, typer.Argument(help="Which case study's model.")],
+    version: Annotated[str, typer.Option(help="The registered version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why, kept on the version.")] = "manual promotion",
+) -> None:
+    """Move the champion alias to a version; the API follows within MLOPS_MODEL_REFRESH_S."""
+    from training.registry import RegistryError
+    from training.registry import promote as promote_version
+
+    settings = _prepare()
+    client, name = _registry(settings, model)
+    try:
+        promote_version(client, name, version, reason=reason)
+    except RegistryError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"{name}@champion -> v{version}")
+
+
+@app.command()
+def rollback(
+    model: Annotated[Model, typer.Argument(help="Which case study's model.")],
+) -> None:
+    """Give the champion alias back to the version that held it before."""
+    from training.registry import RegistryError
+    from training.registry import rollback as rollback_champion
+
+    settings = _prepare()
+    client, name = _registry(settings, model)
+    try:
+        version = rollback_champion(client, name)
+    except RegistryError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"{name}@champion -> v{version}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,

@@ -7,6 +7,8 @@ No pandas, no native model, no pickle on the request path.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -45,7 +47,14 @@ def create_app(
             client = OnlineFeatures(feature_store(settings), churn_model.name, ENTITY_KEY)
         app.state.churn_model = holder
         app.state.churn_features = client
+        follower = (
+            asyncio.create_task(_follow_alias(holder, settings))
+            if settings.model_refresh_s > 0
+            else None
+        )
         yield
+        if follower is not None:
+            follower.cancel()
 
     app = FastAPI(
         title="MLOps platform prediction API",
@@ -116,3 +125,15 @@ def create_app(
         )
 
     return app
+
+
+async def _follow_alias(holder: ModelHolder, settings: Settings) -> None:
+    """Poll the alias; a new champion is loaded beside the old one and swapped in."""
+    logger = logging.getLogger("serving")
+    while True:
+        await asyncio.sleep(settings.model_refresh_s)
+        # Downloading and checking a model is blocking work: keep it off the event loop.
+        if await asyncio.to_thread(holder.refresh, settings):
+            logger.info("now serving %s v%s", holder.name, holder.current.version)
+        elif holder.last_error:
+            logger.warning("keeping the current model: %s", holder.last_error)

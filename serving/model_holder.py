@@ -1,4 +1,11 @@
-"""Holds the served model: the registry alias resolved to an ONNX session, swapped atomically."""
+"""Holds the served model: the registry alias resolved to an ONNX session, swapped atomically.
+
+`refresh` follows the alias: when it points at another version, that version is
+downloaded and loaded beside the current one, its ONNX file must reproduce the native
+model's probabilities saved with it (the parity sample), and only then does it replace
+the current model, in one reference assignment. A version that fails to load or fails
+parity never replaces a working one; the failure is kept in `last_error` for readiness.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from mlops.model_bundle import RegisteredBundle, download_bundle
 from mlops.onnx_scorer import OnnxScorer
@@ -13,6 +22,10 @@ from mlops.settings import Settings
 from serving.errors import ModelNotReady
 
 CHAMPION = "champion"
+
+
+class ParityMismatch(ValueError):
+    """The ONNX file does not reproduce the probabilities saved with it."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +37,10 @@ class LoadedModel:
     @property
     def threshold(self) -> float:
         return self.bundle.meta.threshold
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
 
     def score(self, row: np.ndarray) -> float:
         """Probability for one float32 row in the model's feature order."""
@@ -55,18 +72,49 @@ class ModelHolder:
         return self._current is not None
 
     def load_from_registry(self, settings: Settings) -> LoadedModel | None:
-        """Fetch and load the alias's version; keep the old model if that fails."""
+        """Load the alias's version now, whatever is loaded; keep the old one on failure."""
+        return self._load(settings, version=None)
+
+    def refresh(self, settings: Settings) -> bool:
+        """Follow the alias: load its version if it changed. True when a new model is in."""
+        try:
+            client = MlflowClient(tracking_uri=settings.tracking_uri)
+            version = str(client.get_model_version_by_alias(self.name, self.alias).version)
+        except MlflowException as error:
+            self.last_error = f"cannot resolve {self.name}@{self.alias}: {error.message}"
+            return False
+        current = self._current
+        if current is not None and current.version == version:
+            return False
+        return self._load(settings, version=version) is not None
+
+    def _load(self, settings: Settings, version: str | None) -> LoadedModel | None:
         with self._lock:
             try:
                 bundle = download_bundle(
-                    settings.tracking_uri, self.name, settings.models_dir, alias=self.alias
+                    settings.tracking_uri,
+                    self.name,
+                    settings.models_dir,
+                    alias=None if version else self.alias,
+                    version=version,
                 )
                 loaded = LoadedModel(
                     bundle=bundle, alias=self.alias, scorer=OnnxScorer(bundle.onnx_path)
                 )
+                _check_parity(loaded, settings.parity_tolerance)
             except (LookupError, OSError, ValueError) as error:
-                self.last_error = str(error)
+                self.last_error = f"{type(error).__name__}: {error}"
                 return None
             self._current = loaded  # one reference assignment: atomic for readers
             self.last_error = None
             return loaded
+
+
+def _check_parity(model: LoadedModel, tolerance: float) -> None:
+    rows, expected = model.bundle.parity_sample()
+    gap = float(np.max(np.abs(model.scorer.predict_proba(rows) - expected)))
+    if not gap <= tolerance:
+        raise ParityMismatch(
+            f"{model.bundle.name} v{model.version}: ONNX differs from the native model "
+            f"by {gap:.2e} on its parity sample (tolerance {tolerance:.0e})"
+        )

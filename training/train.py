@@ -24,15 +24,19 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from mlops.model_bundle import BUNDLE_ARTIFACT_PATH, BundleMeta, download_bundle
+from mlops.model_bundle import (
+    BUNDLE_ARTIFACT_PATH,
+    BundleMeta,
+    download_bundle,
+    write_parity_sample,
+)
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from training.evaluate import choose_threshold, classification_metrics, write_plots
 from training.export import assert_parity, check_parity, export_onnx, onnx_sha256
+from training.registry import CHALLENGER, CHAMPION, mark_challenger, promote
 from training.tracking import package_version
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 SELECTION_METRIC = "roc_auc"
 
 
@@ -220,14 +224,19 @@ def train_and_register(
             test_metrics=winner.test_metrics,
         )
         meta.write(bundle_dir)
+        write_parity_sample(bundle_dir, winner.model, data.x_test)
         client = MlflowClient()
         client.log_artifacts(winner.run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
         client.log_metric(winner.run_id, "onnx_parity_max_abs_diff", parity.max_abs_diff)
 
     version = mlflow.register_model(winner.model_uri, model_name).version
     gate = _gate(settings, model_name, winner, test_frame, data.y_test)
-    alias = CHAMPION if gate.promoted else CHALLENGER
-    client.set_registered_model_alias(model_name, alias, str(version))
+    if gate.promoted:
+        promote(client, model_name, str(version), reason=gate.reason)
+        alias = CHAMPION
+    else:
+        mark_challenger(client, model_name, str(version))
+        alias = CHALLENGER
     for key, value in {
         "candidate": winner.name,
         "feature_service": feature_service,
