@@ -43,6 +43,25 @@ class Settings(BaseSettings):
     churn_model_name: str = Field(
         default="churn", description="Registered model name of the churn case study."
     )
+    fraud_model_name: str = Field(
+        default="fraud", description="Registered model name of the fraud case study."
+    )
+    fraud_cost_missed_fraud: float = Field(
+        default=100.0,
+        ge=0,
+        description="Cost of a fraud the model lets through (about a fraud's mean amount).",
+    )
+    fraud_cost_false_alarm: float = Field(
+        default=5.0,
+        ge=0,
+        description="Cost of alerting on a genuine transaction (investigation, a blocked card).",
+    )
+    fraud_search_trials: int = Field(
+        default=20, ge=1, description="Most Optuna trials of the fraud model's search."
+    )
+    fraud_search_timeout_s: float = Field(
+        default=300.0, gt=0, description="Wall-clock budget of the fraud model's search."
+    )
     seed: int = Field(default=42, description="Seed for simulators, splits and models.")
     parity_tolerance: float = Field(
         default=1e-4, description="Largest allowed |p_onnx - p_native| on the test set."
