@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -137,7 +137,7 @@ def epoch_ns(moment: datetime) -> int:
         raise ValueError(f"transaction time must be timezone-aware (UTC), got {moment!r}")
     if isinstance(moment, pd.Timestamp):
         return int(moment.value)
-    return (moment - _EPOCH) // pd.Timedelta(microseconds=1) * 1_000
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 def _window_stats(

@@ -203,3 +203,14 @@ def test_states_built_at_a_cut_off_give_the_offline_features(simulated: pd.DataF
         terminals[k] = append_terminal_transaction(terminal, t)  # pending: within the delay
     assert len(online) > 100
     assert_allclose(np.array(online), offline.to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_epoch_ns_agrees_for_datetimes_and_timestamps() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    moment = datetime(2024, 1, 6, 3, 0, 0, 123_456, tzinfo=UTC)
+    assert epoch_ns(moment) == pd.Timestamp(moment).value
+    paris = moment.astimezone(timezone(timedelta(hours=1)))
+    assert epoch_ns(paris) == epoch_ns(moment)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        epoch_ns(moment.replace(tzinfo=None))
