@@ -4,11 +4,17 @@ The definitions live in `features.feature_repo`; this module builds the `RepoCon
 (no feature_store.yaml needed; one is written beside the offline data for the Feast
 CLI), applies the definitions, writes offline data, materializes the online store and
 builds point-in-time training sets.
+
+Fraud: the online store holds a state per card and per terminal (recent transactions as
+arrays, `features.fraud_online`). `publish_fraud_state` writes the states as of a cut-off
+to parquet and materializes them; serving then pushes each new state itself
+(`serving.fraud_features`). The fraud model's training rows do not come from Feast: they
+are `features.fraud_windows` on the labelled history, which the online path equals.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,10 @@ import pandas as pd
 import yaml
 from feast import FeatureStore, RepoConfig
 
+from features import fraud_online
 from features.feature_repo import churn as churn_repo
+from features.feature_repo import fraud as fraud_repo
+from features.fraud_windows import DEFAULT_LABEL_DELAY_DAYS
 from mlops.settings import Settings
 
 PROJECT = "mlops"
@@ -77,13 +86,87 @@ def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:
     config.write_text(yaml.safe_dump(_config_fields(settings), sort_keys=False))
 
 
-def write_churn_offline(features: pd.DataFrame, settings: Settings) -> Path:
-    """Write the offline churn features (customer_id, event_timestamp, features) as parquet."""
-    path = settings.features_dir / churn_repo.CHURN_FEATURES_FILE
+def apply_fraud_definitions(store: FeatureStore) -> None:
+    """Register the fraud entities, state views, push sources, on-demand view and service.
+
+    Feast's apply is partial: the churn definitions in the same registry stay.
+    """
+    store.apply(
+        [
+            fraud_repo.card_customer,
+            fraud_repo.terminal,
+            fraud_repo.fraud_customer_state_source,
+            fraud_repo.fraud_terminal_state_source,
+            fraud_repo.fraud_customer_state_push,
+            fraud_repo.fraud_terminal_state_push,
+            fraud_repo.fraud_customer_state,
+            fraud_repo.fraud_terminal_state,
+            fraud_repo.fraud_transaction_features,
+            fraud_repo.fraud_model,
+        ]
+    )
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     tmp = path.with_suffix(".tmp.parquet")
-    features.to_parquet(tmp, index=False)
+    frame.to_parquet(tmp, index=False)
     tmp.replace(path)
     return path
+
+
+def write_fraud_state(
+    transactions: pd.DataFrame,
+    as_of: datetime,
+    settings: Settings,
+    *,
+    written_at: datetime,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+) -> tuple[Path, Path]:
+    """Write the customer and terminal states just before `as_of` as the views' parquet files.
+
+    Every row is stamped `written_at`: the state is a snapshot, and a later write (a push
+    at serving, the next publish) must replace it whatever transaction times it covers.
+    """
+    customers = fraud_online.customer_states(transactions, as_of)
+    terminals = fraud_online.terminal_states(transactions, as_of, label_delay_days=label_delay_days)
+    paths = []
+    for frame, name in (
+        (customers, fraud_repo.CUSTOMER_STATE_FILE),
+        (terminals, fraud_repo.TERMINAL_STATE_FILE),
+    ):
+        frame[fraud_repo.STATE_TIMESTAMP] = pd.Timestamp(written_at)
+        paths.append(_write_parquet(frame, settings.features_dir / name))
+    return paths[0], paths[1]
+
+
+def publish_fraud_state(
+    store: FeatureStore,
+    settings: Settings,
+    transactions: pd.DataFrame,
+    as_of: datetime,
+    *,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+) -> datetime:
+    """Write the states as of `as_of` and load them into the online store; returns the stamp.
+
+    Use the labelled history: a state's labels of the last `label_delay_days` are used
+    only once due, so the label flow republishing with fresh labels keeps serving exact.
+    """
+    written_at = datetime.now(UTC)
+    write_fraud_state(
+        transactions, as_of, settings, written_at=written_at, label_delay_days=label_delay_days
+    )
+    store.materialize(
+        start_date=written_at - timedelta(seconds=1),
+        end_date=written_at + timedelta(seconds=1),
+        feature_views=[fraud_repo.fraud_customer_state.name, fraud_repo.fraud_terminal_state.name],
+    )
+    return written_at
+
+
+def write_churn_offline(features: pd.DataFrame, settings: Settings) -> Path:
+    """Write the offline churn features (customer_id, event_timestamp, features) as parquet."""
+    return _write_parquet(features, settings.features_dir / churn_repo.CHURN_FEATURES_FILE)
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:

@@ -1,0 +1,192 @@
+"""The fraud features through Feast: apply, publish the states, read and record online.
+
+The skew test replays a week of transactions through the serving path and checks every
+feature of every replayed transaction against the offline computation used for training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from features import store as feature_store
+from features.fraud_online import (
+    CUSTOMER_KEY,
+    CUSTOMER_TIMES,
+    REQUEST_AMOUNT,
+    REQUEST_TIME,
+    TERMINAL_KEY,
+    epoch_ns,
+)
+from features.fraud_windows import FRAUD_FEATURES, SECONDS_SINCE_PREV_CAP, fraud_window_features
+from mlops.settings import Settings
+from pipelines.sources.fraud_simulator import simulate_transactions
+from serving.errors import FeatureStoreUnavailable, InvalidInput
+from serving.fraud_features import FraudOnlineFeatures
+
+START = pd.Timestamp("2018-04-01", tz="UTC")
+CUT_OFF = START + pd.Timedelta(days=38)
+REPLAY_END = CUT_OFF + pd.Timedelta(days=7)
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    # A wide radius shares each terminal among many cards, so terminal windows are busy;
+    # 20 cards keep the replayed week to a few hundred transactions.
+    return simulate_transactions(20, 200, 45, seed=7, radius=15)
+
+
+@pytest.fixture(scope="module")
+def offline(history: pd.DataFrame) -> pd.DataFrame:
+    return fraud_window_features(history)
+
+
+def published(settings: Settings, history: pd.DataFrame) -> FraudOnlineFeatures:
+    store = feature_store.feature_store(settings)
+    feature_store.apply_churn_definitions(store, settings)
+    feature_store.apply_fraud_definitions(store)
+    feature_store.publish_fraud_state(store, settings, history, CUT_OFF)
+    return FraudOnlineFeatures(feature_store.feature_store(settings))
+
+
+def first_after_cut_off(history: pd.DataFrame) -> pd.Series:
+    return history[history["TX_DATETIME"] >= CUT_OFF].iloc[0]
+
+
+def check_round_trip(settings: Settings, history: pd.DataFrame, offline: pd.DataFrame) -> None:
+    published(settings, history)
+    store = feature_store.feature_store(settings)
+    tx = first_after_cut_off(history)
+    response = store.get_online_features(
+        features=store.get_feature_service("fraud_model"),
+        entity_rows=[
+            {
+                CUSTOMER_KEY: int(tx["CUSTOMER_ID"]),
+                TERMINAL_KEY: int(tx["TERMINAL_ID"]),
+                REQUEST_TIME: epoch_ns(tx["TX_DATETIME"]),
+                REQUEST_AMOUNT: float(tx["TX_AMOUNT"]),
+            }
+        ],
+    ).to_dict()
+    got = [response[name][0] for name in FRAUD_FEATURES]
+    expected = offline.loc[tx.name, list(FRAUD_FEATURES)].to_numpy(dtype=float)
+    assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_round_trip_through_the_fraud_model_service(
+    settings: Settings, history: pd.DataFrame, offline: pd.DataFrame
+) -> None:
+    check_round_trip(settings, history, offline)
+    store = feature_store.feature_store(settings)
+    # Fraud and churn definitions share one registry; applying one keeps the other.
+    assert {s.name for s in store.list_feature_services()} == {"churn_model", "fraud_model"}
+    assert "churn_customer_features" in {v.name for v in store.list_feature_views()}
+    service = store.get_feature_service("fraud_model")
+    assert [f.name for p in service.feature_view_projections for f in p.features] == list(
+        FRAUD_FEATURES
+    )
+
+
+@pytest.mark.services
+def test_redis_round_trip_and_same_second_records(
+    settings: Settings, redis_url: str, history: pd.DataFrame, offline: pd.DataFrame
+) -> None:
+    redis_settings = settings.model_copy(update={"online_store": "redis", "redis_url": redis_url})
+    check_round_trip(redis_settings, history, offline)
+    # Redis keeps a write only if its stamp is newer: two payments in one second must both
+    # land in the card's state.
+    features = FraudOnlineFeatures(feature_store.feature_store(redis_settings))
+    when = REPLAY_END + pd.Timedelta(days=1)
+    for amount in (10.0, 20.0):
+        features.record(900_001, 5, when, amount)
+    row = features.row(900_001, 5, when + pd.Timedelta(seconds=1), 30.0, FRAUD_FEATURES)
+    assert dict(zip(FRAUD_FEATURES, row.tolist(), strict=True))["customer_nb_tx_1d"] == 2.0
+
+
+def test_skew_serving_replay_equals_offline_features(
+    settings: Settings, history: pd.DataFrame, offline: pd.DataFrame
+) -> None:
+    """Training/serving skew: the serving path reproduces the training features exactly.
+
+    The states are published as of T0 from the labelled history; then every transaction of
+    [T0, T0 + 7 days) goes through serving in time order: `row` (scored), then `record`
+    (appended online, label pending). The replay stays within one label delay: a recorded
+    transaction enters a terminal window only `delay` (7) days after it happened, i.e.
+    after T0 + 7 days, so no pending label is ever read; offline, every label is known.
+    Past that horizon, equality needs the label flow to republish the terminal states.
+    """
+    features = published(settings, history)
+    replay = history[(history["TX_DATETIME"] >= CUT_OFF) & (history["TX_DATETIME"] < REPLAY_END)]
+    served = np.empty((len(replay), len(FRAUD_FEATURES)))
+    for i, tx in enumerate(replay.itertuples(index=False)):
+        served[i] = features.row(
+            tx.CUSTOMER_ID, tx.TERMINAL_ID, tx.TX_DATETIME, tx.TX_AMOUNT, FRAUD_FEATURES
+        )
+        features.record(tx.CUSTOMER_ID, tx.TERMINAL_ID, tx.TX_DATETIME, tx.TX_AMOUNT)
+
+    expected = offline.loc[replay.index, list(FRAUD_FEATURES)].to_numpy()
+    assert 200 < len(replay) < 400
+    # Terminal risks must be exercised, not all zero, for the test to mean anything.
+    assert expected[:, FRAUD_FEATURES.index("terminal_risk_7d")].max() > 0
+    # The model gets float32; compare at float32 precision.
+    assert_allclose(served, expected.astype(np.float32), rtol=1e-6, atol=0)
+
+
+def test_a_card_and_terminal_never_seen_get_the_empty_window_features(
+    settings: Settings, history: pd.DataFrame
+) -> None:
+    features = published(settings, history)
+    saturday_night = pd.Timestamp("2018-05-12 02:30", tz="UTC")
+    row = features.row(999_999, 999_999, saturday_night, 12.5, FRAUD_FEATURES)
+    got = dict(zip(FRAUD_FEATURES, row.tolist(), strict=True))
+    assert got == dict.fromkeys(FRAUD_FEATURES, 0.0) | {
+        "tx_amount": 12.5,
+        "tx_during_weekend": 1.0,
+        "tx_during_night": 1.0,
+        "amount_to_customer_avg_30d": 1.0,
+        "seconds_since_customer_prev_tx": SECONDS_SINCE_PREV_CAP,
+    }
+    assert features.ping()
+
+
+def test_record_appends_to_both_states_and_trims(settings: Settings, history: pd.DataFrame) -> None:
+    features = published(settings, history)
+    tx = first_after_cut_off(history)
+    customer, terminal = int(tx["CUSTOMER_ID"]), int(tx["TERMINAL_ID"])
+    later = CUT_OFF + pd.Timedelta(days=31)  # everything published is out of 30-day reach
+    features.record(customer, terminal, later, 50.0)
+    store = feature_store.feature_store(settings)
+    state = store.get_online_features(
+        features=[f"fraud_customer_state:{CUSTOMER_TIMES}"],
+        entity_rows=[{CUSTOMER_KEY: customer}],
+    ).to_dict()
+    assert state[CUSTOMER_TIMES][0] == [epoch_ns(later)]
+    got = dict(
+        zip(
+            FRAUD_FEATURES,
+            features.row(customer, terminal, later, 25.0, FRAUD_FEATURES).tolist(),
+            strict=True,
+        )
+    )
+    assert got["customer_nb_tx_1d"] == 0.0  # the same instant: not in its own window
+    assert got["customer_nb_tx_at_terminal_30d"] == 0.0
+
+
+def test_a_store_that_does_not_answer_is_unavailable(
+    settings: Settings, history: pd.DataFrame
+) -> None:
+    features = published(settings, history)
+    with pytest.raises(InvalidInput, match="timezone-aware"):
+        features.row(1, 1, CUT_OFF.tz_localize(None), 10.0, FRAUD_FEATURES)
+    # An online database that cannot be opened (a lost volume, a permissions change).
+    online_db = settings.feast_dir / "online.db"
+    online_db.unlink()
+    online_db.mkdir()
+    unreachable = FraudOnlineFeatures(feature_store.feature_store(settings))
+    with pytest.raises(FeatureStoreUnavailable):
+        unreachable.row(1, 1, CUT_OFF, 10.0, FRAUD_FEATURES)
+    with pytest.raises(FeatureStoreUnavailable):
+        unreachable.record(1, 1, CUT_OFF, 10.0)
+    assert not unreachable.ping()
