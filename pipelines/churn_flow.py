@@ -23,11 +23,12 @@ from features.churn_frames import ENTITY_KEY, LABEL, feature_frame, label_frame
 from features.churn_schema import LABEL_COLUMN, TIMESTAMP_COLUMN, validate_churn_frame
 from features.churn_transforms import CHURN_FEATURES
 from features.feature_repo.churn import churn_model
-from features.quarantine import QUARANTINE_REASON, UnusableSource, ValidationResult
+from features.quarantine import ValidationResult
 from mlops.settings import Settings
 from monitoring.drift import build_drift_report, log_drift_to_mlflow
 from pipelines.sources.churn_files import load_churn_file
 from pipelines.sources.churn_simulator import simulate_customers
+from pipelines.stages import quarantine_and_check, transient
 from training import tracking
 from training.datasets import as_matrix, data_fingerprint, split_train_test
 from training.models import CANDIDATES
@@ -45,18 +46,7 @@ class Ingested:
     source: str
 
 
-def _transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry I/O hiccups, not files that cannot be used: retrying cannot fix those."""
-    try:
-        state.result()
-    except UnusableSource:
-        return False
-    except Exception:
-        return True
-    return False
-
-
-@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
 def ingest(
     settings: Settings, run_dir: str, source: Path | None, customers: int, scenario: str
 ) -> Ingested:
@@ -79,26 +69,16 @@ def ingest(
 @task(cache_policy=NO_CACHE)
 def validate(settings: Settings, run_dir: str, ingested: Ingested) -> ValidationResult:
     """Split valid rows from bad ones; bad rows go to a quarantine file with a reason."""
-    logger = get_run_logger()
     result = validate_churn_frame(ingested.raw, ingested.source)
-    if len(result.quarantined):
-        folder = settings.quarantine_dir / run_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "customers.csv"
-        result.quarantined.to_csv(path, index=False)
-        top = result.quarantined[QUARANTINE_REASON].value_counts().head(5).to_dict()
-        logger.warning(
-            "quarantined %d rows -> %s; top reasons %s", len(result.quarantined), path, top
-        )
-    if len(result.valid) < MIN_VALID_ROWS:
-        raise UnusableSource(
-            ingested.source,
-            f"only {len(result.valid)} valid rows (need {MIN_VALID_ROWS}); "
-            f"{len(result.quarantined)} quarantined",
-        )
-    if result.valid[LABEL_COLUMN].nunique() < 2:
-        raise UnusableSource(ingested.source, "the Churn label has a single value")
-    logger.info("validated: %s", result.counts)
+    quarantine_and_check(
+        result,
+        folder=settings.quarantine_dir / run_dir,
+        file_name="customers.csv",
+        source=ingested.source,
+        label=LABEL_COLUMN,
+        min_valid_rows=MIN_VALID_ROWS,
+        logger=get_run_logger(),
+    )
     return result
 
 
