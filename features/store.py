@@ -80,14 +80,19 @@ def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:
             churn_repo.churn_model,
         ]
     )
-    # Lets users inspect the store with `feast -c $MLOPS_HOME/features feature-views list`.
+    _write_cli_config(settings)
+
+
+def _write_cli_config(settings: Settings) -> None:
+    """Let users inspect the store with `feast -c $MLOPS_HOME/features feature-views list`."""
     # (RepoConfig.write_to_path writes field names Feast cannot read back, so not that.)
     config = settings.features_dir / "feature_store.yaml"
     config.write_text(yaml.safe_dump(_config_fields(settings), sort_keys=False))
 
 
-def apply_fraud_definitions(store: FeatureStore) -> None:
-    """Register the fraud entities, state views, push sources, on-demand view and service.
+def apply_fraud_definitions(store: FeatureStore, settings: Settings) -> None:
+    """Register the fraud entities, state views, push sources, on-demand view and service;
+    write feature_store.yaml for the CLI.
 
     Feast's apply is partial: the churn definitions in the same registry stay.
     """
@@ -105,6 +110,7 @@ def apply_fraud_definitions(store: FeatureStore) -> None:
             fraud_repo.fraud_model,
         ]
     )
+    _write_cli_config(settings)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:

@@ -46,7 +46,7 @@ def offline(history: pd.DataFrame) -> pd.DataFrame:
 def published(settings: Settings, history: pd.DataFrame) -> FraudOnlineFeatures:
     store = feature_store.feature_store(settings)
     feature_store.apply_churn_definitions(store, settings)
-    feature_store.apply_fraud_definitions(store)
+    feature_store.apply_fraud_definitions(store, settings)
     feature_store.publish_fraud_state(store, settings, history, CUT_OFF)
     return FraudOnlineFeatures(feature_store.feature_store(settings))
 
