@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     parity_tolerance: float = Field(
         default=1e-4, description="Largest allowed |p_onnx - p_native| on the test set."
     )
+    served_models: Annotated[list[Literal["churn", "fraud"]], NoDecode] = Field(
+        default=["churn", "fraud"],
+        description="Models the API serves (comma-separated); readiness waits for each.",
+    )
     api_host: str = Field(default="127.0.0.1", description="Address the prediction API binds.")
     api_port: int = Field(default=8000, description="Port the prediction API binds.")
     model_refresh_s: float = Field(
@@ -89,6 +93,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
         return self
+
+    @field_validator("served_models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("home")
     @classmethod

@@ -1,12 +1,14 @@
-"""Request and response models of the churn endpoints, derived from the raw data contract."""
+"""Request and response models of the API, derived from the raw data contracts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.churn_schema import DEPENDENT_COLUMNS, MAX_TENURE_MONTHS, MONTHLY_CHARGES_RANGE
+from features.fraud_schema import MAX_INTEGER, MAX_TX_AMOUNT
 
 YesNo = Literal["Yes", "No"]
 AddOn = Literal["Yes", "No", "No internet service"]
@@ -96,3 +98,56 @@ class ModelInfo(BaseModel):
     threshold: float
     onnx_sha256: str
     test_metrics: dict[str, float]
+
+
+# A transaction stamped further ahead of the server's clock than this is refused: clocks
+# drift by seconds, not minutes, so a later time is a bug or a forgery.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class FraudTransaction(BaseModel):
+    """A card payment to score as it happens, in the handbook's terms."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "transaction_id": 1760858,
+                    "customer_id": 42,
+                    "terminal_id": 1234,
+                    "amount": 57.16,
+                    "tx_datetime": "2018-10-01T12:30:00Z",
+                }
+            ]
+        },
+    )
+
+    transaction_id: int | None = Field(
+        default=None, ge=0, le=MAX_INTEGER, description="Echoed back; not used to score."
+    )
+    customer_id: int = Field(ge=0, le=MAX_INTEGER, description="The card holder.")
+    terminal_id: int = Field(ge=0, le=MAX_INTEGER, description="Where the card was used.")
+    amount: float = Field(gt=0, lt=MAX_TX_AMOUNT, description="Amount of the payment.")
+    tx_datetime: AwareDatetime = Field(
+        description="When the payment happened, with its UTC offset (e.g. ...Z)."
+    )
+
+    @field_validator("tx_datetime")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime) -> datetime:
+        latest = datetime.now(UTC) + MAX_CLOCK_SKEW
+        if value > latest:
+            raise ValueError(
+                f"is in the future: {value.isoformat()} is after the server's clock "
+                f"plus {int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes"
+            )
+        return value.astimezone(UTC)
+
+
+class FraudScore(BaseModel):
+    transaction_id: int | None
+    fraud_probability: float = Field(ge=0, le=1)
+    is_fraud: bool = Field(description="The decision at the model's cost-chosen threshold.")
+    threshold: float
+    model: ModelRef

@@ -85,8 +85,9 @@ def churn_run(
 
 @pytest.fixture
 def churn_settings(churn_run: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings pointing at the session's churn run."""
+    """Settings pointing at the session's churn run, served as a churn-only API."""
     monkeypatch.setenv("MLOPS_HOME", str(churn_run["home"]))
+    monkeypatch.setenv("MLOPS_SERVED_MODELS", "churn")
     return Settings()
 
 

@@ -85,6 +85,7 @@ def served_api(churn_run: dict[str, Any]) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
     env["MLOPS_HOME"] = str(churn_run["home"])
+    env["MLOPS_SERVED_MODELS"] = "churn"
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)],
         env=env,

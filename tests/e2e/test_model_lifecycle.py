@@ -51,6 +51,7 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory, prefect_server: None)
 @pytest.fixture
 def lifecycle_settings(two_versions: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MLOPS_HOME", str(two_versions))
+    monkeypatch.setenv("MLOPS_SERVED_MODELS", "churn")
     return Settings()
 
 

@@ -54,7 +54,7 @@ def test_liveness_and_readiness(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"model": True, "feature_store": True}
+    assert ready.json()["checks"] == {"churn_model": True, "feature_store": True}
 
 
 def test_model_info_names_the_champion(client: TestClient, churn_run: dict[str, Any]) -> None:
@@ -153,7 +153,7 @@ def test_without_a_champion_the_api_lives_but_is_not_ready(settings: Settings) -
         assert client.get("/health/live").status_code == 200
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert ready.json()["checks"]["model"] is False
+        assert ready.json()["checks"]["churn_model"] is False
         response = client.post("/v1/churn/predict", json={"customer_id": "x"})
         assert response.status_code == 503
         assert response.json()["error"] == "model_not_ready"
@@ -176,7 +176,7 @@ def test_a_dead_online_store_gives_503_fast_and_not_ready(
         assert response.json()["error"] == "feature_store_unavailable"
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"model": True, "feature_store": False}
+        assert ready.json()["checks"] == {"churn_model": True, "feature_store": False}
         assert client.get("/health/live").status_code == 200
         # Raw fields need no feature store: those predictions still work.
         fields = raw_fields(raw_customers.iloc[0])
