@@ -17,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import onnx
@@ -37,6 +37,19 @@ TARGET_OPSET: Final = 15
 
 class ProbabilisticClassifier(Protocol):
     def predict_proba(self, X: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class OnnxConvertible(Protocol):
+    """A model that builds its own ONNX graph (e.g. a classifier composed with a detector).
+
+    The graph must follow the serving contract: one float32 input named ``INPUT_NAME``
+    of shape ``[None, n_features]`` and a ``[None, 2]`` probability output.
+    """
+
+    def predict_proba(self, X: Any) -> np.ndarray: ...
+
+    def to_onnx(self, n_features: int) -> onnx.ModelProto: ...
 
 
 class ParityError(RuntimeError):
@@ -65,17 +78,23 @@ class ParityReport:
 def export_onnx(model: ProbabilisticClassifier, n_features: int, path: Path) -> Path:
     """Convert a fitted binary classifier to ONNX and write it atomically to ``path``.
 
-    ``model`` is an ``XGBClassifier`` or a scikit-learn estimator or pipeline with
-    ``predict_proba``. Returns ``path``.
+    ``model`` is an ``XGBClassifier``, a scikit-learn estimator or pipeline with
+    ``predict_proba``, or an ``OnnxConvertible``. Returns ``path``.
     """
-    _check_exportable(model, n_features)
-    if isinstance(model, XGBClassifier):
-        onnx_model = _xgboost_to_onnx(model, n_features)
-    else:
-        onnx_model = _sklearn_to_onnx(model, n_features)
+    onnx_model = to_onnx_model(model, n_features)
     onnx.checker.check_model(onnx_model)
     _write_atomically(onnx_model.SerializeToString(), path)
     return path
+
+
+def to_onnx_model(model: ProbabilisticClassifier, n_features: int) -> onnx.ModelProto:
+    """The ONNX graph of a fitted binary classifier, in memory (see ``export_onnx``)."""
+    _check_exportable(model, n_features)
+    if isinstance(model, OnnxConvertible):
+        return model.to_onnx(n_features)
+    if isinstance(model, XGBClassifier):
+        return _xgboost_to_onnx(model, n_features)
+    return _sklearn_to_onnx(model, n_features)
 
 
 def check_parity(

@@ -1,7 +1,9 @@
 """Train candidates, pick the best, export it to ONNX and register it behind a promotion gate.
 
 Generic over the case study: callers pass the feature order, the feature service and
-the registered model name. Every candidate is a nested MLflow run with its params,
+the registered model name. `register_winner` (export -> parity -> bundle -> register ->
+gate -> tags) is shared with the fraud case study (`training.fraud_train`), which gates
+on another metric. Every candidate is a nested MLflow run with its params,
 cross-validated and test metrics, plots and model; the winner's run also holds the
 ONNX bundle that serving loads.
 """
@@ -12,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import numpy as np
@@ -27,6 +29,7 @@ from xgboost import XGBClassifier
 from mlops.model_bundle import (
     BUNDLE_ARTIFACT_PATH,
     BundleMeta,
+    RegisteredBundle,
     download_bundle,
     write_parity_sample,
 )
@@ -88,6 +91,8 @@ class TrainingResult:
     cv_metrics: dict[str, float]
     gate: GateDecision
     parity_max_abs_diff: float
+    # Case-study specific entries of the summary (the fraud search, the threshold's costs).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -101,6 +106,7 @@ class TrainingResult:
             "promoted": self.gate.promoted,
             "gate_reason": self.gate.reason,
             "parity_max_abs_diff": self.parity_max_abs_diff,
+            **self.extra,
         }
 
 
@@ -153,31 +159,170 @@ def train_candidate(
         )
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
-        frame = pd.DataFrame(data.x_test[:5], columns=list(data.feature_names))
-        signature = infer_signature(frame, model.predict_proba(data.x_test[:5]))
-        # Requirements are given, not inferred: inference re-imports the model in a
-        # subprocess and costs ~15 s per model.
-        if isinstance(model, XGBClassifier):
-            info = mlflow.xgboost.log_model(
-                model,
-                name="model",
-                signature=signature,
-                pip_requirements=_requirements("xgboost-cpu"),
-            )
-        else:
-            info = mlflow.sklearn.log_model(
-                model, name="model", signature=signature, pip_requirements=_requirements()
-            )
+        model_uri = log_native_model(model, data.x_test[:5], data.feature_names)
         return Candidate(
             name=name,
             model=model,
             run_id=run.info.run_id,
-            model_uri=info.model_uri,
+            model_uri=model_uri,
             cv_scores=fold_scores,
             threshold=threshold,
             test_scores=test_scores,
             test_metrics=metrics,
         )
+
+
+def log_native_model(model: Any, x_sample: np.ndarray, feature_names: tuple[str, ...]) -> str:
+    """Log the fitted model in the active run as `model`, with its signature; return its URI."""
+    frame = pd.DataFrame(x_sample, columns=list(feature_names))
+    signature = infer_signature(frame, model.predict_proba(x_sample))
+    # Requirements are given, not inferred: inference re-imports the model in a
+    # subprocess and costs ~15 s per model.
+    if isinstance(model, XGBClassifier):
+        info = mlflow.xgboost.log_model(
+            model,
+            name="model",
+            signature=signature,
+            pip_requirements=_requirements("xgboost-cpu"),
+        )
+    else:
+        # A composed model names the types its skops file holds beyond scikit-learn's.
+        trusted = getattr(model, "skops_trusted_types", None)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            pip_requirements=_requirements(*(("xgboost-cpu",) if trusted else ())),
+            skops_trusted_types=list(trusted) if trusted else None,
+        )
+    return str(info.model_uri)
+
+
+class WinningModel(Protocol):
+    """What registration needs of a winner: its native model, run, threshold and metrics."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def model_uri(self) -> str: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def test_metrics(self) -> dict[str, float]: ...
+
+
+class IncomparableChampion(Exception):
+    """The champion cannot be scored on the new test rows (say, features this data lacks)."""
+
+
+# Scores the current champion's bundle on the challenger's test rows, returning the gate
+# metric, or raises IncomparableChampion.
+ChampionScorer = Callable[[RegisteredBundle], float]
+
+
+@dataclass(frozen=True)
+class Registration:
+    version: str
+    alias: str
+    gate: GateDecision
+    parity_max_abs_diff: float
+    meta: BundleMeta
+
+
+def onnx_champion_scorer(
+    test_frame: pd.DataFrame, metric: Callable[[np.ndarray, float], float]
+) -> ChampionScorer:
+    """Score the champion's ONNX bundle on `test_frame` (its features by name) with `metric`.
+
+    `metric(scores, champion_threshold)` returns the gate metric; the champion's own
+    feature order and threshold are used, so a champion trained on other features can
+    still be compared as long as `test_frame` has them.
+    """
+
+    def score(champion: RegisteredBundle) -> float:
+        missing = [f for f in champion.meta.feature_names if f not in test_frame.columns]
+        if missing:
+            raise IncomparableChampion(
+                f"champion v{champion.version} needs features this data lacks: {missing[:5]}"
+            )
+        rows = test_frame.loc[:, champion.meta.feature_names].to_numpy(dtype=np.float32)
+        return metric(OnnxScorer(champion.onnx_path).predict_proba(rows), champion.meta.threshold)
+
+    return score
+
+
+def register_winner(
+    winner: WinningModel,
+    *,
+    feature_names: tuple[str, ...],
+    x_test: np.ndarray,
+    model_name: str,
+    feature_service: str,
+    settings: Settings,
+    gate_metric: str,
+    score_champion: ChampionScorer,
+) -> Registration:
+    """Export the winner to ONNX, check parity, register it and gate its promotion.
+
+    The bundle (ONNX file, metadata, parity sample) is logged under the winner's run;
+    a model whose export does not score like it (`settings.parity_tolerance` on
+    `x_test`) is never registered. The new version becomes `champion` if its test
+    `gate_metric` beats the current champion's, scored by `score_champion` on the same
+    test rows, else `challenger`. Must run inside the pipeline's active MLflow run.
+    """
+    parent = mlflow.active_run()
+    if parent is None:
+        raise RuntimeError("register_winner needs an active MLflow run")
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle_dir = Path(scratch)
+        onnx_path = export_onnx(winner.model, len(feature_names), bundle_dir / "model.onnx")
+        parity = check_parity(winner.model, onnx_path, x_test, tolerance=settings.parity_tolerance)
+        assert_parity(parity)  # a model whose export scores differently is never registered
+        meta = BundleMeta(
+            model_name=model_name,
+            feature_service=feature_service,
+            feature_names=list(feature_names),
+            threshold=winner.threshold,
+            candidate=winner.name,
+            onnx_sha256=onnx_sha256(onnx_path),
+            parity_max_abs_diff=parity.max_abs_diff,
+            test_metrics=winner.test_metrics,
+        )
+        meta.write(bundle_dir)
+        write_parity_sample(bundle_dir, winner.model, x_test)
+        client.log_artifacts(winner.run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
+        client.log_metric(winner.run_id, "onnx_parity_max_abs_diff", parity.max_abs_diff)
+
+    version = str(mlflow.register_model(winner.model_uri, model_name).version)
+    challenger_metric = winner.test_metrics[gate_metric]
+    gate = _gate(settings, model_name, challenger_metric, gate_metric, score_champion)
+    if gate.promoted:
+        promote(client, model_name, version, reason=gate.reason)
+        alias = CHAMPION
+    else:
+        mark_challenger(client, model_name, version)
+        alias = CHALLENGER
+    for key, value in {
+        "candidate": winner.name,
+        "feature_service": feature_service,
+        "onnx_artifact": f"runs:/{winner.run_id}/{BUNDLE_ARTIFACT_PATH}",
+        "onnx_sha256": meta.onnx_sha256,
+        "threshold": f"{winner.threshold:.6f}",
+        "gate": gate.reason,
+        "pipeline_run_id": parent.info.run_id,
+    }.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    mlflow.log_dict(
+        {"winner": winner.name, "version": version, "gate": gate.__dict__},
+        "registration.json",
+    )
+    mlflow.set_tags({"winner": winner.name, "model_version": version, "alias": alias})
+    return Registration(version, alias, gate, parity.max_abs_diff, meta)
 
 
 def train_and_register(
@@ -199,109 +344,66 @@ def train_and_register(
     if parent is None:
         raise RuntimeError("train_and_register needs an active MLflow run")
     with tempfile.TemporaryDirectory() as scratch:
-        workdir = Path(scratch)
         trained = [
-            train_candidate(name, factory, data, settings.seed, workdir / "plots")
+            train_candidate(name, factory, data, settings.seed, Path(scratch) / "plots")
             for name, factory in candidates.items()
         ]
-        # Chosen on cross-validation, so the test set stays an unbiased estimate.
-        winner = max(trained, key=lambda c: c.cv_mean)
-        bundle_dir = workdir / "bundle"
-        bundle_dir.mkdir()
-        onnx_path = export_onnx(winner.model, len(data.feature_names), bundle_dir / "model.onnx")
-        parity = check_parity(
-            winner.model, onnx_path, data.x_test, tolerance=settings.parity_tolerance
-        )
-        assert_parity(parity)  # a model whose export scores differently is never registered
-        meta = BundleMeta(
-            model_name=model_name,
-            feature_service=feature_service,
-            feature_names=list(data.feature_names),
-            threshold=winner.threshold,
-            candidate=winner.name,
-            onnx_sha256=onnx_sha256(onnx_path),
-            parity_max_abs_diff=parity.max_abs_diff,
-            test_metrics=winner.test_metrics,
-        )
-        meta.write(bundle_dir)
-        write_parity_sample(bundle_dir, winner.model, data.x_test)
-        client = MlflowClient()
-        client.log_artifacts(winner.run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
-        client.log_metric(winner.run_id, "onnx_parity_max_abs_diff", parity.max_abs_diff)
-
-    version = mlflow.register_model(winner.model_uri, model_name).version
-    gate = _gate(settings, model_name, winner, test_frame, data.y_test)
-    if gate.promoted:
-        promote(client, model_name, str(version), reason=gate.reason)
-        alias = CHAMPION
-    else:
-        mark_challenger(client, model_name, str(version))
-        alias = CHALLENGER
-    for key, value in {
-        "candidate": winner.name,
-        "feature_service": feature_service,
-        "onnx_artifact": f"runs:/{winner.run_id}/{BUNDLE_ARTIFACT_PATH}",
-        "onnx_sha256": meta.onnx_sha256,
-        "threshold": f"{winner.threshold:.6f}",
-        "gate": gate.reason,
-        "pipeline_run_id": parent.info.run_id,
-    }.items():
-        client.set_model_version_tag(model_name, str(version), key, value)
-
+    # Chosen on cross-validation, so the test set stays an unbiased estimate.
+    winner = max(trained, key=lambda c: c.cv_mean)
+    y_test = data.y_test
+    registration = register_winner(
+        winner,
+        feature_names=data.feature_names,
+        x_test=data.x_test,
+        model_name=model_name,
+        feature_service=feature_service,
+        settings=settings,
+        gate_metric=SELECTION_METRIC,
+        score_champion=onnx_champion_scorer(
+            test_frame,
+            lambda scores, threshold: classification_metrics(y_test, scores, threshold)[
+                SELECTION_METRIC
+            ],
+        ),
+    )
     cv_metrics = {f"{c.name}_cv_roc_auc": c.cv_mean for c in trained}
     mlflow.log_metrics({**cv_metrics, **{f"test_{k}": v for k, v in winner.test_metrics.items()}})
-    mlflow.log_dict(
-        {"winner": winner.name, "version": str(version), "gate": gate.__dict__},
-        "registration.json",
-    )
-    mlflow.set_tags({"winner": winner.name, "model_version": str(version), "alias": alias})
     return TrainingResult(
         parent_run_id=parent.info.run_id,
         winner=winner.name,
         model_name=model_name,
-        version=str(version),
-        aliases=[alias],
+        version=registration.version,
+        aliases=[registration.alias],
         test_metrics=winner.test_metrics,
         cv_metrics=cv_metrics,
-        gate=gate,
-        parity_max_abs_diff=parity.max_abs_diff,
+        gate=registration.gate,
+        parity_max_abs_diff=registration.parity_max_abs_diff,
     )
 
 
 def _gate(
     settings: Settings,
     model_name: str,
-    challenger: Candidate,
-    test_frame: pd.DataFrame,
-    y_test: np.ndarray,
+    challenger_metric: float,
+    metric_name: str,
+    score_champion: ChampionScorer,
 ) -> GateDecision:
     """Promote only if the new model beats the current champion on the same test rows."""
-    challenger_metric = challenger.test_metrics[SELECTION_METRIC]
     try:
         champion = download_bundle(
             settings.tracking_uri, model_name, settings.models_dir, alias=CHAMPION
         )
     except LookupError:
         return GateDecision(True, "no champion yet", challenger_metric, None, None)
-    missing = [f for f in champion.meta.feature_names if f not in test_frame.columns]
-    if missing:
-        return GateDecision(
-            True,
-            f"champion v{champion.version} needs features this data lacks: {missing[:5]}",
-            challenger_metric,
-            None,
-            champion.version,
-        )
-    scorer = OnnxScorer(champion.onnx_path)
-    rows = test_frame.loc[:, champion.meta.feature_names].to_numpy(dtype=np.float32)
-    champion_metric = classification_metrics(
-        y_test, scorer.predict_proba(rows), champion.meta.threshold
-    )[SELECTION_METRIC]
+    try:
+        champion_metric = score_champion(champion)
+    except IncomparableChampion as reason:
+        return GateDecision(True, str(reason), challenger_metric, None, champion.version)
     promoted = challenger_metric > champion_metric
     verdict = "beats" if promoted else "does not beat"
     return GateDecision(
         promoted,
-        f"{SELECTION_METRIC} {challenger_metric:.4f} {verdict} champion "
+        f"{metric_name} {challenger_metric:.4f} {verdict} champion "
         f"v{champion.version} at {champion_metric:.4f} on the same test rows",
         challenger_metric,
         champion_metric,
