@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Most Optuna trials of the fraud model's search."
     )
     fraud_search_timeout_s: float = Field(
-        default=300.0, gt=0, description="Wall-clock budget of the fraud model's search."
+        default=150.0, gt=0, description="Wall-clock budget of the fraud model's search."
     )
     seed: int = Field(default=42, description="Seed for simulators, splits and models.")
     parity_tolerance: float = Field(

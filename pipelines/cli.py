@@ -17,6 +17,7 @@ import typer
 
 from mlops.settings import Settings
 from pipelines.sources.churn_simulator import SCENARIOS
+from pipelines.sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
 
 app = typer.Typer(
     help="Reference MLOps platform: pipelines, training, serving and monitoring.",
@@ -31,6 +32,7 @@ app.add_typer(pipeline_app, name="pipeline")
 
 # The simulator's drift scenarios, as a choice list for --help and validation.
 Scenario = StrEnum("Scenario", {name: name for name in SCENARIOS})  # type: ignore[misc]
+FraudScenario = StrEnum("FraudScenario", {name: name for name in FRAUD_SCENARIOS})  # type: ignore[misc]
 
 
 def _hide_deprecations(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
@@ -129,6 +131,86 @@ def pipeline_churn(
     _report(summary, settings, as_json)
 
 
+def _run_fraud(source: Path | None, simulation: Any, periods: Any) -> dict[str, Any]:
+    from features.quarantine import UnusableSource
+    from pipelines.fraud_flow import fraud_pipeline
+
+    try:
+        return fraud_pipeline(source=source, simulation=simulation, periods=periods)
+    except UnusableSource as error:
+        typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
+        raise typer.Exit(2) from error
+
+
+def _report_fraud(summary: dict[str, Any], settings: Settings, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True, default=str))
+        return
+    metrics = summary["test_metrics"]
+    rows = summary["rows"]
+    periods = summary["periods"]
+    typer.echo("")
+    typer.secho("fraud pipeline finished", bold=True)
+    typer.echo(f"  source            {summary['source']}")
+    typer.echo(
+        f"  rows              {rows['rows_valid']} valid, {rows['rows_quarantined']} quarantined"
+        + (f" -> {summary['quarantine_dir']}" if rows["rows_quarantined"] else "")
+    )
+    typer.echo(
+        f"  split             train {periods['train_days']} days from {periods['train_start']}, "
+        f"delay {periods['delay_days']}, test {periods['test_days']}"
+    )
+    typer.echo(f"  MLflow run        {summary['run_id']}  ({summary['winner']} won)")
+    typer.echo(
+        f"  registered        {summary['model_name']} v{summary['model_version']} "
+        f"aliases {summary['aliases']}: {summary['gate_reason']}"
+    )
+    typer.echo(
+        "  test metrics      "
+        + ", ".join(
+            f"{k} {metrics[k]:.3f}"
+            for k in ("roc_auc", "average_precision", "card_precision_at_100")
+        )
+    )
+    typer.echo(f"  online windows    as of {summary['online_state_as_of']}")
+    typer.echo(f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}")
+
+
+@pipeline_app.command("fraud")
+def pipeline_fraud(
+    source: Annotated[
+        Path | None,
+        typer.Option(help="Transactions in the Fraud Detection Handbook schema (CSV or parquet)."),
+    ] = None,
+    customers: Annotated[int, typer.Option(min=10, help="Cards to simulate.")] = 5000,
+    terminals: Annotated[int, typer.Option(min=10, help="Terminals to simulate.")] = 10000,
+    days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 183,
+    start: Annotated[str, typer.Option(help="First simulated day (UTC).")] = "2018-04-01",
+    scenario: Annotated[
+        FraudScenario, typer.Option(help="Drift scenario of the simulated data.")
+    ] = FraudScenario("baseline"),
+    train_start: Annotated[str, typer.Option(help="First training day (UTC).")] = "2018-07-25",
+    train_days: Annotated[int, typer.Option(min=1, help="Days of training data.")] = 7,
+    delay_days: Annotated[
+        int, typer.Option(min=0, help="Days between training and test (the label delay).")
+    ] = 7,
+    test_days: Annotated[int, typer.Option(min=1, help="Days of test data.")] = 7,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON summary line.")
+    ] = False,
+) -> None:
+    """Run the fraud flow: ingest, validate, window features, Feast, train, register."""
+    settings = _prepare()  # before Prefect is imported: it reads its settings on import
+    from pipelines.fraud_flow import Periods, Simulation
+
+    summary = _run_fraud(
+        source,
+        Simulation(customers, terminals, days, start, scenario.value),
+        Periods(train_start, train_days, delay_days, test_days),
+    )
+    _report_fraud(summary, settings, as_json)
+
+
 @app.command()
 def demo(
     serve: Annotated[bool, typer.Option(help="Serve the API when the pipeline is done.")] = True,
@@ -155,12 +237,13 @@ def demo(
 
 class Model(StrEnum):
     churn = "churn"
+    fraud = "fraud"
 
 
 def _registry(settings: Settings, model: Model) -> tuple[Any, str]:
     from mlflow import MlflowClient
 
-    name = {Model.churn: settings.churn_model_name}[model]
+    name = {Model.churn: settings.churn_model_name, Model.fraud: settings.fraud_model_name}[model]
     return MlflowClient(tracking_uri=settings.tracking_uri), name
 
 

@@ -41,6 +41,7 @@ import optuna
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from features.feature_repo.fraud import fraud_model
 from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES
 from mlops.settings import Settings
@@ -72,7 +73,7 @@ from training.train import (
     register_winner,
 )
 
-FEATURE_SERVICE: Final = "fraud_model"
+FEATURE_SERVICE: Final = fraud_model.name
 SELECTION_METRIC: Final = "average_precision"
 CARD_PRECISION: Final = f"card_precision_at_{DEFAULT_K}"
 ANOMALY_ONLY: Final = "isolation_forest"
