@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +92,67 @@ def churn_settings(churn_run: dict[str, object], monkeypatch: pytest.MonkeyPatch
     """Settings pointing at the session's churn run, served as a churn-only API."""
     monkeypatch.setenv("MLOPS_HOME", str(churn_run["home"]))
     monkeypatch.setenv("MLOPS_SERVED_MODELS", "churn")
+    return Settings()
+
+
+def run_mlops(
+    *args: str, home: Path, prefect_api: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `mlops` in its own process, as a user would, on the session's Prefect server."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
+    clean |= {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+# Small, but long enough for the protocol: 30 days of window history before the four
+# prequential folds (35 days before the final training week), then 7 + 7 + 7 days.
+FRAUD_RUN_SIMULATION = {"n_customers": 300, "n_terminals": 600, "n_days": 70, "seed": 7}
+FRAUD_RUN_TRAIN_START = "2018-05-20"
+# Rows of the fraud run's file broken on purpose, by the rule each breaks.
+FRAUD_RUN_BROKEN = {"TX_AMOUNT: not a number": 2, "TRANSACTION_ID: duplicate": 1}
+
+
+@pytest.fixture(scope="session")
+def fraud_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[str, Any]:
+    """`mlops pipeline fraud --source FILE --json`, run once as a user would, on a simulated
+    file with a few broken rows. Returns the JSON summary plus `home` and `source`."""
+    from pipelines.sources.fraud_simulator import simulate_transactions, write_transactions
+
+    home = tmp_path_factory.mktemp("fraud-run")
+    frame = simulate_transactions(**FRAUD_RUN_SIMULATION)
+    raw = frame.astype({"TX_AMOUNT": object})
+    raw.loc[[5, 9], "TX_AMOUNT"] = ["-3.20", "lots"]
+    raw.loc[12, "TRANSACTION_ID"] = raw.loc[11, "TRANSACTION_ID"]
+    source = write_transactions(raw, home / "transactions.csv")
+    result = run_mlops(
+        "pipeline",
+        "fraud",
+        "--source",
+        str(source),
+        "--train-start",
+        FRAUD_RUN_TRAIN_START,
+        "--json",
+        home=home,
+        prefect_api=prefect_api,
+        env={"MLOPS_FRAUD_SEARCH_TRIALS": "3", "MLOPS_SEED": "7"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**summary, "home": home, "source": source, "transactions": frame}
+
+
+@pytest.fixture
+def fraud_settings(fraud_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at the session's fraud run, served as a fraud-only API."""
+    monkeypatch.setenv("MLOPS_HOME", str(fraud_run["home"]))
+    monkeypatch.setenv("MLOPS_SERVED_MODELS", "fraud")
     return Settings()
 
 

@@ -181,3 +181,28 @@ def test_a_dead_online_store_gives_503_fast_and_not_ready(
         # Raw fields need no feature store: those predictions still work.
         fields = raw_fields(raw_customers.iloc[0])
         assert client.post("/v1/churn/predict", json={"customer": fields}).status_code == 200
+
+
+def test_an_api_serving_both_is_not_ready_without_a_fraud_champion(
+    churn_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The churn run has no fraud model: churn still answers, fraud says why it cannot."""
+    monkeypatch.setenv("MLOPS_SERVED_MODELS", "churn,fraud")
+    with TestClient(create_app(Settings())) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {
+            "churn_model": True,
+            "fraud_model": False,
+            "feature_store": True,
+        }
+        assert "fraud" in ready.json()["model_errors"]
+        tx = {
+            "customer_id": 1,
+            "terminal_id": 2,
+            "amount": 5.0,
+            "tx_datetime": "2018-06-01T00:00:00Z",
+        }
+        response = client.post("/v1/fraud/score", json=tx)
+        assert response.status_code == 503
+        assert response.json()["error"] == "model_not_ready"
