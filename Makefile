@@ -8,11 +8,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: install demo demo-no-serve test lint typecheck clean help
+.PHONY: install demo demo-no-serve test bench lint typecheck clean help
 
 help:
 	@echo "make demo   run the churn case study end to end, then serve the API on :8000"
 	@echo "make test   run the test suite (unit, data, model, end-to-end)"
+	@echo "make bench  the benchmarks (the figures of docs/benchmarks.md)"
 	@echo "make lint   ruff and mypy"
 
 $(CURDIR)/.tools/bin/uv:
@@ -33,6 +34,10 @@ demo-no-serve: install
 
 test: install
 	$(RUN) pytest
+
+bench: install
+	$(RUN) mlops bench pipeline fraud
+	$(RUN) mlops bench pipeline churn
 
 lint: install
 	$(RUN) ruff check .

@@ -19,16 +19,10 @@ cards removed) are logged for every variant but choose nothing. The winner is ex
 to ONNX (the anomaly score computed inside the graph when it is an input), checked for
 parity and registered with `training.train.register_winner`, gated on test average
 precision against the champion scored on the same rows.
-
-`python -m training.fraud_train --benchmark` trains at the default simulation size on
-the Handbook's split and prints the summary with wall time and peak memory.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -534,44 +528,3 @@ def _describe(split: TimeSplit) -> str:
 
 def _day(frame: pd.DataFrame) -> str:
     return f"{frame[TX_DATETIME].min():%Y-%m-%d}"
-
-
-def benchmark(settings: Settings) -> dict[str, Any]:
-    """Default simulation, window features, `train_fraud` on the Handbook's split; timed."""
-    from features.fraud_windows import fraud_window_features
-    from pipelines.sources.fraud_simulator import simulate_transactions
-    from training import tracking
-    from training.fraud_splits import handbook_split
-
-    started = time.perf_counter()
-    transactions = simulate_transactions(seed=settings.seed)
-    features = fraud_window_features(transactions)
-    frame = transactions.join(features[list(FRAUD_FEATURES)])
-    del features
-    prepared = time.perf_counter()
-    tracking.use_experiment(settings, EXPERIMENT)
-    with mlflow.start_run(run_name="fraud-benchmark"):
-        result = train_fraud(frame, handbook_split(), settings)
-    done = time.perf_counter()
-    return {
-        **result.summary(),
-        "transactions": len(frame),
-        "data_and_features_s": round(prepared - started, 1),
-        "training_s": round(done - prepared, 1),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--benchmark", action="store_true", help="train at the default simulation size"
-    )
-    args = parser.parse_args()
-    if not args.benchmark:
-        parser.error("nothing to do: pass --benchmark (the pipeline calls train_fraud)")
-    print(json.dumps(benchmark(Settings().prepare()), default=str))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,63 @@
+"""Benchmarks of the real pipelines: wall time, peak memory and the model they produce.
+
+Each benchmark runs the same flow a user runs, in a fresh `MLOPS_HOME`, and reports what
+docs/benchmarks.md records: the figures, and the machine they were measured on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """The machine a figure was measured on."""
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(pages * page_size / 2**30, 1),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def peak_rss_mb() -> int:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def bench_pipeline(case_study: str, home: Path) -> dict[str, Any]:
+    """Run a case study's flow at its default size in `home`; time it and take its memory.
+
+    The flow runs in this process (Prefect's temporary server is a separate process and
+    not counted), so the peak is the pipeline's own.
+    """
+    os.environ["MLOPS_HOME"] = str(home)
+    started = time.perf_counter()
+    if case_study == "fraud":
+        from pipelines.fraud_flow import fraud_pipeline
+
+        summary = fraud_pipeline()
+    elif case_study == "churn":
+        from pipelines.churn_flow import churn_pipeline
+
+        summary = churn_pipeline()
+    else:
+        raise ValueError(f"unknown case study {case_study!r}; known: churn, fraud")
+    return {
+        "benchmark": f"pipeline {case_study}",
+        "wall_s": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "rows": summary["rows"],
+        "winner": summary["winner"],
+        "test_metrics": summary["test_metrics"],
+        "parity_max_abs_diff": summary["parity_max_abs_diff"],
+        "run_id": summary["run_id"],
+        "home": str(home),
+        "machine": machine(),
+    }
