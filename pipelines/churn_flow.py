@@ -30,7 +30,7 @@ from pipelines.sources.churn_files import load_churn_file
 from pipelines.sources.churn_simulator import simulate_customers
 from pipelines.stages import quarantine_and_check, transient
 from training import tracking
-from training.datasets import as_matrix, data_fingerprint, split_train_test
+from training.datasets import as_matrix, split_train_test
 from training.models import CANDIDATES
 from training.train import TrainingData, train_and_register
 
@@ -128,27 +128,20 @@ def train(
         y_test=split.test[LABEL].to_numpy(),
         params={"split_strategy": split.strategy, "feature_service": churn_model.name},
     )
-    tracking.use_experiment(settings, EXPERIMENT)
-    with mlflow.start_run(run_name=f"churn-pipeline-{lineage['pipeline_run']}"):
-        mlflow.set_tags(
-            {"pipeline_run": lineage["pipeline_run"], "code_version": tracking.code_version()}
-        )
-        mlflow.log_params(
-            {
-                "source": lineage["source"][:500],
-                "rows_in": lineage["rows_in"],
-                "rows_quarantined": lineage["rows_quarantined"],
-                "train_rows": len(split.train),
-                "test_rows": len(split.test),
-                "split_strategy": split.strategy,
-                "split_cutoff": str(split.cutoff),
-                "feature_service": churn_model.name,
-                "n_features": len(CHURN_FEATURES),
-                "data_fingerprint": data_fingerprint(frame),
-            }
-        )
-        mlflow.log_dict(tracking.environment(), "environment.json")
-        mlflow.log_dict({"features": list(CHURN_FEATURES)}, "feature_service.json")
+    with tracking.pipeline_run(
+        settings,
+        EXPERIMENT,
+        lineage=lineage,
+        feature_service=churn_model.name,
+        features=CHURN_FEATURES,
+        data=frame,
+        params={
+            "train_rows": len(split.train),
+            "test_rows": len(split.test),
+            "split_strategy": split.strategy,
+            "split_cutoff": str(split.cutoff),
+        },
+    ):
         result = train_and_register(
             data,
             candidates=CANDIDATES,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,46 +65,65 @@ def _prepare() -> Settings:
     return settings
 
 
-def _run_churn(
-    source: Path | None, customers: int, scenario: str, current_scenario: str | None
-) -> dict[str, Any]:
+def _run(flow: Callable[..., dict[str, Any]], **arguments: Any) -> dict[str, Any]:
+    """Run a flow; a source that cannot be used is a message and exit code 2, not a trace."""
     from features.quarantine import UnusableSource
-    from pipelines.churn_flow import churn_pipeline
 
     try:
-        return churn_pipeline(
-            source=source,
-            customers=customers,
-            scenario=scenario,
-            current_scenario=current_scenario,
-        )
+        return flow(**arguments)
     except UnusableSource as error:
         typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
         raise typer.Exit(2) from error
+
+
+def _run_churn(
+    source: Path | None, customers: int, scenario: str, current_scenario: str | None
+) -> dict[str, Any]:
+    from pipelines.churn_flow import churn_pipeline
+
+    return _run(
+        churn_pipeline,
+        source=source,
+        customers=customers,
+        scenario=scenario,
+        current_scenario=current_scenario,
+    )
+
+
+def _run_fraud(source: Path | None, simulation: Any, periods: Any) -> dict[str, Any]:
+    from pipelines.fraud_flow import fraud_pipeline
+
+    return _run(fraud_pipeline, source=source, simulation=simulation, periods=periods)
+
+
+def _report_run(
+    summary: dict[str, Any], title: str, metric_names: tuple[str, ...], details: dict[str, str]
+) -> None:
+    """What every pipeline reports: its source, rows, run, registered version and metrics."""
+    rows = summary["rows"]
+    typer.echo("")
+    typer.secho(title, bold=True)
+    typer.echo(f"  source            {summary['source']}")
+    typer.echo(
+        f"  rows              {rows['rows_valid']} valid, {rows['rows_quarantined']} quarantined"
+        + (f" -> {summary['quarantine_dir']}" if rows["rows_quarantined"] else "")
+    )
+    for name, text in details.items():
+        typer.echo(f"  {name:<17} {text}")
+    typer.echo(f"  MLflow run        {summary['run_id']}  ({summary['winner']} won)")
+    typer.echo(
+        f"  registered        {summary['model_name']} v{summary['model_version']} "
+        f"aliases {summary['aliases']}: {summary['gate_reason']}"
+    )
+    metrics = summary["test_metrics"]
+    typer.echo("  test metrics      " + ", ".join(f"{k} {metrics[k]:.3f}" for k in metric_names))
 
 
 def _report(summary: dict[str, Any], settings: Settings, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, default=str))
         return
-    metrics = summary["test_metrics"]
-    rows = summary["rows"]
-    typer.echo("")
-    typer.secho("churn pipeline finished", bold=True)
-    typer.echo(f"  source            {summary['source']}")
-    typer.echo(
-        f"  rows              {rows['rows_valid']} valid, {rows['rows_quarantined']} quarantined"
-        + (f" -> {summary['quarantine_dir']}" if rows["rows_quarantined"] else "")
-    )
-    typer.echo(f"  MLflow run        {summary['run_id']}  ({summary['winner']} won)")
-    typer.echo(
-        f"  registered        {summary['model_name']} v{summary['model_version']} "
-        f"aliases {summary['aliases']}: {summary['gate_reason']}"
-    )
-    typer.echo(
-        "  test metrics      "
-        + ", ".join(f"{k} {metrics[k]:.3f}" for k in ("roc_auc", "pr_auc", "f1", "recall"))
-    )
+    _report_run(summary, "churn pipeline finished", ("roc_auc", "pr_auc", "f1", "recall"), {})
     drift = summary["drift"]
     typer.echo(
         f"  drift             {len(drift['drifted_columns'])} drifted features "
@@ -141,48 +161,21 @@ def pipeline_churn(
     _report(summary, settings, as_json)
 
 
-def _run_fraud(source: Path | None, simulation: Any, periods: Any) -> dict[str, Any]:
-    from features.quarantine import UnusableSource
-    from pipelines.fraud_flow import fraud_pipeline
-
-    try:
-        return fraud_pipeline(source=source, simulation=simulation, periods=periods)
-    except UnusableSource as error:
-        typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
-        raise typer.Exit(2) from error
-
-
 def _report_fraud(summary: dict[str, Any], settings: Settings, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, default=str))
         return
-    metrics = summary["test_metrics"]
-    rows = summary["rows"]
     periods = summary["periods"]
-    typer.echo("")
-    typer.secho("fraud pipeline finished", bold=True)
-    typer.echo(f"  source            {summary['source']}")
-    typer.echo(
-        f"  rows              {rows['rows_valid']} valid, {rows['rows_quarantined']} quarantined"
-        + (f" -> {summary['quarantine_dir']}" if rows["rows_quarantined"] else "")
-    )
-    typer.echo(
-        f"  split             train {periods['train_days']} days from {periods['train_start']}, "
+    split = (
+        f"train {periods['train_days']} days from {periods['train_start']}, "
         f"delay {periods['delay_days']}, test {periods['test_days']}"
     )
-    typer.echo(f"  MLflow run        {summary['run_id']}  ({summary['winner']} won)")
-    typer.echo(
-        f"  registered        {summary['model_name']} v{summary['model_version']} "
-        f"aliases {summary['aliases']}: {summary['gate_reason']}"
+    _report_run(
+        summary,
+        "fraud pipeline finished",
+        ("roc_auc", "average_precision", "card_precision_at_100"),
+        {"split": split, "online windows": f"as of {summary['online_state_as_of']}"},
     )
-    typer.echo(
-        "  test metrics      "
-        + ", ".join(
-            f"{k} {metrics[k]:.3f}"
-            for k in ("roc_auc", "average_precision", "card_precision_at_100")
-        )
-    )
-    typer.echo(f"  online windows    as of {summary['online_state_as_of']}")
     typer.echo(f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}")
 
 
@@ -213,10 +206,14 @@ def pipeline_fraud(
     settings = _prepare()  # before Prefect is imported: it reads its settings on import
     from pipelines.fraud_flow import Periods, Simulation
 
+    periods = Periods(train_start, train_days, delay_days, test_days)
+    try:
+        periods.split()
+    except ValueError as error:  # a split that cannot be: say so before any work starts
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
     summary = _run_fraud(
-        source,
-        Simulation(customers, terminals, days, start, scenario.value),
-        Periods(train_start, train_days, delay_days, test_days),
+        source, Simulation(customers, terminals, days, start, scenario.value), periods
     )
     _report_fraud(summary, settings, as_json)
 

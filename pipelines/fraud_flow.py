@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import mlflow
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -33,7 +32,6 @@ from pipelines.sources.fraud_simulator import (
 )
 from pipelines.stages import quarantine_and_check, transient
 from training import tracking
-from training.datasets import data_fingerprint
 from training.fraud_splits import (
     HANDBOOK_DELAY_DAYS,
     HANDBOOK_START,
@@ -150,28 +148,21 @@ def train(
 ) -> dict[str, Any]:
     """Train, search and gate in one parent MLflow run; register the winner."""
     logger = get_run_logger()
-    tracking.use_experiment(settings, EXPERIMENT)
-    with mlflow.start_run(run_name=f"fraud-pipeline-{lineage['pipeline_run']}"):
-        mlflow.set_tags(
-            {"pipeline_run": lineage["pipeline_run"], "code_version": tracking.code_version()}
-        )
-        mlflow.log_params(
-            {
-                "source": lineage["source"][:500],
-                "rows_in": lineage["rows_in"],
-                "rows_quarantined": lineage["rows_quarantined"],
-                "feature_service": fraud_model.name,
-                "n_features": len(FRAUD_FEATURES),
-                "data_fingerprint": data_fingerprint(features),
-                "train_start": str(split.train_start),
-                "train_end": str(split.train_end),
-                "test_start": str(split.test_start),
-                "test_end": str(split.test_end),
-                "delay_days": split.delay.days,
-            }
-        )
-        mlflow.log_dict(tracking.environment(), "environment.json")
-        mlflow.log_dict({"features": list(FRAUD_FEATURES)}, "feature_service.json")
+    with tracking.pipeline_run(
+        settings,
+        EXPERIMENT,
+        lineage=lineage,
+        feature_service=fraud_model.name,
+        features=FRAUD_FEATURES,
+        data=features,
+        params={
+            "train_start": str(split.train_start),
+            "train_end": str(split.train_end),
+            "test_start": str(split.test_start),
+            "test_end": str(split.test_end),
+            "delay_days": split.delay.days,
+        },
+    ):
         result = train_fraud(features, split, settings)
     logger.info(
         "registered %s v%s as %s (%s); test average precision %.4f",

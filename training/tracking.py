@@ -5,10 +5,14 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import pandas as pd
 
 from mlops.settings import Settings
 
@@ -45,6 +49,43 @@ def use_experiment(settings: Settings, name: str) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return str(experiment_id)
+
+
+@contextmanager
+def pipeline_run(
+    settings: Settings,
+    experiment: str,
+    *,
+    lineage: Mapping[str, Any],
+    feature_service: str,
+    features: Sequence[str],
+    data: pd.DataFrame,
+    params: Mapping[str, Any],
+) -> Iterator[mlflow.ActiveRun]:
+    """The parent MLflow run of a pipeline, with the lineage every run records.
+
+    `lineage` holds the pipeline run id, the source and the row counts; `data` is the
+    training frame whose fingerprint is logged; `params` adds the case study's own.
+    """
+    from training.datasets import data_fingerprint
+
+    use_experiment(settings, experiment)
+    with mlflow.start_run(run_name=f"{experiment}-pipeline-{lineage['pipeline_run']}") as run:
+        mlflow.set_tags({"pipeline_run": lineage["pipeline_run"], "code_version": code_version()})
+        mlflow.log_params(
+            {
+                "source": str(lineage["source"])[:500],
+                "rows_in": lineage["rows_in"],
+                "rows_quarantined": lineage["rows_quarantined"],
+                "feature_service": feature_service,
+                "n_features": len(features),
+                "data_fingerprint": data_fingerprint(data),
+                **params,
+            }
+        )
+        mlflow.log_dict(environment(), "environment.json")
+        mlflow.log_dict({"features": list(features)}, "feature_service.json")
+        yield run
 
 
 def code_version() -> str:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,22 +12,9 @@ from typer.testing import CliRunner
 from features.quarantine import QUARANTINE_REASON
 from pipelines.cli import app
 from pipelines.sources.churn_simulator import simulate_customers, write_customers
+from tests.conftest import run_mlops as mlops
 
 runner = CliRunner()
-
-
-def mlops(*args: str, prefect_api: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run `mlops` in its own process, as a user would, on the session's Prefect server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
-    env |= {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api}
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_help_lists_the_commands() -> None:
@@ -103,3 +87,24 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
     reasons = " | ".join(quarantined[QUARANTINE_REASON])
     assert "tenure" in reasons and "Contract" in reasons and "duplicate" in reasons
     assert Path(summary["drift"]["html"]).is_relative_to(isolated_env)
+
+
+def test_a_fraud_file_missing_a_column_stops_with_the_file_and_the_column(
+    tmp_path: Path, isolated_env: Path, prefect_api: str
+) -> None:
+    from pipelines.sources.fraud_simulator import simulate_transactions, write_transactions
+
+    frame = simulate_transactions(20, 40, 3, seed=1).drop(columns=["TX_AMOUNT"])
+    path = write_transactions(frame, tmp_path / "no_amount.csv")
+    result = mlops(
+        "pipeline", "fraud", "--source", str(path), prefect_api=prefect_api, home=isolated_env
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert str(path) in result.stderr
+    assert "missing column(s) TX_AMOUNT" in result.stderr
+
+
+def test_a_bad_fraud_split_is_refused_before_any_work(isolated_env: Path) -> None:
+    result = runner.invoke(app, ["pipeline", "fraud", "--train-start", "2018-07-25T06:00"])
+    assert result.exit_code == 2
+    assert "start must be a midnight UTC" in result.stderr
