@@ -94,14 +94,16 @@ def create_app(
         fraud: FraudModelDep,
         fraud_features: FraudFeaturesDep,
     ) -> JSONResponse:
-        """Ready when every served model is loaded and the online store answers."""
+        """Ready when every served model is loaded and its online features answer."""
         both: dict[str, tuple[ModelHolder, OnlineFeatures | FraudOnlineFeatures]] = {
             "churn": (churn, churn_features),
             "fraud": (fraud, fraud_features),
         }
         served = {name: both[name] for name in settings.served_models}
-        checks = {f"{name}_model": holder.ready for name, (holder, _) in served.items()}
-        checks["feature_store"] = all(features.ping() for _, features in served.values())
+        checks: dict[str, bool] = {}
+        for name, (holder, features) in served.items():
+            checks[f"{name}_model"] = holder.ready
+            checks[f"{name}_features"] = features.ping()
         body: dict[str, Any] = {"ready": all(checks.values()), "checks": checks}
         errors = {name: h.last_error for name, (h, _) in served.items() if h.last_error}
         if errors:

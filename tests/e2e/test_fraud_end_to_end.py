@@ -75,7 +75,8 @@ def test_summary_line_names_the_model_metrics_and_the_quarantine(fraud_run: dict
 def test_mlflow_run_records_the_split_and_the_registered_bundle(
     fraud_run: dict[str, Any], fraud_settings: Settings
 ) -> None:
-    client = MlflowClient(tracking_uri=fraud_settings.tracking_uri)
+    uri = fraud_settings.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(fraud_run["run_id"])
     assert client.get_experiment(run.info.experiment_id).name == "fraud"
     assert run.data.params["feature_service"] == "fraud_model"
@@ -196,7 +197,7 @@ def test_a_missing_field_is_422_and_readiness_names_the_fraud_model(api: TestCli
     assert {"terminal_id", "tx_datetime"} <= fields
     ready = api.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"fraud_model": True, "feature_store": True}
+    assert ready.json()["checks"] == {"fraud_model": True, "fraud_features": True}
     info = api.get("/v1/fraud/model").json()
     assert info["features"] == list(FRAUD_FEATURES)
     assert info["feature_service"] == "fraud_model"

@@ -54,7 +54,7 @@ def test_liveness_and_readiness(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"churn_model": True, "feature_store": True}
+    assert ready.json()["checks"] == {"churn_model": True, "churn_features": True}
 
 
 def test_model_info_names_the_champion(client: TestClient, churn_run: dict[str, Any]) -> None:
@@ -176,7 +176,7 @@ def test_a_dead_online_store_gives_503_fast_and_not_ready(
         assert response.json()["error"] == "feature_store_unavailable"
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"churn_model": True, "feature_store": False}
+        assert ready.json()["checks"] == {"churn_model": True, "churn_features": False}
         assert client.get("/health/live").status_code == 200
         # Raw fields need no feature store: those predictions still work.
         fields = raw_fields(raw_customers.iloc[0])
@@ -191,10 +191,12 @@ def test_an_api_serving_both_is_not_ready_without_a_fraud_champion(
     with TestClient(create_app(Settings())) as client:
         ready = client.get("/health/ready")
         assert ready.status_code == 503
+        # The churn run published no fraud definitions either: both checks say so.
         assert ready.json()["checks"] == {
             "churn_model": True,
+            "churn_features": True,
             "fraud_model": False,
-            "feature_store": True,
+            "fraud_features": False,
         }
         assert "fraud" in ready.json()["model_errors"]
         tx = {
