@@ -203,15 +203,17 @@ def pipeline_fraud(
     ] = False,
 ) -> None:
     """Run the fraud flow: ingest, validate, window features, Feast, train, register."""
+    from training.fraud_splits import handbook_split
+
+    try:
+        handbook_split(train_start, train_days, delay_days, test_days)
+    except ValueError as error:  # a split that cannot be: say so before any work starts
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
     settings = _prepare()  # before Prefect is imported: it reads its settings on import
     from pipelines.fraud_flow import Periods, Simulation
 
     periods = Periods(train_start, train_days, delay_days, test_days)
-    try:
-        periods.split()
-    except ValueError as error:  # a split that cannot be: say so before any work starts
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(2) from error
     summary = _run_fraud(
         source, Simulation(customers, terminals, days, start, scenario.value), periods
     )

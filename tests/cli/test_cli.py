@@ -105,6 +105,8 @@ def test_a_fraud_file_missing_a_column_stops_with_the_file_and_the_column(
 
 
 def test_a_bad_fraud_split_is_refused_before_any_work(isolated_env: Path) -> None:
+    """In process: nothing may be set up (no Prefect import, no folders) before the check."""
     result = runner.invoke(app, ["pipeline", "fraud", "--train-start", "2018-07-25T06:00"])
     assert result.exit_code == 2
     assert "start must be a midnight UTC" in result.stderr
+    assert not isolated_env.exists()
