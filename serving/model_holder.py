@@ -56,6 +56,8 @@ class ModelHolder:
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        # Versions loaded and rejected since start, for metrics.
+        self.loads = {"loaded": 0, "rejected": 0}
 
     @property
     def current(self) -> LoadedModel:
@@ -104,9 +106,11 @@ class ModelHolder:
                 _check_parity(loaded, settings.parity_tolerance)
             except (LookupError, OSError, ValueError) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
+                self.loads["rejected"] += 1
                 return None
             self._current = loaded  # one reference assignment: atomic for readers
             self.last_error = None
+            self.loads["loaded"] += 1
             return loaded
 
 
