@@ -94,6 +94,28 @@ class ObservedRequests:
             access_log.info(json.dumps(line))
 
 
+def uvicorn_log_config() -> dict[str, Any]:
+    """Uvicorn's logging, with our JSON access lines (one per request) in place of its own."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = {**LOGGING_CONFIG, "formatters": dict(LOGGING_CONFIG["formatters"])}
+    config["formatters"]["json_line"] = {"format": "%(message)s"}
+    config["handlers"] = {
+        **LOGGING_CONFIG["handlers"],
+        "json_access": {
+            "class": "logging.StreamHandler",
+            "formatter": "json_line",
+            "stream": "ext://sys.stdout",
+        },
+    }
+    config["loggers"] = {
+        **LOGGING_CONFIG["loggers"],
+        "serving.access": {"handlers": ["json_access"], "level": "INFO", "propagate": False},
+        "serving": {"handlers": ["default"], "level": "INFO", "propagate": False},
+    }
+    return config
+
+
 def _request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
     for name, value in headers:
         if name == REQUEST_ID_HEADER:
