@@ -80,7 +80,10 @@ class ModelHolder:
     def refresh(self, settings: Settings) -> bool:
         """Follow the alias: load its version if it changed. True when a new model is in."""
         try:
-            client = MlflowClient(tracking_uri=settings.tracking_uri)
+            # The registry too: the process may have set another globally (set_registry_uri).
+            client = MlflowClient(
+                tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+            )
             version = str(client.get_model_version_by_alias(self.name, self.alias).version)
         except MlflowException as error:
             self.last_error = f"cannot resolve {self.name}@{self.alias}: {error.message}"
