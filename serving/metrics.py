@@ -9,6 +9,7 @@ Prometheus.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -61,13 +62,21 @@ class Metrics:
             registry=self.registry,
         )
         self._state: _ServingState | None = None
+        # Label lookups take a lock and build keys; a request's children are found here.
+        self._request_children: dict[tuple[str, int, str | None], tuple[Any, Any]] = {}
 
     def observe_request(
         self, endpoint: str, status: int, model_version: str | None, seconds: float
     ) -> None:
-        labels = (endpoint, str(status), model_version or "")
-        self.requests.labels(*labels).inc()
-        self.request_seconds.labels(*labels).observe(seconds)
+        key = (endpoint, status, model_version)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (endpoint, str(status), model_version or "")
+            children = self.requests.labels(*labels), self.request_seconds.labels(*labels)
+            self._request_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def watch(self, log: PredictionLog, holders: Iterable[ModelHolder]) -> None:
         """Report the log's and the holders' state at each scrape (replaces earlier ones)."""
