@@ -81,11 +81,14 @@ def _fail_without_retries(store: FeatureStore) -> None:
     `Retry`. The client Feast builds is set here instead; serving is the one to decide
     whether to retry (it answers 503 and the caller retries), so the client does not.
     """
+    from feast.infra.online_stores.redis import RedisOnlineStore
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    online = store.provider.online_store
+    assert isinstance(online, RedisOnlineStore)
     # Feast builds its Redis client lazily and keeps it; building it now connects nothing.
-    client = store.provider.online_store._get_client(store.config.online_store)
+    client = online._get_client(store.config.online_store)
     client.set_retry(Retry(NoBackoff(), retries=0))
 
 
