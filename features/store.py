@@ -67,7 +67,29 @@ def _with_timeouts(settings: Settings) -> str:
 
 
 def feature_store(settings: Settings) -> FeatureStore:
-    return FeatureStore(config=repo_config(settings))
+    store = FeatureStore(config=repo_config(settings))
+    if settings.online_store == "redis":
+        _fail_without_retries(store)
+    return store
+
+
+def _fail_without_retries(store: FeatureStore) -> None:
+    """A dead Redis fails one call within the socket timeout, not after redis-py's retries.
+
+    redis-py 7 retries every failed call three times with exponential, jittered backoff
+    (about 3.5 s for a refused connection), and Feast's connection string cannot carry a
+    `Retry`. The client Feast builds is set here instead; serving is the one to decide
+    whether to retry (it answers 503 and the caller retries), so the client does not.
+    """
+    from feast.infra.online_stores.redis import RedisOnlineStore
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online = store.provider.online_store
+    assert isinstance(online, RedisOnlineStore)
+    # Feast builds its Redis client lazily and keeps it; building it now connects nothing.
+    client = online._get_client(store.config.online_store)
+    client.set_retry(Retry(NoBackoff(), retries=0))
 
 
 def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:

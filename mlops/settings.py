@@ -12,8 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Good enough on a laptop; any other profile must set its own (see `_no_default_secret_off_local`).
+DEFAULT_ADMIN_TOKEN = "local-admin-token"
 
 
 class Settings(BaseSettings):
@@ -81,6 +84,40 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Timeout for one online feature read at serving time."
     )
 
+    prediction_log_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the prediction log; default sqlite:///<home>/predictions.db.",
+    )
+    prediction_log_capacity: int = Field(
+        default=10_000,
+        ge=1,
+        description="Predictions queued for the log writer at most; beyond, they are dropped.",
+    )
+    prediction_log_flush_s: float = Field(
+        default=1.0, gt=0, description="Longest a queued prediction waits before it is written."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1, description="Largest request body the API reads (413 beyond)."
+    )
+    max_concurrent_requests: int = Field(
+        default=32,
+        ge=1,
+        description="Requests in progress at most; more are refused with 429, not queued.",
+    )
+    admin_token: SecretStr = Field(
+        default=SecretStr(DEFAULT_ADMIN_TOKEN),
+        description="Bearer token of the /admin endpoints; the default is refused off 'local'.",
+    )
+
+    @model_validator(mode="after")
+    def _no_default_secret_off_local(self) -> Settings:
+        if self.profile != "local" and self.admin_token.get_secret_value() == DEFAULT_ADMIN_TOKEN:
+            raise ValueError(
+                f"MLOPS_ADMIN_TOKEN is the default, which only profile 'local' accepts; "
+                f"set it to a secret of your own for profile '{self.profile}'"
+            )
+        return self
+
     @model_validator(mode="after")
     def _no_unknown_variables(self) -> Settings:
         # pydantic-settings ignores unknown variables; a typo would fall back silently.
@@ -140,6 +177,10 @@ class Settings(BaseSettings):
     @cached_property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def prediction_log_uri(self) -> str:
+        return self.prediction_log_url or f"sqlite:///{self.home / 'predictions.db'}"
 
     @property
     def artifact_root(self) -> str:

@@ -330,10 +330,16 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from serving.app import create_app
+    from serving.middleware import uvicorn_log_config
 
     typer.echo(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C stops)")
     uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info"
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=uvicorn_log_config(),
+        access_log=False,  # the app writes one JSON line per request, with its request id
+        timeout_graceful_shutdown=10,
     )
 
 

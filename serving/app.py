@@ -5,7 +5,11 @@ through the same transforms as training) -> float32 row -> onnxruntime -> respon
 Fraud hot path: validate the transaction -> one online read of the card's and the
 terminal's histories -> the window features at the transaction's time -> onnxruntime ->
 response, and the transaction is appended to both histories online.
-No pandas, no native model, no pickle on the request path.
+No pandas, no native model, no pickle on the request path. Every prediction is queued
+for the prediction log, written by a background thread.
+
+Around every request (`serving.middleware`): a request id, a JSON log line and metrics
+(`GET /metrics`), a body size limit (413) and a concurrency limit that sheds load (429).
 """
 
 from __future__ import annotations
@@ -14,29 +18,43 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from features.churn_frames import ENTITY_KEY
-from features.churn_transforms import churn_features
 from features.feature_repo.churn import churn_model
 from mlops.settings import Settings
-from serving.deps import ChurnFeaturesDep, ChurnModelDep, FraudFeaturesDep, FraudModelDep
-from serving.errors import InvalidInput, install_error_handlers
+from serving.deps import (
+    AdminDep,
+    ChurnFeaturesDep,
+    ChurnModelDep,
+    ChurnPredictorDep,
+    FraudFeaturesDep,
+    FraudModelDep,
+    FraudPredictorDep,
+    RequestContextDep,
+)
+from serving.errors import install_error_handlers
 from serving.fraud_features import FraudOnlineFeatures
+from serving.metrics import Metrics
+from serving.middleware import BoundedRequests, ObservedRequests
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
+from serving.prediction_log import PredictionLog
+from serving.predictors import CHURN_ENDPOINT, FRAUD_ENDPOINT, ChurnPredictor, FraudPredictor
 from serving.schemas import (
     ChurnPrediction,
     ChurnPredictRequest,
     FraudScore,
     FraudTransaction,
     ModelInfo,
-    ModelRef,
+    ReloadOutcome,
 )
+
+logger = logging.getLogger("serving")
 
 
 def create_app(
@@ -45,8 +63,14 @@ def create_app(
     churn_features_client: OnlineFeatures | None = None,
     fraud_model_holder: ModelHolder | None = None,
     fraud_features_client: FraudOnlineFeatures | None = None,
+    prediction_log: PredictionLog | None = None,
 ) -> FastAPI:
-    """Build the API. Collaborators not given are built from settings at startup."""
+    """Build the API. Collaborators not given are built from settings at startup.
+
+    The app starts the prediction log at startup and closes it at shutdown, writing what
+    is queued, whether it built the log or was given it.
+    """
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,28 +83,51 @@ def create_app(
             from features.store import feature_store
 
             store = feature_store(settings)
-        app.state.churn_model = churn
-        app.state.churn_features = churn_features_client or OnlineFeatures(
+        churn_features = churn_features_client or OnlineFeatures(
             store, churn_model.name, ENTITY_KEY
         )
-        app.state.fraud_model = fraud
-        app.state.fraud_features = fraud_features_client or FraudOnlineFeatures(store)
+        fraud_features = fraud_features_client or FraudOnlineFeatures(store)
+        log = prediction_log or PredictionLog(
+            settings.prediction_log_uri,
+            capacity=settings.prediction_log_capacity,
+            flush_s=settings.prediction_log_flush_s,
+        )
+        log.start()
+        metrics.watch(log, (churn, fraud))
+        app.state.churn_model, app.state.churn_features = churn, churn_features
+        app.state.fraud_model, app.state.fraud_features = fraud, fraud_features
+        app.state.churn_predictor = ChurnPredictor(churn, churn_features, metrics, log)
+        app.state.fraud_predictor = FraudPredictor(fraud, fraud_features, metrics, log)
         followers = (
             [asyncio.create_task(_follow_alias(h, settings)) for h in (churn, fraud)]
             if settings.model_refresh_s > 0
             else []
         )
-        yield
-        for follower in followers:
-            follower.cancel()
+        try:
+            yield
+        finally:
+            for follower in followers:
+                follower.cancel()
+            # Off the event loop: writing the last batch may take a moment.
+            await asyncio.to_thread(log.close)
+            metrics.unwatch()
 
     app = FastAPI(
         title="MLOps platform prediction API",
         version="0.1.0",
-        description="Churn predictions from the registry's champion model, served with ONNX.",
+        description="Churn and fraud predictions from the registry's champion models, "
+        "served with ONNX.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_error_handlers(app)
+    # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
+    app.add_middleware(
+        BoundedRequests,
+        max_body_bytes=settings.max_body_bytes,
+        max_concurrent=settings.max_concurrent_requests,
+    )
+    app.add_middleware(ObservedRequests, metrics=metrics)
 
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:
@@ -110,67 +157,42 @@ def create_app(
             body["model_errors"] = errors
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics of this API instance."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/v1/churn/model", response_model=ModelInfo, tags=["churn"])
     def churn_model_info(holder: ChurnModelDep) -> ModelInfo:
         """The served churn model: version, features, threshold and test metrics."""
         return _model_info(holder.current)
 
-    @app.post("/v1/churn/predict", response_model=ChurnPrediction, tags=["churn"])
+    @app.post(CHURN_ENDPOINT, response_model=ChurnPrediction, tags=["churn"])
     def churn_predict(
-        request: ChurnPredictRequest, holder: ChurnModelDep, features: ChurnFeaturesDep
+        request: ChurnPredictRequest, predictor: ChurnPredictorDep, context: RequestContextDep
     ) -> ChurnPrediction:
         """Churn probability and decision for a customer id or a customer's raw fields."""
-        model = holder.current
-        names = model.bundle.meta.feature_names
-        if request.customer_id is not None:
-            row = features.row(request.customer_id, names)
-            source: Literal["online_store", "request"] = "online_store"
-        else:
-            assert request.customer is not None  # the request model guarantees one of them
-            raw = {k: np.asarray([v if v is not None else np.nan]) for k, v in request.customer}
-            computed = churn_features(raw)
-            unknown = [n for n in names if n not in computed]
-            if unknown:
-                raise InvalidInput(f"the model needs features the request cannot give: {unknown}")
-            row = np.fromiter((computed[n][0] for n in names), dtype=np.float32, count=len(names))
-            source = "request"
-        probability = model.score(row)
-        return ChurnPrediction(
-            customer_id=request.customer_id,
-            churn_probability=probability,
-            will_churn=probability >= model.threshold,
-            threshold=model.threshold,
-            feature_source=source,
-            model=ModelRef(name=model.bundle.name, version=model.bundle.version),
-        )
+        return predictor.predict(request, context)
 
     @app.get("/v1/fraud/model", response_model=ModelInfo, tags=["fraud"])
     def fraud_model_info(holder: FraudModelDep) -> ModelInfo:
         """The served fraud model: version, features, cost-chosen threshold, test metrics."""
         return _model_info(holder.current)
 
-    @app.post("/v1/fraud/score", response_model=FraudScore, tags=["fraud"])
+    @app.post(FRAUD_ENDPOINT, response_model=FraudScore, tags=["fraud"])
     def fraud_score(
-        tx: FraudTransaction, holder: FraudModelDep, features: FraudFeaturesDep
+        tx: FraudTransaction, predictor: FraudPredictorDep, context: RequestContextDep
     ) -> FraudScore:
         """Score a payment as it happens, then add it to the card's and terminal's windows."""
-        model = holder.current
-        row = features.row(
-            tx.customer_id,
-            tx.terminal_id,
-            tx.tx_datetime,
-            tx.amount,
-            model.bundle.meta.feature_names,
-        )
-        probability = model.score(row)
-        features.record(tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
-        return FraudScore(
-            transaction_id=tx.transaction_id,
-            fraud_probability=probability,
-            is_fraud=probability >= model.threshold,
-            threshold=model.threshold,
-            model=ModelRef(name=model.bundle.name, version=model.bundle.version),
-        )
+        return predictor.score(tx, context)
+
+    @app.post("/admin/reload", tags=["admin"], dependencies=[AdminDep])
+    async def admin_reload(churn: ChurnModelDep, fraud: FraudModelDep) -> dict[str, ReloadOutcome]:
+        """Follow the champion aliases now, without waiting for the next refresh."""
+        holders = {"churn": churn, "fraud": fraud}
+        served = [holders[name] for name in settings.served_models]
+        # Downloading and checking a model is blocking work: keep it off the event loop.
+        return await asyncio.to_thread(_reload, served, settings)
 
     return app
 
@@ -190,9 +212,22 @@ def _model_info(model: LoadedModel) -> ModelInfo:
     )
 
 
+def _reload(holders: list[ModelHolder], settings: Settings) -> dict[str, ReloadOutcome]:
+    outcomes = {}
+    for holder in holders:
+        changed = holder.refresh(settings)
+        outcomes[holder.name] = ReloadOutcome(
+            version=holder.current.version if holder.ready else None,
+            changed=changed,
+            error=holder.last_error,
+        )
+        if changed:
+            logger.info("reload: now serving %s v%s", holder.name, holder.current.version)
+    return outcomes
+
+
 async def _follow_alias(holder: ModelHolder, settings: Settings) -> None:
     """Poll the alias; a new champion is loaded beside the old one and swapped in."""
-    logger = logging.getLogger("serving")
     while True:
         await asyncio.sleep(settings.model_refresh_s)
         # Downloading and checking a model is blocking work: keep it off the event loop.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from serving.context import RequestContext, request_context
+from serving.errors import Unauthorized
 from serving.fraud_features import FraudOnlineFeatures
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
+from serving.predictors import ChurnPredictor, FraudPredictor
 
 
 def get_churn_model(request: Request) -> ModelHolder:
@@ -27,7 +32,39 @@ def get_fraud_features(request: Request) -> FraudOnlineFeatures:
     return request.app.state.fraud_features  # type: ignore[no-any-return]
 
 
+def get_churn_predictor(request: Request) -> ChurnPredictor:
+    return request.app.state.churn_predictor  # type: ignore[no-any-return]
+
+
+def get_fraud_predictor(request: Request) -> FraudPredictor:
+    return request.app.state.fraud_predictor  # type: ignore[no-any-return]
+
+
+def get_request_context(request: Request) -> RequestContext:
+    context = request_context(request.scope)
+    assert context is not None, "the app is built with ObservedRequests outermost"
+    return context
+
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token (MLOPS_ADMIN_TOKEN).")
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    expected = request.app.state.settings.admin_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials is not None else b""
+    # Constant time: the comparison must not tell how much of a guess was right.
+    if not hmac.compare_digest(given, expected):
+        raise Unauthorized("this endpoint needs the admin bearer token")
+
+
 ChurnModelDep = Annotated[ModelHolder, Depends(get_churn_model)]
 ChurnFeaturesDep = Annotated[OnlineFeatures, Depends(get_churn_features)]
 FraudModelDep = Annotated[ModelHolder, Depends(get_fraud_model)]
 FraudFeaturesDep = Annotated[FraudOnlineFeatures, Depends(get_fraud_features)]
+ChurnPredictorDep = Annotated[ChurnPredictor, Depends(get_churn_predictor)]
+FraudPredictorDep = Annotated[FraudPredictor, Depends(get_fraud_predictor)]
+RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+AdminDep = Depends(require_admin)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from serving.context import request_context
 
 logger = logging.getLogger("serving")
 
@@ -15,10 +19,16 @@ logger = logging.getLogger("serving")
 class ApiError(Exception):
     status_code = 500
     error = "internal_error"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            _body(self.error, self.detail), status_code=self.status_code, headers=self.headers
+        )
 
 
 class UnknownEntity(ApiError):
@@ -41,6 +51,24 @@ class ModelNotReady(ApiError):
     error = "model_not_ready"
 
 
+class Unauthorized(ApiError):
+    status_code = 401
+    error = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    error = "payload_too_large"
+
+
+class Overloaded(ApiError):
+    status_code = 429
+    error = "overloaded"
+    # Requests last milliseconds: a second later the load has usually passed.
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
 def _body(error: str, detail: Any) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
@@ -49,17 +77,29 @@ def install_error_handlers(app: FastAPI) -> None:
     """Bodies are {"error", "detail"}: no traceback, no echo of the submitted values."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.error, exc.detail), status_code=exc.status_code)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        _note(request, exc.error)
+        return exc.response()
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Routing's own errors (unknown path, wrong method) in the same shape as ours.
+        error = http.HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        _note(request, error)
+        return JSONResponse(
+            _body(error, exc.detail), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Logged with its traceback by the server; the client gets no internals.
         logger.exception("unhandled error", exc_info=exc)
+        _note(request, "internal_error")
         return JSONResponse(_body("internal_error", "unexpected server error"), status_code=500)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        _note(request, "invalid_request")
         problems = [
             {
                 "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
@@ -68,3 +108,10 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return JSONResponse(_body("invalid_request", problems), status_code=422)
+
+
+def _note(request: Request, error: str) -> None:
+    """Tell the request middleware which error the request ended with (metrics, log line)."""
+    context = request_context(request.scope)
+    if context is not None:
+        context.error = error

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from feast import FeatureService, FeatureStore, FeatureView, PushSource
-from feast.infra.provider import Provider, get_provider
+from feast.infra.provider import Provider
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import DoubleList, Int64List
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -73,7 +73,6 @@ class FraudOnlineFeatures:
         self._record_lock = threading.Lock()
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._push_targets: dict[str, list[FeatureView]] = {}
-        self._online_provider: Provider | None = None
 
     def _feature_service(self) -> FeatureService:
         if self._service is None:
@@ -208,9 +207,9 @@ class FraudOnlineFeatures:
         return self._push_targets[push_source]
 
     def _provider(self) -> Provider:
-        if self._online_provider is None:
-            self._online_provider = get_provider(self._store.config)
-        return self._online_provider
+        # The store's own provider: its online store keeps one client, configured once
+        # (`features.store.feature_store` sets its retry policy).
+        return self._store.provider
 
     def _next_stamp(self) -> datetime:
         """Now, but strictly after this process's previous write."""

@@ -56,6 +56,8 @@ class ModelHolder:
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        # Versions loaded and rejected since start, for metrics.
+        self.loads = {"loaded": 0, "rejected": 0}
 
     @property
     def current(self) -> LoadedModel:
@@ -78,7 +80,10 @@ class ModelHolder:
     def refresh(self, settings: Settings) -> bool:
         """Follow the alias: load its version if it changed. True when a new model is in."""
         try:
-            client = MlflowClient(tracking_uri=settings.tracking_uri)
+            # The registry too: the process may have set another globally (set_registry_uri).
+            client = MlflowClient(
+                tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+            )
             version = str(client.get_model_version_by_alias(self.name, self.alias).version)
         except MlflowException as error:
             self.last_error = f"cannot resolve {self.name}@{self.alias}: {error.message}"
@@ -104,9 +109,11 @@ class ModelHolder:
                 _check_parity(loaded, settings.parity_tolerance)
             except (LookupError, OSError, ValueError) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
+                self.loads["rejected"] += 1
                 return None
             self._current = loaded  # one reference assignment: atomic for readers
             self.last_error = None
+            self.loads["loaded"] += 1
             return loaded
 
 

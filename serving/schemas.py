@@ -151,3 +151,9 @@ class FraudScore(BaseModel):
     is_fraud: bool = Field(description="The decision at the model's cost-chosen threshold.")
     threshold: float
     model: ModelRef
+
+
+class ReloadOutcome(BaseModel):
+    version: str | None = Field(description="The version served after the reload, if any.")
+    changed: bool = Field(description="A new version was loaded and swapped in.")
+    error: str | None = Field(description="Why the alias could not be followed, if it could not.")

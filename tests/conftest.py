@@ -180,3 +180,24 @@ def redis_url() -> Iterator[str]:
     yield f"{host}:{port},db=9"
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL into a fresh schema of the local `test` database, dropped after."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    host, port = os.environ.get("TEST_POSTGRES_HOST", "127.0.0.1"), 5432
+    _require_service("PostgreSQL", host, port)
+    server = f"postgresql+psycopg://postgres@{host}:{port}/test"
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    # Tables created through this URL land in the schema: it comes first on the search path.
+    yield f"{server}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()

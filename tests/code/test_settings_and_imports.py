@@ -93,3 +93,15 @@ heavy = [m for m in ("sklearn", "xgboost", "skl2onnx", "onnxmltools", "prefect",
 print(json.dumps({"heavy": heavy}))
 """
     assert _python(code, tmp_path / "home") == {"heavy": []}
+
+
+def test_the_default_admin_token_is_refused_off_the_local_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().admin_token.get_secret_value()  # local: the default is fine
+    monkeypatch.setenv("MLOPS_PROFILE", "stack")
+    with pytest.raises(ValidationError, match="MLOPS_ADMIN_TOKEN is the default"):
+        Settings()
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", "s3cret-of-our-own")
+    settings = Settings()
+    assert "s3cret" not in repr(settings)

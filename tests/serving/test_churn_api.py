@@ -169,7 +169,12 @@ def test_a_dead_online_store_gives_503_fast_and_not_ready(
     dead = churn_settings.model_copy(
         update={"online_store": "redis", "redis_url": "127.0.0.1:9", "feature_timeout_s": 0.5}
     )
-    features = OnlineFeatures(feature_store(dead), "churn_model", "customer_id")
+    store = feature_store(dead)
+    # The bound on a dead store's answer is the socket timeout, once: no retries, no backoff.
+    redis_client = store.provider.online_store._get_client(store.config.online_store)
+    assert redis_client.get_retry().get_retries() == 0
+    assert redis_client.get_connection_kwargs()["socket_connect_timeout"] == 0.5
+    features = OnlineFeatures(store, "churn_model", "customer_id")
     with TestClient(create_app(churn_settings, churn_features_client=features)) as client:
         response = client.post("/v1/churn/predict", json={"customer_id": "0001-AAAAA"})
         assert response.status_code == 503

@@ -1,0 +1,128 @@
+"""Prometheus metrics of one API instance, in a registry of its own (`GET /metrics`).
+
+Requests, feature reads and scores are observed as they happen. The state of the
+prediction log and the model holders (queue depth, drops, model loads) is read when
+Prometheus scrapes, by a collector: those classes keep plain counts and know nothing of
+Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from serving.model_holder import ModelHolder
+from serving.prediction_log import PredictionLog
+
+# From 100 µs (a feature read from SQLite, an ONNX run) to seconds (a store timing out).
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlops_http_requests",
+            "HTTP requests answered, by endpoint (route template), status and model version.",
+            ["endpoint", "status", "model_version"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "mlops_http_request_duration_seconds",
+            "Time from receiving a request to the end of its response.",
+            ["endpoint", "status", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "mlops_http_errors",
+            "Error responses by error type (the 'error' field of the body).",
+            ["error"],
+            registry=self.registry,
+        )
+        self.feature_read_seconds = Histogram(
+            "mlops_feature_read_duration_seconds",
+            "Time of one online feature read, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "mlops_prediction_score",
+            "Scores served, by model: the live distribution to compare with training.",
+            ["model"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self._state: _ServingState | None = None
+        # Label lookups take a lock and build keys; a request's children are found here.
+        self._request_children: dict[tuple[str, int, str | None], tuple[Any, Any]] = {}
+
+    def observe_request(
+        self, endpoint: str, status: int, model_version: str | None, seconds: float
+    ) -> None:
+        key = (endpoint, status, model_version)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (endpoint, str(status), model_version or "")
+            children = self.requests.labels(*labels), self.request_seconds.labels(*labels)
+            self._request_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
+
+    def watch(self, log: PredictionLog, holders: Iterable[ModelHolder]) -> None:
+        """Report the log's and the holders' state at each scrape (replaces earlier ones)."""
+        self.unwatch()
+        self._state = _ServingState(log, list(holders))
+        self.registry.register(self._state)
+
+    def unwatch(self) -> None:
+        if self._state is not None:
+            self.registry.unregister(self._state)
+            self._state = None
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ServingState(Collector):
+    def __init__(self, log: PredictionLog, holders: list[ModelHolder]) -> None:
+        self._log = log
+        self._holders = holders
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "mlops_prediction_log_queue_depth",
+            "Predictions queued for the log writer.",
+            value=self._log.depth,
+        )
+        written = CounterMetricFamily(
+            "mlops_prediction_log_written", "Predictions written to the log database."
+        )
+        written.add_metric([], self._log.written)
+        yield written
+        dropped = CounterMetricFamily(
+            "mlops_prediction_log_dropped",
+            "Predictions not logged: queue_full (the writer is behind) or write_error.",
+            labels=["reason"],
+        )
+        for reason, count in self._log.dropped.items():
+            dropped.add_metric([reason], count)
+        yield dropped
+        loads = CounterMetricFamily(
+            "mlops_model_loads",
+            "Model versions loaded into serving, or rejected (failed to load or parity).",
+            labels=["model", "outcome"],
+        )
+        for holder in self._holders:
+            for outcome, count in holder.loads.items():
+                loads.add_metric([holder.name, outcome], count)
+        yield loads

@@ -1,0 +1,155 @@
+"""The scoring behind each endpoint, as plain classes: routes only hand them the request.
+
+Each predictor takes the current model, reads or computes the features, scores them,
+observes the score and the feature read in the metrics, and queues the prediction for
+the prediction log, keyed by the request id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+
+from features.churn_transforms import churn_features
+from serving.context import RequestContext
+from serving.errors import InvalidInput
+from serving.fraud_features import FraudOnlineFeatures
+from serving.metrics import Metrics
+from serving.model_holder import LoadedModel, ModelHolder
+from serving.online_features import OnlineFeatures
+from serving.prediction_log import Prediction, PredictionLog
+from serving.schemas import (
+    ChurnPrediction,
+    ChurnPredictRequest,
+    FraudScore,
+    FraudTransaction,
+    ModelRef,
+)
+
+CHURN_ENDPOINT = "/v1/churn/predict"
+FRAUD_ENDPOINT = "/v1/fraud/score"
+
+
+class _Predictor:
+    def __init__(self, holder: ModelHolder, metrics: Metrics, log: PredictionLog) -> None:
+        self.holder = holder
+        self._log = log
+        # Children bound once: a label lookup per request is a lock and a dict lookup.
+        self._feature_read_seconds = metrics.feature_read_seconds.labels(holder.name)
+        self._scores = metrics.scores.labels(holder.name)
+
+    def _model(self, context: RequestContext) -> LoadedModel:
+        model = self.holder.current
+        context.model_version = model.version
+        return model
+
+    def _timed_read(self, started: float) -> None:
+        self._feature_read_seconds.observe(time.perf_counter() - started)
+
+    def _record(
+        self,
+        context: RequestContext,
+        endpoint: str,
+        model: LoadedModel,
+        entity: Mapping[str, object],
+        row: np.ndarray,
+        score: float,
+        decision: bool,
+    ) -> None:
+        self._scores.observe(score)
+        self._log.append(
+            Prediction(
+                request_id=context.request_id,
+                endpoint=endpoint,
+                model_name=model.bundle.name,
+                model_version=model.version,
+                entity=entity,
+                feature_names=model.bundle.meta.feature_names,
+                feature_values=row.tolist(),
+                score=score,
+                decision=decision,
+            )
+        )
+
+
+class ChurnPredictor(_Predictor):
+    def __init__(
+        self, holder: ModelHolder, features: OnlineFeatures, metrics: Metrics, log: PredictionLog
+    ) -> None:
+        super().__init__(holder, metrics, log)
+        self.features = features
+
+    def predict(self, request: ChurnPredictRequest, context: RequestContext) -> ChurnPrediction:
+        """Churn probability and decision for a customer id or a customer's raw fields."""
+        model = self._model(context)
+        names = model.bundle.meta.feature_names
+        if request.customer_id is not None:
+            started = time.perf_counter()
+            row = self.features.row(request.customer_id, names)
+            self._timed_read(started)
+            source: Literal["online_store", "request"] = "online_store"
+        else:
+            assert request.customer is not None  # the request model guarantees one of them
+            raw = {k: np.asarray([v if v is not None else np.nan]) for k, v in request.customer}
+            computed = churn_features(raw)
+            unknown = [n for n in names if n not in computed]
+            if unknown:
+                raise InvalidInput(f"the model needs features the request cannot give: {unknown}")
+            row = np.fromiter((computed[n][0] for n in names), dtype=np.float32, count=len(names))
+            source = "request"
+        probability = model.score(row)
+        decision = probability >= model.threshold
+        entity = {"customer_id": request.customer_id}
+        self._record(context, CHURN_ENDPOINT, model, entity, row, probability, decision)
+        return ChurnPrediction(
+            customer_id=request.customer_id,
+            churn_probability=probability,
+            will_churn=decision,
+            threshold=model.threshold,
+            feature_source=source,
+            model=ModelRef(name=model.bundle.name, version=model.version),
+        )
+
+
+class FraudPredictor(_Predictor):
+    def __init__(
+        self,
+        holder: ModelHolder,
+        features: FraudOnlineFeatures,
+        metrics: Metrics,
+        log: PredictionLog,
+    ) -> None:
+        super().__init__(holder, metrics, log)
+        self.features = features
+
+    def score(self, tx: FraudTransaction, context: RequestContext) -> FraudScore:
+        """Score a payment as it happens, then add it to the card's and terminal's windows."""
+        model = self._model(context)
+        started = time.perf_counter()
+        row = self.features.row(
+            tx.customer_id,
+            tx.terminal_id,
+            tx.tx_datetime,
+            tx.amount,
+            model.bundle.meta.feature_names,
+        )
+        self._timed_read(started)
+        probability = model.score(row)
+        self.features.record(tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
+        decision = probability >= model.threshold
+        entity = {
+            "transaction_id": tx.transaction_id,
+            "customer_id": tx.customer_id,
+            "terminal_id": tx.terminal_id,
+        }
+        self._record(context, FRAUD_ENDPOINT, model, entity, row, probability, decision)
+        return FraudScore(
+            transaction_id=tx.transaction_id,
+            fraud_probability=probability,
+            is_fraud=decision,
+            threshold=model.threshold,
+            model=ModelRef(name=model.bundle.name, version=model.version),
+        )
