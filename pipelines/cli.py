@@ -383,6 +383,96 @@ def bench_pipeline(
     typer.echo(f"  machine           {figures['machine']}")
 
 
+@bench_app.command("serving")
+def bench_serving(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="MLOPS_HOME with a churn champion (default: run the churn flow first)."),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option(min=1, help="Seconds of load per server and concurrency.")
+    ] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of the figures.")
+    ] = False,
+) -> None:
+    """Our API vs `mlflow models serve` vs a naive FastAPI endpoint, with wrk, on loopback."""
+    import sys
+    import tempfile
+
+    from pipelines.bench_serving import BenchmarkError, require_wrk
+    from pipelines.bench_serving import bench_serving as run_benchmark
+
+    try:
+        require_wrk()  # before the churn flow runs for minutes
+    except BenchmarkError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
+        typer.echo(f"no --home: running the churn flow into {home}")
+        # In its own process, so its Prefect server is gone before the measurements.
+        env = {**os.environ, "MLOPS_HOME": str(home)}
+        flow = [sys.executable, "-m", "pipelines.cli", "pipeline", "churn", "--json"]
+        if _run_quietly(flow, env) != 0:
+            typer.secho("error: the churn flow failed", fg="red", err=True)
+            raise typer.Exit(1)
+    os.environ["MLOPS_HOME"] = str(home)
+    settings = _prepare()
+    typer.secho(f"benchmark: serving churn from {home}, {seconds:g} s per level", bold=True)
+    try:
+        figures = run_benchmark(settings, seconds, log=typer.echo)
+    except BenchmarkError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    _report_serving(figures)
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, default=str))
+
+
+def _run_quietly(command: list[str], env: dict[str, str]) -> int:
+    import subprocess
+
+    return subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode
+
+
+def _report_serving(figures: dict[str, Any]) -> None:
+    typer.echo("")
+    typer.secho(f"serving {figures['model']}", bold=True)
+    typer.echo(f"  {'server':<8} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    for name, result in figures["servers"].items():
+        for level in ("c1", "c16"):
+            r = result[level]
+            typer.echo(
+                f"  {name:<8} {level[1:]:>3} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                f"{r['rps']:>8,.0f}"
+            )
+    ratios = figures["ratios"]
+    for other in (n for n in figures["servers"] if n != "ours"):
+        typer.echo(
+            f"  ours / {other:<7} req/s at c=16 {ratios[f'rps_c16_ours_over_{other}']:.2f}x, "
+            f"p50 at c=1 {ratios[f'p50_c1_ours_over_{other}']:.3f}x"
+        )
+    ours = figures["servers"]["ours"]
+    both = figures["ours_both_models"]
+    typer.echo(
+        f"  our RSS, benchmarked       {ours['rss_mb_after_load']} MB after the load "
+        f"(models loaded: {', '.join(ours['models_loaded'])})"
+    )
+    typer.echo(
+        "  our RSS, churn + fraud     "
+        + (f"{both['rss_mb_after_load']} MB" if isinstance(both, dict) else both)
+    )
+    mapped = ours["native_libraries_mapped"]
+    imported = [name for name, present in figures["serving_imports"].items() if present]
+    typer.echo(f"  training libraries mapped  {', '.join(mapped) or 'none'} (/proc/<pid>/maps)")
+    typer.echo(f"  training libraries imported {', '.join(imported) or 'none'} (sys.modules)")
+    typer.echo(f"  |ours - naive| probability {figures['probability_gap_ours_naive']:.1e}")
+    load = figures["load_avg_before"]
+    quiet = "quiet" if load < 0.5 else "BUSY: figures are provisional"
+    typer.echo(f"  machine                    {figures['machine']}, load {load:.2f} ({quiet})")
+
+
 def _example_transaction(settings: Settings, as_of: str) -> dict[str, Any]:
     """A payment of the busiest card at its usual terminal, an hour after the online state."""
     import numpy as np
