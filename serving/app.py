@@ -24,6 +24,7 @@ from features.churn_frames import ENTITY_KEY
 from features.churn_transforms import churn_features
 from features.feature_repo.churn import churn_model
 from mlops.settings import Settings
+from serving.churn_batch import router as churn_batch_router
 from serving.deps import ChurnFeaturesDep, ChurnModelDep, FraudFeaturesDep, FraudModelDep
 from serving.errors import InvalidInput, install_error_handlers
 from serving.fraud_features import FraudOnlineFeatures
@@ -81,6 +82,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.include_router(churn_batch_router)
 
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:
