@@ -335,6 +335,48 @@ def _serve(settings: Settings) -> None:
     )
 
 
+@app.command()
+def score(
+    model: Annotated[Model, typer.Argument(help="Which case study's model.")],
+    input_file: Annotated[
+        Path, typer.Option("--input", help="Raw file to score (CSV or parquet, labels optional).")
+    ],
+    output: Annotated[Path, typer.Option(help="Scores to write: .csv or .parquet.")],
+    alias: Annotated[str, typer.Option(help="Registry alias of the model.")] = "champion",
+    version: Annotated[
+        str | None, typer.Option(help="A registered version instead of the alias.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON summary line.")
+    ] = False,
+) -> None:
+    """Score a whole file with the registered model; invalid rows are quarantined beside it."""
+    settings = _prepare()
+    from features.quarantine import UnusableSource
+    from pipelines.batch_scoring import score_churn_file, score_fraud_file
+
+    scorer = {Model.churn: score_churn_file, Model.fraud: score_fraud_file}[model]
+    try:
+        summary = scorer(settings, input_file, output, alias=alias, version=version)
+    except UnusableSource as error:
+        typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    except (LookupError, ValueError) as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True, default=str))
+        return
+    typer.echo(
+        f"scored {summary.rows_scored:,} rows with {summary.model_name} v{summary.model_version}"
+        f" -> {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s)"
+    )
+    if summary.quarantine is not None:
+        typer.echo(f"quarantined {summary.rows_quarantined:,} rows -> {summary.quarantine}")
+    for note in summary.notes:
+        typer.secho(f"note: {note}", fg="yellow")
+
+
 def _example_id(settings: Settings) -> str:
     """A customer id that is in the online store, for the printed curl example."""
     import pandas as pd
@@ -426,6 +468,51 @@ def bench_serving(
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(1) from error
     _report_serving(figures)
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, default=str))
+
+
+@bench_app.command("batch")
+def bench_batch(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="MLOPS_HOME with churn and fraud champions (default: run `mlops demo`)."),
+    ] = None,
+    churn_rows: Annotated[int, typer.Option(min=1000, help="Customers to simulate.")] = 200_000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of the figures.")
+    ] = False,
+) -> None:
+    """Batch scoring: ONNX alone on 1M rows, then score_fraud_file and score_churn_file."""
+    import sys
+    import tempfile
+
+    from pipelines.bench_batch import bench_batch as run_benchmark
+
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="mlops-bench-batch-"))
+        typer.echo(f"no --home: running both case studies into {home}")
+        env = {**os.environ, "MLOPS_HOME": str(home)}
+        flows = [sys.executable, "-m", "pipelines.cli", "demo", "--no-serve", "--json"]
+        if _run_quietly(flows, env) != 0:
+            typer.secho("error: the pipelines failed", fg="red", err=True)
+            raise typer.Exit(1)
+    os.environ["MLOPS_HOME"] = str(home)
+    settings = _prepare()
+    typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
+    figures = run_benchmark(settings, churn_rows, log=typer.echo)
+    typer.echo(f"  ONNX alone, all cores      {figures['onnx_rows_per_s_all_cores']:,.0f} rows/s")
+    typer.echo(f"  ONNX alone, one thread     {figures['onnx_rows_per_s_one_thread']:,.0f} rows/s")
+    for name in ("fraud_file", "churn_file"):
+        run = figures[name]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in run["stage_seconds"].items())
+        typer.echo(
+            f"  score_{name:<19} {run['rows_scored']:,} rows in {run['seconds']:.1f} s, "
+            f"{run['rows_per_second']:,.0f} rows/s ({stages} s)"
+        )
+    load = figures["load_avg_before"]
+    quiet = "quiet" if load < 0.5 else "BUSY: figures are provisional"
+    typer.echo(f"  machine                    {figures['machine']}, load {load:.2f} ({quiet})")
     if as_json:
         typer.echo(json.dumps(figures, sort_keys=True, default=str))
 
