@@ -111,10 +111,10 @@ def test_score_churn_writes_csv_like_the_batch_function(
 
 
 @pytest.mark.parametrize(
-    ("arguments", "message"),
+    ("output_name", "extra", "message"),
     [
-        (("--version", "999"), "has no version 999"),
-        (("--output-suffix", ".txt"), "unsupported output type"),
+        ("scores.csv", ["--version", "999"], "has no version 999"),
+        ("scores.txt", [], "unsupported output type"),
     ],
     ids=["unknown-version", "bad-suffix"],
 )
@@ -122,12 +122,12 @@ def test_score_errors_exit_2_with_a_message(
     churn_run: dict[str, Any],
     prefect_api: str,
     tmp_path: Path,
-    arguments: tuple[str, str],
+    output_name: str,
+    extra: list[str],
     message: str,
 ) -> None:
     source = churn_run["home"] / "raw" / churn_run["pipeline_run"] / "customers.parquet"
-    output = tmp_path / ("scores.txt" if arguments[0] == "--output-suffix" else "scores.csv")
-    extra = [] if arguments[0] == "--output-suffix" else list(arguments)
+    output = tmp_path / output_name
     result = mlops(
         "score",
         "churn",
