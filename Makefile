@@ -35,9 +35,15 @@ demo-no-serve: install
 test: install
 	$(RUN) pytest
 
+# wrk drives the serving benchmark; installed from Debian when missing (needs root).
 bench: install
+	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
+		apt-get update -qq && apt-get install -y -qq wrk; } || \
+		{ echo "cannot install wrk: run 'sudo apt-get install -y wrk'"; exit 1; }
 	$(RUN) mlops bench pipeline fraud
 	$(RUN) mlops bench pipeline churn
+	$(RUN) mlops bench serving
+	$(RUN) mlops bench batch
 
 lint: install
 	$(RUN) ruff check .

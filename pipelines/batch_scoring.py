@@ -1,4 +1,7 @@
-"""Score a whole churn customer file with a registered model: the batch path beside the API.
+"""Score a whole file with a registered model: the batch path beside the API.
+
+Churn and fraud share the machinery here: validation with a quarantine file beside the
+output, chunked ONNX scoring on every core, and outputs that appear complete or not at all.
 
 `score_churn_file` reads a raw Telco-schema file (CSV or parquet, labels optional), checks
 it against the contract, computes the features with the same transforms the API and the
@@ -38,6 +41,9 @@ from features.churn_schema import (
     validate_churn_frame,
 )
 from features.churn_transforms import CHURN_FEATURES, churn_features
+from features.fraud_schema import ID_COLUMN as FRAUD_ID_COLUMN
+from features.fraud_schema import TX_FRAUD, validate_fraud_frame
+from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.quarantine import QUARANTINE_REASON, UnusableSource
 from mlops.model_bundle import RegisteredBundle, download_bundle
 from mlops.onnx_scorer import OnnxScorer
@@ -49,6 +55,8 @@ logger = logging.getLogger(__name__)
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 PROBABILITY = "churn_probability"
 DECISION = "will_churn"
+FRAUD_PROBABILITY = "fraud_probability"
+FRAUD_DECISION = "is_fraud"
 MODEL_NAME = "model_name"
 MODEL_VERSION = "model_version"
 # The raw columns the transforms read: everything but the key and the label.
@@ -71,6 +79,8 @@ class BatchScoreSummary:
     rows_per_second: float
     # Wall-clock seconds per stage: model_load, load_validate, features, score, write.
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # What a reader of the scores must know about how they were made.
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,22 +116,16 @@ def score_churn_file(
     version does not exist, and `ValueError` for an unsupported output suffix.
     """
     source, output = Path(source), Path(output)
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(
-            f"{output}: unsupported output type {output.suffix or '(no suffix)'!r}; "
-            f"use one of {', '.join(OUTPUT_SUFFIXES)}"
-        )
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    _check_output(output, chunk_rows)
     stages: dict[str, float] = dict.fromkeys(
         ("model_load", "load_validate", "features", "score", "write"), 0.0
     )
     started = time.perf_counter()
 
     with _timed(stages, "model_load"):
-        bundle = _load_bundle(settings, alias=alias, version=version)
-        # A batch has many rows per call: unlike the API, let onnxruntime use every core.
-        scorer = OnnxScorer(bundle.onnx_path, intra_op_num_threads=threads or os.cpu_count() or 1)
+        bundle, scorer = _load_model(
+            settings, settings.churn_model_name, alias=alias, version=version, threads=threads
+        )
     missing = [name for name in bundle.meta.feature_names if name not in CHURN_FEATURES]
     if missing:
         raise ValueError(
@@ -141,7 +145,7 @@ def score_churn_file(
             source, f"no valid rows; {len(checked.quarantined)} quarantined to {quarantine}"
         )
 
-    with _chunk_writer(output, stages) as write_chunk:
+    with _chunk_writer(output, _output_schema(has_timestamp), stages) as write_chunk:
         for start in range(0, len(valid), chunk_rows):
             chunk = valid.iloc[start : start + chunk_rows]
             with _timed(stages, "features"):
@@ -169,12 +173,148 @@ def score_churn_file(
     return summary
 
 
-def _load_bundle(settings: Settings, *, alias: str, version: str | None) -> RegisteredBundle:
-    name, models = settings.churn_model_name, settings.models_dir
+def score_fraud_file(
+    settings: Settings,
+    source: Path,
+    output: Path,
+    *,
+    alias: str = "champion",
+    version: str | None = None,
+    chunk_rows: int = 500_000,
+    threads: int | None = None,
+) -> BatchScoreSummary:
+    """Score every valid transaction of `source` with `fraud@alias` (or `version`).
+
+    `output` (CSV or parquet by suffix) has TRANSACTION_ID, fraud_probability, is_fraud
+    (probability >= the model's cost-chosen threshold), model_name and model_version, one
+    row per valid transaction in time order (TX_DATETIME, then TRANSACTION_ID). Invalid
+    rows go to the quarantine file beside the output, as for churn.
+
+    The window features are computed over the file's own history, point-in-time: each
+    transaction sees only earlier ones, so the file should start 30 days (the longest
+    window) plus the label delay before the first transaction that matters; earlier
+    rows are scored with short histories. The terminal risk windows need labels, known
+    one label delay (7 days) late:
+
+    - with TX_FRAUD in the file, the labels older than the delay are used, exactly as in
+      training;
+    - without it, every terminal risk is 0 (no known fraud), the counts stay right, and
+      the summary's `notes` say so: scores are then lower at compromised terminals than
+      the model would give with labels. Add the labelled history to the file when it
+      exists.
+
+    Raises like `score_churn_file`.
+    """
+    source, output = Path(source), Path(output)
+    _check_output(output, chunk_rows)
+    stages: dict[str, float] = dict.fromkeys(
+        ("model_load", "load_validate", "features", "score", "write"), 0.0
+    )
+    started = time.perf_counter()
+
+    with _timed(stages, "model_load"):
+        bundle, scorer = _load_model(
+            settings, settings.fraud_model_name, alias=alias, version=version, threads=threads
+        )
+    missing = [name for name in bundle.meta.feature_names if name not in FRAUD_FEATURES]
+    if missing:
+        raise ValueError(
+            f"{bundle.name} v{bundle.version} expects features the windows do not "
+            f"compute: {', '.join(missing)}"
+        )
+
+    with _timed(stages, "load_validate"):
+        raw = read_raw_file(source)
+        checked = validate_fraud_frame(raw, source, require_label=False)
+        del raw
+    quarantine = _write_quarantine(checked.quarantined, quarantine_path_for(output), stages)
+    valid = checked.valid
+    if valid.empty:
+        raise UnusableSource(
+            source, f"no valid rows; {len(checked.quarantined)} quarantined to {quarantine}"
+        )
+    notes = []
+    if TX_FRAUD not in valid.columns:
+        notes.append(
+            f"{source.name} has no {TX_FRAUD}: terminal risk windows are 0 (no known fraud)"
+        )
+        logger.warning("%s", notes[-1])
+        valid = valid.assign(**{TX_FRAUD: 0})
+
+    with _timed(stages, "features"):
+        features = fraud_window_features(valid)
+        matrix = np.empty((len(features), len(bundle.meta.feature_names)), dtype=np.float32)
+        for position, name in enumerate(bundle.meta.feature_names):
+            matrix[:, position] = features[name].to_numpy()
+        ids = features[FRAUD_ID_COLUMN].to_numpy()
+        del features
+    with _chunk_writer(output, _FRAUD_OUTPUT_SCHEMA, stages) as write_chunk:
+        for start in range(0, len(matrix), chunk_rows):
+            with _timed(stages, "score"):
+                probabilities = scorer.predict_proba(matrix[start : start + chunk_rows])
+            with _timed(stages, "write"):
+                scored = pd.DataFrame(
+                    {
+                        FRAUD_ID_COLUMN: ids[start : start + chunk_rows],
+                        FRAUD_PROBABILITY: probabilities,
+                        FRAUD_DECISION: probabilities >= bundle.meta.threshold,
+                        MODEL_NAME: bundle.name,
+                        MODEL_VERSION: bundle.version,
+                    }
+                )
+            write_chunk(scored)
+
+    seconds = time.perf_counter() - started
+    summary = BatchScoreSummary(
+        rows_in=len(valid) + len(checked.quarantined),
+        rows_scored=len(valid),
+        rows_quarantined=len(checked.quarantined),
+        output=output,
+        quarantine=quarantine,
+        model_name=bundle.name,
+        model_version=bundle.version,
+        seconds=seconds,
+        rows_per_second=len(valid) / seconds if seconds > 0 else float("inf"),
+        stage_seconds=stages,
+        notes=notes,
+    )
+    logger.info("batch scored %s -> %s: %s", source, output, summary.to_dict())
+    return summary
+
+
+_FRAUD_OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field(FRAUD_ID_COLUMN, pa.int64()),
+        pa.field(FRAUD_PROBABILITY, pa.float32()),
+        pa.field(FRAUD_DECISION, pa.bool_()),
+        pa.field(MODEL_NAME, pa.string()),
+        pa.field(MODEL_VERSION, pa.string()),
+    ]
+)
+
+
+def _load_model(
+    settings: Settings, name: str, *, alias: str, version: str | None, threads: int | None
+) -> tuple[RegisteredBundle, OnnxScorer]:
+    models = settings.models_dir
     models.mkdir(parents=True, exist_ok=True)
     if version is not None:
-        return download_bundle(settings.tracking_uri, name, models, version=version)
-    return download_bundle(settings.tracking_uri, name, models, alias=alias)
+        bundle = download_bundle(settings.tracking_uri, name, models, version=version)
+    else:
+        bundle = download_bundle(settings.tracking_uri, name, models, alias=alias)
+    # A batch has many rows per call: unlike the API, let onnxruntime use every core.
+    scorer = OnnxScorer(bundle.onnx_path, intra_op_num_threads=threads or os.cpu_count() or 1)
+    return bundle, scorer
+
+
+def _check_output(output: Path, chunk_rows: int) -> None:
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(
+            f"{output}: unsupported output type {output.suffix or '(no suffix)'!r}; "
+            f"use one of {', '.join(OUTPUT_SUFFIXES)}"
+        )
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
 
 
 def _feature_matrix(chunk: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
@@ -221,7 +361,7 @@ def _output_schema(has_timestamp: bool) -> pa.Schema:
 
 
 @contextmanager
-def _chunk_writer(output: Path, stages: dict[str, float]) -> Iterator[Any]:
+def _chunk_writer(output: Path, schema: pa.Schema, stages: dict[str, float]) -> Iterator[Any]:
     """Yield a function that appends a scored chunk to `output`'s partial file.
 
     On a clean exit the partial file replaces `output`; on an error it is removed, so a
@@ -247,7 +387,6 @@ def _chunk_writer(output: Path, stages: dict[str, float]) -> Iterator[Any]:
                 )
                 wrote_header = True
                 return
-            schema = _output_schema(TIMESTAMP_COLUMN in scored.columns)
             table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
             if parquet_writer is None:
                 parquet_writer = pq.ParquetWriter(partial, schema)

@@ -343,6 +343,48 @@ def _serve(settings: Settings) -> None:
     )
 
 
+@app.command()
+def score(
+    model: Annotated[Model, typer.Argument(help="Which case study's model.")],
+    input_file: Annotated[
+        Path, typer.Option("--input", help="Raw file to score (CSV or parquet, labels optional).")
+    ],
+    output: Annotated[Path, typer.Option(help="Scores to write: .csv or .parquet.")],
+    alias: Annotated[str, typer.Option(help="Registry alias of the model.")] = "champion",
+    version: Annotated[
+        str | None, typer.Option(help="A registered version instead of the alias.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON summary line.")
+    ] = False,
+) -> None:
+    """Score a whole file with the registered model; invalid rows are quarantined beside it."""
+    settings = _prepare()
+    from features.quarantine import UnusableSource
+    from pipelines.batch_scoring import score_churn_file, score_fraud_file
+
+    scorer = {Model.churn: score_churn_file, Model.fraud: score_fraud_file}[model]
+    try:
+        summary = scorer(settings, input_file, output, alias=alias, version=version)
+    except UnusableSource as error:
+        typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    except (LookupError, ValueError) as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True, default=str))
+        return
+    typer.echo(
+        f"scored {summary.rows_scored:,} rows with {summary.model_name} v{summary.model_version}"
+        f" -> {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s)"
+    )
+    if summary.quarantine is not None:
+        typer.echo(f"quarantined {summary.rows_quarantined:,} rows -> {summary.quarantine}")
+    for note in summary.notes:
+        typer.secho(f"note: {note}", fg="yellow")
+
+
 def _example_id(settings: Settings) -> str:
     """A customer id that is in the online store, for the printed curl example."""
     import pandas as pd
@@ -389,6 +431,141 @@ def bench_pipeline(
     typer.echo(f"  winner            {figures['winner']}")
     typer.echo("  test metrics      " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     typer.echo(f"  machine           {figures['machine']}")
+
+
+@bench_app.command("serving")
+def bench_serving(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="MLOPS_HOME with a churn champion (default: run the churn flow first)."),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option(min=1, help="Seconds of load per server and concurrency.")
+    ] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of the figures.")
+    ] = False,
+) -> None:
+    """Our API vs `mlflow models serve` vs a naive FastAPI endpoint, with wrk, on loopback."""
+    import sys
+    import tempfile
+
+    from pipelines.bench_serving import BenchmarkError, require_wrk
+    from pipelines.bench_serving import bench_serving as run_benchmark
+
+    try:
+        require_wrk()  # before the churn flow runs for minutes
+    except BenchmarkError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from error
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
+        typer.echo(f"no --home: running the churn flow into {home}")
+        # In its own process, so its Prefect server is gone before the measurements.
+        env = {**os.environ, "MLOPS_HOME": str(home)}
+        flow = [sys.executable, "-m", "pipelines.cli", "pipeline", "churn", "--json"]
+        if _run_quietly(flow, env) != 0:
+            typer.secho("error: the churn flow failed", fg="red", err=True)
+            raise typer.Exit(1)
+    os.environ["MLOPS_HOME"] = str(home)
+    settings = _prepare()
+    typer.secho(f"benchmark: serving churn from {home}, {seconds:g} s per level", bold=True)
+    try:
+        figures = run_benchmark(settings, seconds, log=typer.echo)
+    except BenchmarkError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    _report_serving(figures)
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, default=str))
+
+
+@bench_app.command("batch")
+def bench_batch(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="MLOPS_HOME with churn and fraud champions (default: run `mlops demo`)."),
+    ] = None,
+    churn_rows: Annotated[int, typer.Option(min=1000, help="Customers to simulate.")] = 200_000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of the figures.")
+    ] = False,
+) -> None:
+    """Batch scoring: ONNX alone on 1M rows, then score_fraud_file and score_churn_file."""
+    import sys
+    import tempfile
+
+    from pipelines.bench_batch import bench_batch as run_benchmark
+
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="mlops-bench-batch-"))
+        typer.echo(f"no --home: running both case studies into {home}")
+        env = {**os.environ, "MLOPS_HOME": str(home)}
+        flows = [sys.executable, "-m", "pipelines.cli", "demo", "--no-serve", "--json"]
+        if _run_quietly(flows, env) != 0:
+            typer.secho("error: the pipelines failed", fg="red", err=True)
+            raise typer.Exit(1)
+    os.environ["MLOPS_HOME"] = str(home)
+    settings = _prepare()
+    typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
+    figures = run_benchmark(settings, churn_rows, log=typer.echo)
+    typer.echo(f"  ONNX alone, all cores      {figures['onnx_rows_per_s_all_cores']:,.0f} rows/s")
+    typer.echo(f"  ONNX alone, one thread     {figures['onnx_rows_per_s_one_thread']:,.0f} rows/s")
+    for name in ("fraud_file", "churn_file"):
+        run = figures[name]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in run["stage_seconds"].items())
+        typer.echo(
+            f"  score_{name:<19} {run['rows_scored']:,} rows in {run['seconds']:.1f} s, "
+            f"{run['rows_per_second']:,.0f} rows/s ({stages} s)"
+        )
+    load = figures["load_avg_before"]
+    quiet = "quiet" if load < 0.5 else "BUSY: figures are provisional"
+    typer.echo(f"  machine                    {figures['machine']}, load {load:.2f} ({quiet})")
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, default=str))
+
+
+def _run_quietly(command: list[str], env: dict[str, str]) -> int:
+    import subprocess
+
+    return subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode
+
+
+def _report_serving(figures: dict[str, Any]) -> None:
+    typer.echo("")
+    typer.secho(f"serving {figures['model']}", bold=True)
+    typer.echo(f"  {'server':<8} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    for name, result in figures["servers"].items():
+        for level in ("c1", "c16"):
+            r = result[level]
+            typer.echo(
+                f"  {name:<8} {level[1:]:>3} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                f"{r['rps']:>8,.0f}"
+            )
+    ratios = figures["ratios"]
+    for other in (n for n in figures["servers"] if n != "ours"):
+        typer.echo(
+            f"  ours / {other:<7} req/s at c=16 {ratios[f'rps_c16_ours_over_{other}']:.2f}x, "
+            f"p50 at c=1 {ratios[f'p50_c1_ours_over_{other}']:.3f}x"
+        )
+    ours = figures["servers"]["ours"]
+    both = figures["ours_both_models"]
+    typer.echo(
+        f"  our RSS, benchmarked       {ours['rss_mb_after_load']} MB after the load "
+        f"(models loaded: {', '.join(ours['models_loaded'])})"
+    )
+    typer.echo(
+        "  our RSS, churn + fraud     "
+        + (f"{both['rss_mb_after_load']} MB" if isinstance(both, dict) else both)
+    )
+    mapped = ours["native_libraries_mapped"]
+    imported = [name for name, present in figures["serving_imports"].items() if present]
+    typer.echo(f"  training libraries mapped  {', '.join(mapped) or 'none'} (/proc/<pid>/maps)")
+    typer.echo(f"  training libraries imported {', '.join(imported) or 'none'} (sys.modules)")
+    typer.echo(f"  |ours - naive| probability {figures['probability_gap_ours_naive']:.1e}")
+    load = figures["load_avg_before"]
+    quiet = "quiet" if load < 0.5 else "BUSY: figures are provisional"
+    typer.echo(f"  machine                    {figures['machine']}, load {load:.2f} ({quiet})")
 
 
 def _example_transaction(settings: Settings, as_of: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import churn_model
 from mlops.settings import Settings
+from serving.churn_batch import router as churn_batch_router
 from serving.deps import (
     AdminDep,
     ChurnFeaturesDep,
@@ -121,6 +122,7 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(churn_batch_router)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
     app.add_middleware(
         BoundedRequests,

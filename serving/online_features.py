@@ -46,6 +46,35 @@ class OnlineFeatures:
             raise FeatureStoreUnavailable(f"incomplete features for '{entity_id}'")
         return np.asarray(row, dtype=np.float32)
 
+    def rows(
+        self, entity_ids: Sequence[str], feature_names: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Many entities in one read: a float32 matrix in `feature_names` order, and a mask
+        of the entities the store knows (their rows are valid; the others are NaN)."""
+        try:
+            values = self._store.get_online_features(
+                features=self._feature_service(),
+                entity_rows=[{self.entity_key: entity_id} for entity_id in entity_ids],
+            ).to_dict()
+        except Exception as error:  # any store failure is a dependency failure, not a 500
+            raise FeatureStoreUnavailable(
+                f"online feature store did not answer: {type(error).__name__}"
+            ) from error
+        missing = [name for name in feature_names if name not in values]
+        if missing:
+            raise FeatureStoreUnavailable(
+                f"feature service '{self._service_name}' lacks {missing[:5]}"
+            )
+        absent = np.array([[v is None for v in values[name]] for name in feature_names]).T
+        known = np.logical_not(absent.all(axis=1))
+        if absent[known].any():
+            raise FeatureStoreUnavailable("incomplete features for some entities")
+        matrix = np.array(
+            [[np.nan if v is None else v for v in values[name]] for name in feature_names],
+            dtype=np.float32,
+        ).T
+        return np.ascontiguousarray(matrix), known
+
     def ping(self) -> bool:
         """True when the online store answers a read (for readiness)."""
         try:

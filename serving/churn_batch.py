@@ -1,0 +1,121 @@
+"""`POST /v1/churn/predict/batch`: many customers in one request, one read, one ONNX call.
+
+Customers by id: one online read for all of them; an id the store does not know is a
+per-row error (`"error": "unknown_entity"`), not a failed request, so one stale id does
+not cost the caller the other rows. Customers by raw fields: the same transforms as
+training and the single-row endpoint, on all rows at once. Either way the rows go to
+onnxruntime as one float32 matrix. A request with no rows or more than
+`MAX_BATCH_ROWS` is refused with 422 before any work is done.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import numpy as np
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.churn_transforms import churn_features
+from serving.deps import ChurnFeaturesDep, ChurnModelDep
+from serving.errors import InvalidInput
+from serving.schemas import ChurnCustomer, ModelRef
+
+# A request's rows are scored in one call on the event loop's worker thread: bounded so
+# one request cannot hold a worker for long (1,000 rows are a few milliseconds of ONNX).
+MAX_BATCH_ROWS = 1000
+
+router = APIRouter(tags=["churn"])
+
+
+class ChurnBatchRequest(BaseModel):
+    """Up to MAX_BATCH_ROWS customers: ids (features from the online store) or raw fields."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"customer_ids": ["7590-VHVEG", "5575-GNVDE"]}]},
+    )
+
+    customer_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ROWS)
+    customers: list[ChurnCustomer] | None = Field(
+        default=None, min_length=1, max_length=MAX_BATCH_ROWS
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.customer_ids is None) == (self.customers is None):
+            raise ValueError("give exactly one of customer_ids or customers")
+        if self.customer_ids is not None and any(not 1 <= len(i) <= 64 for i in self.customer_ids):
+            raise ValueError("customer ids have 1 to 64 characters")
+        return self
+
+
+class ChurnBatchRow(BaseModel):
+    customer_id: str | None
+    churn_probability: float | None = Field(ge=0, le=1)
+    will_churn: bool | None
+    error: Literal["unknown_entity"] | None = None
+
+
+class ChurnBatchPrediction(BaseModel):
+    predictions: list[ChurnBatchRow] = Field(description="One per requested row, in order.")
+    threshold: float
+    feature_source: Literal["online_store", "request"]
+    model: ModelRef
+
+
+@router.post("/v1/churn/predict/batch", response_model=ChurnBatchPrediction)
+def churn_predict_batch(
+    request: ChurnBatchRequest, holder: ChurnModelDep, features: ChurnFeaturesDep
+) -> ChurnBatchPrediction:
+    """Churn probabilities for many customers; unknown ids are per-row errors."""
+    model = holder.current
+    names = model.bundle.meta.feature_names
+    ids: list[str | None]
+    if request.customer_ids is not None:
+        ids = list(request.customer_ids)
+        matrix, known = features.rows(request.customer_ids, names)
+        source: Literal["online_store", "request"] = "online_store"
+    else:
+        assert request.customers is not None  # the request model guarantees one of them
+        ids = [None] * len(request.customers)
+        matrix = _raw_matrix(request.customers, names)
+        known = np.ones(len(ids), dtype=bool)
+        source = "request"
+    probabilities = np.full(len(ids), np.nan, dtype=np.float32)
+    if known.any():
+        probabilities[known] = model.scorer.predict_proba(matrix[known])
+    rows = [
+        ChurnBatchRow(
+            customer_id=customer_id,
+            churn_probability=float(p) if ok else None,
+            will_churn=bool(p >= model.threshold) if ok else None,
+            error=None if ok else "unknown_entity",
+        )
+        for customer_id, p, ok in zip(ids, probabilities, known, strict=True)
+    ]
+    return ChurnBatchPrediction(
+        predictions=rows,
+        threshold=model.threshold,
+        feature_source=source,
+        model=ModelRef(name=model.bundle.name, version=model.bundle.version),
+    )
+
+
+def _raw_matrix(customers: list[ChurnCustomer], names: list[str]) -> np.ndarray:
+    """The customers' features, computed by the training transforms, as float32 rows."""
+    fields = ChurnCustomer.model_fields
+    columns = {
+        field: np.asarray(
+            [getattr(c, field) if getattr(c, field) is not None else np.nan for c in customers]
+        )
+        for field in fields
+    }
+    computed = churn_features(columns)
+    unknown = [n for n in names if n not in computed]
+    if unknown:
+        raise InvalidInput(f"the model needs features the request cannot give: {unknown}")
+    matrix = np.empty((len(customers), len(names)), dtype=np.float32)
+    for position, name in enumerate(names):
+        matrix[:, position] = computed[name]
+    return matrix
