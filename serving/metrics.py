@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -27,6 +27,12 @@ SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 class Metrics:
     def __init__(self) -> None:
+        # Importing Feast sets PROMETHEUS_MULTIPROC_DIR (feast.metrics), which switches
+        # prometheus_client into multi-process mode: values live in mmap files shared by
+        # metric name across every registry of the process, so two apps (or a test after
+        # another) would count each other's requests. This API is one process with a
+        # registry per app: keep the values in memory.
+        values.ValueClass = values.MutexValue
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "mlops_http_requests",

@@ -8,6 +8,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from schemathesis.python.asgi import get_client
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.settings import Settings
@@ -64,18 +65,24 @@ def test_no_input_makes_the_api_fail(churn_settings: Settings) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/churn/predict", "/v1/fraud/score"}
     statuses: dict[str, set[int]] = {}
-    for operation in operations:
+    # One client for the whole run: the app starts once, as a server would, instead of
+    # running its lifespan (model loads, log writer) around every generated case.
+    with get_client(app) as client:
+        for operation in operations:
 
-        @given(case=operation.as_strategy())
-        @hypothesis_settings(
-            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
-        )
-        def no_server_error(case: schemathesis.Case) -> None:
-            response = case.call()
-            statuses.setdefault(case.path, set()).add(response.status_code)
-            _no_server_error(response, case)
+            @given(case=operation.as_strategy())
+            @hypothesis_settings(
+                max_examples=25,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
+            def no_server_error(case: schemathesis.Case) -> None:
+                response = case.call(session=client)
+                statuses.setdefault(case.path, set()).add(response.status_code)
+                _no_server_error(response, case)
 
-        no_server_error()
+            no_server_error()
     # Fuzzed against a loaded model and a live store, not an API answering 503 to all.
     assert 200 in statuses["/v1/churn/model"]
     assert statuses["/v1/churn/predict"] & {200, 404}

@@ -51,7 +51,14 @@ def test_the_request_id_is_echoed_or_made_and_logged_as_json(
     }
 
 
+def _error_counts(client: TestClient) -> dict[str, float]:
+    metrics = client.get("/metrics").text
+    found = re.findall(r'^mlops_http_errors_total\{error="(\w+)"\} (\S+)$', metrics, re.M)
+    return {error: float(count) for error, count in found}
+
+
 def test_errors_keep_the_one_body_shape_and_are_counted(client: TestClient) -> None:
+    before = _error_counts(client)
     not_ready = client.post("/v1/churn/predict", json={"customer_id": "C1"})
     assert not_ready.status_code == 503
     unknown = client.get("/v2/nothing")
@@ -61,9 +68,13 @@ def test_errors_keep_the_one_body_shape_and_are_counted(client: TestClient) -> N
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"] == "method_not_allowed"
 
+    assert before == {}
+    assert _error_counts(client) == {
+        "model_not_ready": 1.0,
+        "not_found": 1.0,
+        "method_not_allowed": 1.0,
+    }
     metrics = client.get("/metrics").text
-    errors = dict(re.findall(r'^mlops_http_errors_total\{error="(\w+)"\} (\S+)$', metrics, re.M))
-    assert errors == {"model_not_ready": "1.0", "not_found": "1.0", "method_not_allowed": "1.0"}
     assert (
         'mlops_http_requests_total{endpoint="/v1/churn/predict",model_version="",status="503"} 1.0'
         in metrics
@@ -72,6 +83,14 @@ def test_errors_keep_the_one_body_shape_and_are_counted(client: TestClient) -> N
     assert 'endpoint="unmatched",model_version="",status="404"' in metrics
     assert 'mlops_model_loads_total{model="churn",outcome="rejected"} 1.0' in metrics
     assert "mlops_prediction_log_queue_depth 0.0" in metrics
+
+
+def test_two_apps_in_one_process_count_only_their_own_requests(settings: Settings) -> None:
+    """Feast switches prometheus_client to multi-process mode on import; we must not share."""
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        assert first.get("/v2/nothing").status_code == 404
+        assert _error_counts(first) == {"not_found": 1.0}
+        assert _error_counts(second) == {}
 
 
 def test_a_body_over_the_limit_is_413_announced_or_chunked(client: TestClient) -> None:
