@@ -124,13 +124,12 @@ def score_churn_file(
 
     with _timed(stages, "model_load"):
         bundle, scorer = _load_model(
-            settings, settings.churn_model_name, alias=alias, version=version, threads=threads
-        )
-    missing = [name for name in bundle.meta.feature_names if name not in CHURN_FEATURES]
-    if missing:
-        raise ValueError(
-            f"{bundle.name} v{bundle.version} expects features the transforms do not "
-            f"compute: {', '.join(missing)}"
+            settings,
+            settings.churn_model_name,
+            CHURN_FEATURES,
+            alias=alias,
+            version=version,
+            threads=threads,
         )
 
     with _timed(stages, "load_validate"):
@@ -214,13 +213,12 @@ def score_fraud_file(
 
     with _timed(stages, "model_load"):
         bundle, scorer = _load_model(
-            settings, settings.fraud_model_name, alias=alias, version=version, threads=threads
-        )
-    missing = [name for name in bundle.meta.feature_names if name not in FRAUD_FEATURES]
-    if missing:
-        raise ValueError(
-            f"{bundle.name} v{bundle.version} expects features the windows do not "
-            f"compute: {', '.join(missing)}"
+            settings,
+            settings.fraud_model_name,
+            FRAUD_FEATURES,
+            alias=alias,
+            version=version,
+            threads=threads,
         )
 
     with _timed(stages, "load_validate"):
@@ -294,14 +292,28 @@ _FRAUD_OUTPUT_SCHEMA = pa.schema(
 
 
 def _load_model(
-    settings: Settings, name: str, *, alias: str, version: str | None, threads: int | None
+    settings: Settings,
+    name: str,
+    computed: tuple[str, ...],
+    *,
+    alias: str,
+    version: str | None,
+    threads: int | None,
 ) -> tuple[RegisteredBundle, OnnxScorer]:
+    """The registered bundle and a session on every core; refused if it needs features
+    that the batch path does not compute (`computed`)."""
     models = settings.models_dir
     models.mkdir(parents=True, exist_ok=True)
     if version is not None:
         bundle = download_bundle(settings.tracking_uri, name, models, version=version)
     else:
         bundle = download_bundle(settings.tracking_uri, name, models, alias=alias)
+    missing = [feature for feature in bundle.meta.feature_names if feature not in computed]
+    if missing:
+        raise ValueError(
+            f"{bundle.name} v{bundle.version} expects features the batch path does not "
+            f"compute: {', '.join(missing)}"
+        )
     # A batch has many rows per call: unlike the API, let onnxruntime use every core.
     scorer = OnnxScorer(bundle.onnx_path, intra_op_num_threads=threads or os.cpu_count() or 1)
     return bundle, scorer

@@ -447,8 +447,6 @@ def bench_serving(
     ] = False,
 ) -> None:
     """Our API vs `mlflow models serve` vs a naive FastAPI endpoint, with wrk, on loopback."""
-    import sys
-    import tempfile
 
     from pipelines.bench_serving import BenchmarkError, require_wrk
     from pipelines.bench_serving import bench_serving as run_benchmark
@@ -458,17 +456,8 @@ def bench_serving(
     except BenchmarkError as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(2) from error
-    if home is None:
-        home = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
-        typer.echo(f"no --home: running the churn flow into {home}")
-        # In its own process, so its Prefect server is gone before the measurements.
-        env = {**os.environ, "MLOPS_HOME": str(home)}
-        flow = [sys.executable, "-m", "pipelines.cli", "pipeline", "churn", "--json"]
-        if _run_quietly(flow, env) != 0:
-            typer.secho("error: the churn flow failed", fg="red", err=True)
-            raise typer.Exit(1)
-    os.environ["MLOPS_HOME"] = str(home)
-    settings = _prepare()
+    settings = _bench_settings(home, "serving", ["pipeline", "churn"], "the churn flow")
+    home = settings.home
     typer.secho(f"benchmark: serving churn from {home}, {seconds:g} s per level", bold=True)
     try:
         figures = run_benchmark(settings, seconds, log=typer.echo)
@@ -492,21 +481,11 @@ def bench_batch(
     ] = False,
 ) -> None:
     """Batch scoring: ONNX alone on 1M rows, then score_fraud_file and score_churn_file."""
-    import sys
-    import tempfile
 
     from pipelines.bench_batch import bench_batch as run_benchmark
 
-    if home is None:
-        home = Path(tempfile.mkdtemp(prefix="mlops-bench-batch-"))
-        typer.echo(f"no --home: running both case studies into {home}")
-        env = {**os.environ, "MLOPS_HOME": str(home)}
-        flows = [sys.executable, "-m", "pipelines.cli", "demo", "--no-serve", "--json"]
-        if _run_quietly(flows, env) != 0:
-            typer.secho("error: the pipelines failed", fg="red", err=True)
-            raise typer.Exit(1)
-    os.environ["MLOPS_HOME"] = str(home)
-    settings = _prepare()
+    settings = _bench_settings(home, "batch", ["demo", "--no-serve"], "both case studies")
+    home = settings.home
     typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
     figures = run_benchmark(settings, churn_rows, log=typer.echo)
     typer.echo(f"  ONNX alone, all cores      {figures['onnx_rows_per_s_all_cores']:,.0f} rows/s")
@@ -525,10 +504,23 @@ def bench_batch(
         typer.echo(json.dumps(figures, sort_keys=True, default=str))
 
 
-def _run_quietly(command: list[str], env: dict[str, str]) -> int:
+def _bench_settings(home: Path | None, name: str, flow: list[str], what: str) -> Settings:
+    """Settings on `home`; without one, run `mlops <flow>` into a new temporary home first,
+    in its own process, so its Prefect server is gone before the measurements."""
     import subprocess
+    import sys
+    import tempfile
 
-    return subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix=f"mlops-bench-{name}-"))
+        typer.echo(f"no --home: running {what} into {home}")
+        command = [sys.executable, "-m", "pipelines.cli", *flow, "--json"]
+        env = {**os.environ, "MLOPS_HOME": str(home)}
+        if subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode:
+            typer.secho(f"error: {what} failed", fg="red", err=True)
+            raise typer.Exit(1)
+    os.environ["MLOPS_HOME"] = str(home)
+    return _prepare()
 
 
 def _report_serving(figures: dict[str, Any]) -> None:

@@ -72,7 +72,6 @@ SELECTION_METRIC: Final = "average_precision"
 CARD_PRECISION: Final = f"card_precision_at_{DEFAULT_K}"
 ANOMALY_ONLY: Final = "isolation_forest"
 VALIDATION_SCORES_ARTIFACT: Final = "validation_scores.parquet"
-EXPERIMENT: Final = "fraud"
 
 
 @dataclass(frozen=True)
