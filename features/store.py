@@ -92,6 +92,31 @@ def _fail_without_retries(store: FeatureStore) -> None:
     client.set_retry(Retry(NoBackoff(), retries=0))
 
 
+async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
+    """Bound the online reads serving makes on its event loop (`serving.online_features`).
+
+    Redis: Feast's asyncio client, like the sync one, gets no retries (its socket timeouts
+    come from the connection string). SQLite is a local file read inline, but a reader
+    waits for a writer's lock (a materialization) for sqlite3's default 5 s: the wait is
+    bounded by `feature_timeout_s` instead, after which the read fails with a 503.
+    """
+    online = store.provider.online_store
+    if settings.online_store == "redis":
+        from feast.infra.online_stores.redis import RedisOnlineStore
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
+
+        assert isinstance(online, RedisOnlineStore)
+        client = await online._get_client_async(store.config.online_store)
+        client.set_retry(AsyncRetry(NoBackoff(), retries=0))
+    else:
+        from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+        assert isinstance(online, SqliteOnlineStore)
+        timeout_ms = round(settings.feature_timeout_s * 1000)
+        online._get_conn(store.config).execute(f"PRAGMA busy_timeout = {timeout_ms}")
+
+
 def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:
     """Register the churn entity, view and service; write feature_store.yaml for the CLI."""
     store.apply(

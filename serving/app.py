@@ -81,9 +81,10 @@ def create_app(
             if not holder.ready:
                 holder.load_from_registry(settings)
         if churn_features_client is None or fraud_features_client is None:
-            from features.store import feature_store
+            from features.store import bound_serving_reads, feature_store
 
             store = feature_store(settings)
+            await bound_serving_reads(store, settings)
         churn_features = churn_features_client or OnlineFeatures(
             store, churn_model.name, ENTITY_KEY
         )
@@ -170,11 +171,11 @@ def create_app(
         return _model_info(holder.current)
 
     @app.post(CHURN_ENDPOINT, response_model=ChurnPrediction, tags=["churn"])
-    def churn_predict(
+    async def churn_predict(
         request: ChurnPredictRequest, predictor: ChurnPredictorDep, context: RequestContextDep
     ) -> ChurnPrediction:
         """Churn probability and decision for a customer id or a customer's raw fields."""
-        return predictor.predict(request, context)
+        return await predictor.predict(request, context)
 
     @app.get("/v1/fraud/model", response_model=ModelInfo, tags=["fraud"])
     def fraud_model_info(holder: FraudModelDep) -> ModelInfo:

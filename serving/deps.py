@@ -1,4 +1,9 @@
-"""Dependency aliases: route functions ask for collaborators by type, the app state holds them."""
+"""Dependency aliases: route functions ask for collaborators by type, the app state holds them.
+
+The getters are `async def` on purpose: FastAPI runs a plain `def` dependency in its
+thread pool, and each trip there cost about 0.3 ms a request on this machine, for a
+function that only reads an attribute.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +21,31 @@ from serving.online_features import OnlineFeatures
 from serving.predictors import ChurnPredictor, FraudPredictor
 
 
-def get_churn_model(request: Request) -> ModelHolder:
+async def get_churn_model(request: Request) -> ModelHolder:
     return request.app.state.churn_model  # type: ignore[no-any-return]
 
 
-def get_churn_features(request: Request) -> OnlineFeatures:
+async def get_churn_features(request: Request) -> OnlineFeatures:
     return request.app.state.churn_features  # type: ignore[no-any-return]
 
 
-def get_fraud_model(request: Request) -> ModelHolder:
+async def get_fraud_model(request: Request) -> ModelHolder:
     return request.app.state.fraud_model  # type: ignore[no-any-return]
 
 
-def get_fraud_features(request: Request) -> FraudOnlineFeatures:
+async def get_fraud_features(request: Request) -> FraudOnlineFeatures:
     return request.app.state.fraud_features  # type: ignore[no-any-return]
 
 
-def get_churn_predictor(request: Request) -> ChurnPredictor:
+async def get_churn_predictor(request: Request) -> ChurnPredictor:
     return request.app.state.churn_predictor  # type: ignore[no-any-return]
 
 
-def get_fraud_predictor(request: Request) -> FraudPredictor:
+async def get_fraud_predictor(request: Request) -> FraudPredictor:
     return request.app.state.fraud_predictor  # type: ignore[no-any-return]
 
 
-def get_request_context(request: Request) -> RequestContext:
+async def get_request_context(request: Request) -> RequestContext:
     context = request_context(request.scope)
     assert context is not None, "the app is built with ObservedRequests outermost"
     return context

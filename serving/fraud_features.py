@@ -1,9 +1,11 @@
 """Online fraud features for serving: score a transaction from the card's and terminal's state.
 
-`row` asks Feast once, for both entities, through the `fraud_model` feature service: the
-on-demand view computes the window features from the two states and the request's time
-and amount (`features.fraud_online`). `record` appends the transaction to both states and
-pushes them back online, so the next transaction of the card or terminal sees it.
+`row` reads the card's and the terminal's state (one online read each) and computes the
+window features at the request's time and amount with `features.fraud_online`, the
+function the `fraud_model` service's on-demand view runs: the same values as
+`get_online_features` on that service (a test checks), without its generic path
+(`serving.online_features`). `record` appends the transaction to both states and pushes
+them back online, so the next transaction of the card or terminal sees it.
 
 A card or terminal the store has never seen is not an error here: a new card has an
 empty history, and its features follow the empty-window conventions.
@@ -14,11 +16,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from feast import FeatureService, FeatureStore, FeatureView, PushSource
+from feast import FeatureStore, FeatureView, PushSource
 from feast.infra.provider import Provider
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import DoubleList, Int64List
@@ -30,8 +31,6 @@ from features.fraud_online import (
     CUSTOMER_KEY,
     CUSTOMER_TERMINALS,
     CUSTOMER_TIMES,
-    REQUEST_AMOUNT,
-    REQUEST_TIME,
     TERMINAL_FRAUDS,
     TERMINAL_KEY,
     TERMINAL_TIMES,
@@ -40,19 +39,13 @@ from features.fraud_online import (
     append_customer_transaction,
     append_terminal_transaction,
     epoch_ns,
+    online_fraud_features,
 )
 from serving.errors import FeatureStoreUnavailable, InvalidInput
+from serving.online_features import ViewReader
 
-_STATE_FEATURES = [
-    *(
-        f"{fraud_repo.fraud_customer_state.name}:{name}"
-        for name in (CUSTOMER_TIMES, CUSTOMER_AMOUNTS, CUSTOMER_TERMINALS)
-    ),
-    *(
-        f"{fraud_repo.fraud_terminal_state.name}:{name}"
-        for name in (TERMINAL_TIMES, TERMINAL_FRAUDS)
-    ),
-]
+_CUSTOMER_STATE = (CUSTOMER_TIMES, CUSTOMER_AMOUNTS, CUSTOMER_TERMINALS)
+_TERMINAL_STATE = (TERMINAL_TIMES, TERMINAL_FRAUDS)
 _State = dict[str, npt.NDArray[np.int64] | npt.NDArray[np.float64]]
 # Two writes of one state must carry distinct stamps, or Redis keeps the first one.
 _STAMP_STEP = timedelta(microseconds=1)
@@ -66,7 +59,7 @@ class FraudOnlineFeatures:
     ) -> None:
         self._store = store
         self._service_name = feature_service
-        self._service: FeatureService | None = None
+        self._readers: tuple[ViewReader, ViewReader] | None = None
         # `record` reads, appends and writes back; two threads recording for the same card
         # would lose one transaction. One lock per process (the API's thread pool); several
         # processes writing the same entities need one writer per entity (e.g. by card).
@@ -74,10 +67,36 @@ class FraudOnlineFeatures:
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._push_targets: dict[str, list[FeatureView]] = {}
 
-    def _feature_service(self) -> FeatureService:
-        if self._service is None:
-            self._service = self._store.get_feature_service(self._service_name)
-        return self._service
+    def _state_readers(self) -> tuple[ViewReader, ViewReader]:
+        if self._readers is None:
+            try:
+                self._readers = (
+                    ViewReader.of(
+                        self._store, fraud_repo.fraud_customer_state.name, _CUSTOMER_STATE
+                    ),
+                    ViewReader.of(
+                        self._store, fraud_repo.fraud_terminal_state.name, _TERMINAL_STATE
+                    ),
+                )
+            except Exception as error:  # registry unreadable: a dependency failure
+                raise FeatureStoreUnavailable(
+                    f"cannot resolve the fraud states: {error}"
+                ) from error
+        return self._readers
+
+    def _states(
+        self, customer_id: int, terminal_id: int
+    ) -> tuple[CustomerHistory, TerminalHistory]:
+        """The card's and the terminal's state: one online read each; never seen is empty."""
+        customers, terminals = self._state_readers()
+        [customer] = customers.read([customer_id])
+        [terminal] = terminals.read([terminal_id])
+        customer = customer or {}
+        terminal = terminal or {}
+        return (
+            CustomerHistory.from_lists(*(customer.get(name) for name in _CUSTOMER_STATE)),
+            TerminalHistory.from_lists(*(terminal.get(name) for name in _TERMINAL_STATE)),
+        )
 
     def row(
         self,
@@ -88,14 +107,10 @@ class FraudOnlineFeatures:
         feature_names: Sequence[str],
     ) -> np.ndarray:
         """The transaction's features in `feature_names` order, as float32."""
-        request = {
-            CUSTOMER_KEY: customer_id,
-            TERMINAL_KEY: terminal_id,
-            REQUEST_TIME: _epoch_ns(tx_time),
-            REQUEST_AMOUNT: float(amount),
-        }
-        values = self._read(self._feature_service(), request)
-        missing = [name for name in feature_names if values.get(name) is None]
+        t = _epoch_ns(tx_time)
+        customer, terminal = self._states(customer_id, terminal_id)
+        values = online_fraud_features(customer, terminal, t, float(amount), terminal_id)
+        missing = [name for name in feature_names if name not in values]
         if missing:
             raise FeatureStoreUnavailable(
                 f"feature service '{self._service_name}' lacks {missing[:5]}"
@@ -110,20 +125,9 @@ class FraudOnlineFeatures:
         """
         t = _epoch_ns(tx_time)
         with self._record_lock:
-            state = self._read(
-                _STATE_FEATURES, {CUSTOMER_KEY: customer_id, TERMINAL_KEY: terminal_id}
-            )
-            customer = append_customer_transaction(
-                CustomerHistory.from_lists(
-                    state[CUSTOMER_TIMES], state[CUSTOMER_AMOUNTS], state[CUSTOMER_TERMINALS]
-                ),
-                t,
-                float(amount),
-                terminal_id,
-            )
-            terminal = append_terminal_transaction(
-                TerminalHistory.from_lists(state[TERMINAL_TIMES], state[TERMINAL_FRAUDS]), t
-            )
+            customer_state, terminal_state = self._states(customer_id, terminal_id)
+            customer = append_customer_transaction(customer_state, t, float(amount), terminal_id)
+            terminal = append_terminal_transaction(terminal_state, t)
             stamp = self._next_stamp()
             self._push(
                 fraud_repo.CUSTOMER_STATE_PUSH,
@@ -146,28 +150,12 @@ class FraudOnlineFeatures:
             )
 
     def ping(self) -> bool:
-        """True when the online store answers a read (for readiness)."""
+        """True when the online store answers a read of both states (for readiness)."""
         try:
-            self._store.get_online_features(
-                features=_STATE_FEATURES, entity_rows=[{CUSTOMER_KEY: -1, TERMINAL_KEY: -1}]
-            )
-        except Exception:
+            readers = self._state_readers()
+        except FeatureStoreUnavailable:
             return False
-        return True
-
-    def _read(
-        self, features: FeatureService | list[str], entity_row: dict[str, Any]
-    ) -> dict[str, Any]:
-        """One online read for one row, as {name: value}; any store failure is a 503."""
-        try:
-            columns = self._store.get_online_features(
-                features=features, entity_rows=[entity_row]
-            ).to_dict()
-        except Exception as error:  # any store failure is a dependency failure, not a 500
-            raise FeatureStoreUnavailable(
-                f"online feature store did not answer: {type(error).__name__}"
-            ) from error
-        return {name: values[0] for name, values in columns.items()}
+        return all(reader.ping() for reader in readers)
 
     def _push(
         self, push_source: str, entity: tuple[str, int], state: _State, stamp: datetime

@@ -1,47 +1,208 @@
-"""Online feature reads for serving: one Feast read per entity, as a float32 row."""
+"""Online feature reads for serving: one read of the online store per entity, as float32.
+
+`FeatureStore.get_online_features` is Feast's general path: on every call it resolves the
+feature service against the registry, validates the entity rows, groups them by view,
+reads, runs on-demand transformations and builds a response proto, then a dict of lists.
+That costs about 3.5 ms a call on this machine; the read itself costs about 0.3 ms.
+The serving hot path knows all of that in advance, so `ViewReader` resolves a view's
+join key, value type and feature names once and calls the online store's own
+`online_read` (the call `get_online_features` makes underneath, with Feast's entity key
+serialization, SQLite or Redis alike). Tests check that both paths return the same values.
+
+`read_async` is what the event loop calls: Feast's asyncio read where the store has one
+(Redis), else the store's own read inline (SQLite: a local file, ~0.3 ms, its lock wait
+bounded by `features.store.bound_serving_reads`). The request then never visits the thread
+pool, a trip that cost ~0.15 ms each way on this machine.
+
+Feast does not apply a view's TTL on online reads either, so neither does this.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from feast import FeatureService, FeatureStore
+from feast import FeatureStore, FeatureView, ValueType
+from feast.infra.online_stores.online_store import OnlineStore
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from serving.errors import FeatureStoreUnavailable, UnknownEntity
 
+# The ValueProto field that holds a join key of each entity value type, and a key no
+# entity has (readiness reads it: the store must answer, whether or not it knows it).
+_KEY_FIELDS = {ValueType.STRING: "string_val", ValueType.INT64: "int64_val"}
+_PING_KEYS: dict[str, Any] = {"string_val": "__ping__", "int64_val": -1}
+
+
+@dataclass(frozen=True)
+class ViewReader:
+    """Reads some features of one feature view for given entity ids, straight from the
+    online store. Built once per view; `read` is one online-store call."""
+
+    store: FeatureStore
+    view: FeatureView
+    join_key: str
+    key_field: str
+    features: tuple[str, ...]
+
+    @classmethod
+    def of(cls, store: FeatureStore, view_name: str, features: Sequence[str]) -> ViewReader:
+        view = store.get_feature_view(view_name)
+        if len(view.entities) != 1:
+            raise ValueError(f"view '{view_name}' has {len(view.entities)} entities, not one")
+        entity = store.get_entity(view.entities[0])
+        if entity.value_type not in _KEY_FIELDS:
+            raise ValueError(f"entity '{entity.name}' has an unsupported key type")
+        unknown = sorted(set(features) - {field.name for field in view.features})
+        if unknown:
+            raise ValueError(f"view '{view_name}' has no features {unknown}")
+        return cls(store, view, entity.join_key, _KEY_FIELDS[entity.value_type], tuple(features))
+
+    def read(self, entity_ids: Sequence[Any]) -> list[dict[str, Any] | None]:
+        """Per entity id, {feature: value} (None for a null value), or None if unknown.
+
+        Any failure of the store is a `FeatureStoreUnavailable` (503), never a 500.
+        """
+        online = self.store.provider.online_store
+        try:
+            rows = online.online_read(
+                self.store.config, self.view, self._keys(entity_ids), list(self.features)
+            )
+        except Exception as error:  # any store failure is a dependency failure, not a 500
+            raise _unavailable(error) from error
+        return _rows(rows)
+
+    async def read_async(self, entity_ids: Sequence[Any]) -> list[dict[str, Any] | None]:
+        """`read` for the event loop: Feast's async read where the store has one."""
+        online = self.store.provider.online_store
+        if not _reads_async(online):
+            return self.read(entity_ids)
+        try:
+            rows = await online.online_read_async(
+                self.store.config, self.view, self._keys(entity_ids), list(self.features)
+            )
+        except Exception as error:  # any store failure is a dependency failure, not a 500
+            raise _unavailable(error) from error
+        return _rows(rows)
+
+    def _keys(self, entity_ids: Sequence[Any]) -> list[EntityKeyProto]:
+        return [
+            EntityKeyProto(
+                join_keys=[self.join_key],
+                entity_values=[ValueProto(**{self.key_field: entity_id})],
+            )
+            for entity_id in entity_ids
+        ]
+
+    def ping(self) -> bool:
+        """True when the online store answers a read."""
+        try:
+            self.read([_PING_KEYS[self.key_field]])
+        except FeatureStoreUnavailable:
+            return False
+        return True
+
+
+def _reads_async(online: OnlineStore) -> bool:
+    return type(online).online_read_async is not OnlineStore.online_read_async
+
+
+def _unavailable(error: Exception) -> FeatureStoreUnavailable:
+    return FeatureStoreUnavailable(f"online feature store did not answer: {type(error).__name__}")
+
+
+def _rows(rows: Sequence[tuple[Any, dict[str, ValueProto] | None]]) -> list[dict[str, Any] | None]:
+    return [None if values is None else _python_values(values) for _, values in rows]
+
+
+def _python_values(values: dict[str, ValueProto]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = value.WhichOneof("val")
+        if kind is None or kind == "null_val":
+            out[name] = None
+        elif kind.endswith("_list_val"):
+            out[name] = list(getattr(value, kind).val)
+        else:
+            out[name] = getattr(value, kind)
+    return out
+
 
 class OnlineFeatures:
-    """Reads a feature service's values for one entity from the Feast online store."""
+    """A feature service's values for one entity, read from the online store.
+
+    The service is resolved into one `ViewReader` per feature view the first time it is
+    needed, and again when a model asks for a feature the resolved service lacks (the
+    definitions changed while serving).
+    """
 
     def __init__(self, store: FeatureStore, feature_service: str, entity_key: str) -> None:
         self._store = store
         self._service_name = feature_service
-        self._service: FeatureService | None = None
+        self._readers: list[ViewReader] | None = None
         self.entity_key = entity_key
 
-    def _feature_service(self) -> FeatureService:
-        if self._service is None:
-            self._service = self._store.get_feature_service(self._service_name)
-        return self._service
-
-    def row(self, entity_id: str, feature_names: Sequence[str]) -> np.ndarray:
-        """The entity's features in `feature_names` order; 404 if the store has none."""
-        try:
-            values = self._store.get_online_features(
-                features=self._feature_service(), entity_rows=[{self.entity_key: entity_id}]
-            ).to_dict()
-        except Exception as error:  # any store failure is a dependency failure, not a 500
-            raise FeatureStoreUnavailable(
-                f"online feature store did not answer: {type(error).__name__}"
-            ) from error
-        missing = [name for name in feature_names if name not in values]
+    def _resolve(self, feature_names: Sequence[str]) -> list[ViewReader]:
+        readers = self._readers
+        if readers is None or not _covers(readers, feature_names):
+            try:
+                service = self._store.get_feature_service(self._service_name)
+                readers = [
+                    ViewReader.of(
+                        self._store, projection.name, [f.name for f in projection.features]
+                    )
+                    for projection in service.feature_view_projections
+                ]
+            except Exception as error:  # registry unreadable: a dependency failure
+                raise FeatureStoreUnavailable(
+                    f"cannot resolve feature service '{self._service_name}': {error}"
+                ) from error
+            if any(reader.join_key != self.entity_key for reader in readers):
+                raise FeatureStoreUnavailable(
+                    f"feature service '{self._service_name}' is not keyed by {self.entity_key}"
+                )
+            self._readers = readers
+        missing = [name for name in feature_names if not _covers(readers, [name])]
         if missing:
             raise FeatureStoreUnavailable(
                 f"feature service '{self._service_name}' lacks {missing[:5]}"
             )
-        row = [values[name][0] for name in feature_names]
-        if all(value is None for value in row):
+        return readers
+
+    def _values(
+        self, entity_ids: Sequence[str], feature_names: Sequence[str]
+    ) -> list[dict[str, Any] | None]:
+        merged: list[dict[str, Any] | None] = [None] * len(entity_ids)
+        for reader in self._resolve(feature_names):
+            for i, values in enumerate(reader.read(entity_ids)):
+                if values is not None:
+                    merged[i] = {**(merged[i] or {}), **values}
+        return merged
+
+    def row(self, entity_id: str, feature_names: Sequence[str]) -> np.ndarray:
+        """The entity's features in `feature_names` order; 404 if the store has none."""
+        [values] = self._values([entity_id], feature_names)
+        return self._row(entity_id, values, feature_names)
+
+    async def row_async(self, entity_id: str, feature_names: Sequence[str]) -> np.ndarray:
+        """`row` for the event loop (see `ViewReader.read_async`)."""
+        readers = self._resolve(feature_names)
+        values: dict[str, Any] | None = None
+        for reader in readers:
+            [read] = await reader.read_async([entity_id])
+            if read is not None:
+                values = {**(values or {}), **read}
+        return self._row(entity_id, values, feature_names)
+
+    def _row(
+        self, entity_id: str, values: dict[str, Any] | None, feature_names: Sequence[str]
+    ) -> np.ndarray:
+        if values is None:
             raise UnknownEntity(f"no features for {self.entity_key} '{entity_id}'")
+        row = [values.get(name) for name in feature_names]
         if any(value is None for value in row):
             raise FeatureStoreUnavailable(f"incomplete features for '{entity_id}'")
         return np.asarray(row, dtype=np.float32)
@@ -49,38 +210,29 @@ class OnlineFeatures:
     def rows(
         self, entity_ids: Sequence[str], feature_names: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Many entities in one read: a float32 matrix in `feature_names` order, and a mask
-        of the entities the store knows (their rows are valid; the others are NaN)."""
-        try:
-            values = self._store.get_online_features(
-                features=self._feature_service(),
-                entity_rows=[{self.entity_key: entity_id} for entity_id in entity_ids],
-            ).to_dict()
-        except Exception as error:  # any store failure is a dependency failure, not a 500
-            raise FeatureStoreUnavailable(
-                f"online feature store did not answer: {type(error).__name__}"
-            ) from error
-        missing = [name for name in feature_names if name not in values]
-        if missing:
-            raise FeatureStoreUnavailable(
-                f"feature service '{self._service_name}' lacks {missing[:5]}"
-            )
-        absent = np.array([[v is None for v in values[name]] for name in feature_names]).T
-        known = np.logical_not(absent.all(axis=1))
-        if absent[known].any():
-            raise FeatureStoreUnavailable("incomplete features for some entities")
-        matrix = np.array(
-            [[np.nan if v is None else v for v in values[name]] for name in feature_names],
-            dtype=np.float32,
-        ).T
-        return np.ascontiguousarray(matrix), known
+        """Many entities in one read per view: a float32 matrix in `feature_names` order,
+        and a mask of the entities the store knows (their rows are valid; others are NaN)."""
+        matrix = np.full((len(entity_ids), len(feature_names)), np.nan, dtype=np.float32)
+        known = np.zeros(len(entity_ids), dtype=bool)
+        for i, values in enumerate(self._values(entity_ids, feature_names)):
+            if values is None:
+                continue
+            row = [values.get(name) for name in feature_names]
+            if any(value is None for value in row):
+                raise FeatureStoreUnavailable("incomplete features for some entities")
+            matrix[i] = row
+            known[i] = True
+        return matrix, known
 
     def ping(self) -> bool:
         """True when the online store answers a read (for readiness)."""
         try:
-            self._store.get_online_features(
-                features=self._feature_service(), entity_rows=[{self.entity_key: "__ping__"}]
-            )
-        except Exception:
+            readers = self._readers or self._resolve([])
+        except FeatureStoreUnavailable:
             return False
-        return True
+        return bool(readers) and all(reader.ping() for reader in readers)
+
+
+def _covers(readers: Sequence[ViewReader], feature_names: Sequence[str]) -> bool:
+    available = {name for reader in readers for name in reader.features}
+    return all(name in available for name in feature_names)

@@ -82,13 +82,19 @@ class ChurnPredictor(_Predictor):
         super().__init__(holder, metrics, log)
         self.features = features
 
-    def predict(self, request: ChurnPredictRequest, context: RequestContext) -> ChurnPrediction:
-        """Churn probability and decision for a customer id or a customer's raw fields."""
+    async def predict(
+        self, request: ChurnPredictRequest, context: RequestContext
+    ) -> ChurnPrediction:
+        """Churn probability and decision for a customer id or a customer's raw fields.
+
+        Runs on the event loop: the feature read is async or a local file read, scoring
+        one row takes microseconds, and the prediction log is a queue.
+        """
         model = self._model(context)
         names = model.bundle.meta.feature_names
         if request.customer_id is not None:
             started = time.perf_counter()
-            row = self.features.row(request.customer_id, names)
+            row = await self.features.row_async(request.customer_id, names)
             self._timed_read(started)
             source: Literal["online_store", "request"] = "online_store"
         else:
