@@ -115,7 +115,13 @@ def _unavailable(error: Exception) -> FeatureStoreUnavailable:
 
 
 def _rows(rows: Sequence[tuple[Any, dict[str, ValueProto] | None]]) -> list[dict[str, Any] | None]:
-    return [None if values is None else _python_values(values) for _, values in rows]
+    """Python values per entity; None for an entity the store does not hold (SQLite gives
+    no row for it, Redis a row of empty values)."""
+    out: list[dict[str, Any] | None] = []
+    for _, values in rows:
+        python = None if values is None else _python_values(values)
+        out.append(python if python and any(v is not None for v in python.values()) else None)
+    return out
 
 
 def _python_values(values: dict[str, ValueProto]) -> dict[str, Any]:

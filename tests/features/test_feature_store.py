@@ -15,6 +15,8 @@ from features.churn_schema import TIMESTAMP_COLUMN, validate_churn_frame
 from features.churn_transforms import CHURN_FEATURES
 from mlops.settings import Settings
 from pipelines.sources.churn_simulator import simulate_customers
+from serving.errors import UnknownEntity
+from serving.online_features import OnlineFeatures
 
 
 def snapshots() -> pd.DataFrame:
@@ -55,6 +57,28 @@ def check_online_equals_latest_offline(settings: Settings, features: pd.DataFram
     expected = latest.set_index(ENTITY_KEY).loc[ids, list(CHURN_FEATURES)]
     got = online.set_index(ENTITY_KEY).loc[ids, list(CHURN_FEATURES)]
     np.testing.assert_allclose(got.to_numpy(float), expected.to_numpy(float), rtol=0, atol=1e-9)
+    check_serving_reads_equal_feast(settings, ids, got.to_numpy(np.float32))
+
+
+def check_serving_reads_equal_feast(settings: Settings, ids: list[str], feast: np.ndarray) -> None:
+    """Serving's direct reads (sync, async, many) return what get_online_features returns."""
+    import asyncio
+
+    store = feature_store.feature_store(settings)
+
+    async def read_async() -> list[np.ndarray]:
+        await feature_store.bound_serving_reads(store, settings)
+        return [await reads.row_async(i, CHURN_FEATURES) for i in ids]
+
+    reads = OnlineFeatures(store, "churn_model", ENTITY_KEY)
+    np.testing.assert_array_equal(np.stack([reads.row(i, CHURN_FEATURES) for i in ids]), feast)
+    np.testing.assert_array_equal(np.stack(asyncio.run(read_async())), feast)
+    matrix, known = reads.rows([*ids, "no-such-customer"], CHURN_FEATURES)
+    np.testing.assert_array_equal(matrix[:-1], feast)
+    assert known.tolist() == [True] * len(ids) + [False]
+    with pytest.raises(UnknownEntity):
+        reads.row("no-such-customer", CHURN_FEATURES)
+    assert reads.ping()
 
 
 def test_point_in_time_join_returns_the_snapshot_known_at_each_time(settings: Settings) -> None:

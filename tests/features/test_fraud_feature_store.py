@@ -73,6 +73,26 @@ def check_round_trip(settings: Settings, history: pd.DataFrame, offline: pd.Data
     got = [response[name][0] for name in FRAUD_FEATURES]
     expected = offline.loc[tx.name, list(FRAUD_FEATURES)].to_numpy(dtype=float)
     assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    # Serving reads the two states itself and runs the view's function: the same row.
+    served = FraudOnlineFeatures(store).row(
+        int(tx["CUSTOMER_ID"]),
+        int(tx["TERMINAL_ID"]),
+        tx["TX_DATETIME"],
+        float(tx["TX_AMOUNT"]),
+        FRAUD_FEATURES,
+    )
+    np.testing.assert_array_equal(served, np.asarray(got, dtype=np.float32))
+    # A card and a terminal never seen: empty histories both ways.
+    unseen = {CUSTOMER_KEY: 999_999, TERMINAL_KEY: 999_998}
+    when = tx["TX_DATETIME"]
+    feast_unseen = store.get_online_features(
+        features=store.get_feature_service("fraud_model"),
+        entity_rows=[{**unseen, REQUEST_TIME: epoch_ns(when), REQUEST_AMOUNT: 42.0}],
+    ).to_dict()
+    served_unseen = FraudOnlineFeatures(store).row(999_999, 999_998, when, 42.0, FRAUD_FEATURES)
+    np.testing.assert_array_equal(
+        served_unseen, np.asarray([feast_unseen[n][0] for n in FRAUD_FEATURES], dtype=np.float32)
+    )
 
 
 def test_round_trip_through_the_fraud_model_service(
