@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from features.churn_frames import ENTITY_KEY
+from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.model_bundle import download_bundle
 from mlops.settings import Settings
 from pipelines.cli import app as cli
 from serving.app import create_app
 from serving.model_holder import ModelHolder
+from serving.prediction_log import read_predictions
 from tests.conftest import CHURN_RUN_CUSTOMERS
 from training.registry import champion_history
 
@@ -134,3 +144,124 @@ def test_rolling_back_past_the_first_champion_is_refused(lifecycle_settings: Set
     result = runner.invoke(cli, ["rollback", "churn"])
     assert result.exit_code == 2
     assert "no earlier champion" in result.stderr
+
+
+def test_load_through_reloads_and_a_graceful_shutdown_loses_nothing(
+    lifecycle_settings: Settings, tmp_path: Path
+) -> None:
+    """A real server under steady load: the champion moves twice, then the server gets
+    SIGTERM. No request fails, answers switch version without a gap, and every answered
+    prediction is in the prediction log after the shutdown."""
+    settings = lifecycle_settings
+    ids = customer_ids(settings)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
+    env |= {
+        "MLOPS_HOME": str(settings.home),
+        "MLOPS_SERVED_MODELS": "churn",
+        "MLOPS_MODEL_REFRESH_S": "0.2",
+        # Writes on a slow clock: the shutdown, not the clock, must write the tail.
+        "MLOPS_PREDICTION_LOG_FLUSH_S": "30",
+    }
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)]
+    server_log = tmp_path / "server.log"
+    with server_log.open("wb") as sink:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    base = f"http://127.0.0.1:{port}"
+    load = Load(base, ids, workers=4)
+    try:
+        wait_ready(server, base, server_log)
+        load.start()
+        start_version = champion(settings)
+        for target in ("1" if start_version == "2" else "2", start_version):
+            assert runner.invoke(cli, ["promote", "churn", "--version", target]).exit_code == 0
+            load.wait_for_version(target, timeout_s=60)
+        load.serving = False  # from here, a refused connection is the shutdown's doing
+        answered_before_term = len(load.answers)
+        server.send_signal(signal.SIGTERM)
+        # Uvicorn shuts down gracefully, then re-raises the signal: killed by SIGTERM.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        load.stop()
+    assert load.transport_errors_while_serving == []
+    assert len(load.answers) > 50, "too little load to prove anything"
+    assert [status for status, _, _ in load.answers if status != 200] == []
+    # Both versions answered, and the load ended on the one promoted back.
+    versions = [version for _, version, _ in load.answers[:answered_before_term]]
+    assert set(versions) == {"1", "2"}
+    assert versions[-1] == start_version
+    logged = set(read_predictions(settings.prediction_log_uri, model="churn")["request_id"])
+    answered = {request_id for status, _, request_id in load.answers if status == 200}
+    assert answered <= logged, f"{len(answered - logged)} answered predictions not logged"
+
+
+def customer_ids(settings: Settings) -> list[str]:
+    table = pd.read_parquet(settings.features_dir / CHURN_FEATURES_FILE)
+    return [str(i) for i in table[ENTITY_KEY].drop_duplicates().head(50)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_ready(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the API did not get ready in 120 s")
+
+
+class Load:
+    """Closed-loop clients posting predictions, each with its own request id."""
+
+    def __init__(self, base: str, ids: list[str], workers: int) -> None:
+        self._base, self._ids, self._workers = base, ids, workers
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(w,)) for w in range(workers)]
+        self.serving = True
+        self.answers: list[tuple[int, str | None, str]] = []  # status, model version, id
+        self.transport_errors_while_serving: list[str] = []
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def wait_for_version(self, version: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not (self.answers and self.answers[-1][1] == version):
+            assert time.monotonic() < deadline, f"answers did not switch to v{version}"
+            time.sleep(0.1)
+
+    def _run(self, worker: int) -> None:
+        with httpx.Client(base_url=self._base, timeout=10) as client:
+            i = worker
+            while not self._stop.is_set():
+                request_id = f"load-{worker}-{i}"
+                try:
+                    answer = client.post(
+                        "/v1/churn/predict",
+                        json={"customer_id": self._ids[i % len(self._ids)]},
+                        headers={"X-Request-ID": request_id},
+                    )
+                except httpx.TransportError as error:
+                    if self.serving:
+                        self.transport_errors_while_serving.append(repr(error))
+                    return  # the server is going away: stop sending
+                version = answer.json().get("model", {}).get("version")
+                self.answers.append((answer.status_code, version, request_id))
+                i += self._workers
