@@ -24,9 +24,9 @@ class Model(StrEnum):
     fraud = "fraud"
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 @simulate_app.command("traffic")
@@ -104,7 +104,7 @@ def traffic(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), sort_keys=True, default=str))
     if result.succeeded == 0:
-        raise _fail("no request succeeded")
+        raise _fail("no request succeeded (is the API up, and serving this model?)", code=1)
 
 
 @simulate_app.command("labels")

@@ -51,9 +51,8 @@ def test_bad_label_rows_are_quarantined_with_their_first_problem_and_counted() -
     assert result.valid[labels.LABEL].tolist() == [0, 1]
     assert result.valid[labels.TERMINAL_ID].tolist() == [7, 7]
     assert str(result.valid[labels.EVENT_TIME].dt.tz) == "UTC"
-    reasons = dict(
-        zip(result.quarantined[labels.REQUEST_ID], result.quarantined[QUARANTINE_REASON])
-    )
+    quarantined = result.quarantined
+    reasons = dict(zip(quarantined[labels.REQUEST_ID], quarantined[QUARANTINE_REASON], strict=True))
     assert reasons == {
         "r1": "request_id: duplicate",
         "r3": "label: not 0 or 1",
