@@ -138,6 +138,9 @@ def deliver_labels(
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, default=str))
         return
+    if summary["until"] is None:
+        typer.echo(f"{summary['model']}: no labels pending")
+        return
     typer.echo(
         f"{summary['model']}: {summary['delivered']} labels due by {summary['until']}, "
         f"{summary.get('rows_valid', 0)} valid, {summary.get('rows_quarantined', 0)} quarantined"
