@@ -109,6 +109,81 @@ class Settings(BaseSettings):
         description="Bearer token of the /admin endpoints; the default is refused off 'local'.",
     )
 
+    # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
+    # the promotion gate of monitoring.promotion and the online experiments of serving.
+    monitor_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often each model's monitoring deployment runs."
+    )
+    monitor_window_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="Hours of the prediction log a check reads; default: since the last check.",
+    )
+    monitor_min_rows: int = Field(
+        default=100, ge=1, description="Fewest predictions in a window worth checking."
+    )
+    monitor_label_window_days: float = Field(
+        default=60.0,
+        gt=0,
+        description="Days of labelled predictions the quality check and the gate read.",
+    )
+    monitor_min_labelled_rows: int = Field(
+        default=200,
+        ge=30,
+        description="Fewest labelled predictions for a quality verdict or a promotion.",
+    )
+    monitor_drift_share_alert: float = Field(
+        default=0.1, gt=0, le=1, description="Share of drifted features that raises an alert."
+    )
+    monitor_drift_share_retrain: float = Field(
+        default=0.5, gt=0, le=1, description="Share of drifted features that retrains."
+    )
+    monitor_prediction_drift_p_value: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="The score drifted when its K-S p-value is below this (windows <= 1,000).",
+    )
+    monitor_prediction_drift_distance: float = Field(
+        default=0.1,
+        gt=0,
+        description="The score drifted when its normed Wasserstein distance is above this.",
+    )
+    monitor_max_quality_drop: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="Largest drop of the gate metric on labelled rows below the test metric.",
+    )
+    retrain_churn_customers: int = Field(
+        default=5000, ge=200, description="Customers the churn retraining simulates."
+    )
+    retrain_churn_scenario: str = Field(
+        default="baseline",
+        description="The simulated world churn retraining draws fresh data from (a scenario).",
+    )
+    retrain_fraud_scenario: str = Field(
+        default="baseline",
+        description="The simulated world fraud retraining draws fresh data from (a scenario).",
+    )
+    promotion_latency_budget_ms: float = Field(
+        default=5.0,
+        gt=0,
+        description="Largest single-row ONNX p99 (ms) a challenger may have to be promoted.",
+    )
+    promotion_min_gain: float = Field(
+        default=0.0,
+        ge=0,
+        description="How much a challenger must beat the champion on labelled rows by.",
+    )
+    challenger_mode: Literal["off", "shadow", "canary"] = Field(
+        default="off",
+        description="Serve the challenger too: off, shadow (scored, not answered), canary.",
+    )
+    canary_share: float = Field(
+        default=0.1, ge=0, le=1, description="Share of entities the canary answers (0-1)."
+    )
+
     @model_validator(mode="after")
     def _no_default_secret_off_local(self) -> Settings:
         if self.profile != "local" and self.admin_token.get_secret_value() == DEFAULT_ADMIN_TOKEN:

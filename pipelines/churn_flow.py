@@ -115,7 +115,7 @@ def training_set(settings: Settings, labels: pd.DataFrame) -> pd.DataFrame:
 
 @task(cache_policy=NO_CACHE)
 def train(
-    settings: Settings, frame: pd.DataFrame, lineage: dict[str, Any]
+    settings: Settings, frame: pd.DataFrame, lineage: dict[str, Any], auto_promote: bool = True
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Train the candidates in one parent MLflow run; register and gate the winner."""
     logger = get_run_logger()
@@ -149,6 +149,7 @@ def train(
             feature_service=churn_model.name,
             settings=settings,
             test_frame=split.test,
+            auto_promote=auto_promote,
         )
     logger.info(
         "registered %s v%s as %s (%s); test ROC-AUC %.4f",
@@ -199,12 +200,15 @@ def churn_pipeline(
     customers: int = 5000,
     scenario: str = "baseline",
     current_scenario: str | None = None,
+    auto_promote: bool = True,
 ) -> dict[str, Any]:
     """Run the churn case study end to end and return its summary.
 
     `source` is a Telco-schema CSV or parquet file; without it the simulator makes
     `customers` customers. The drift report compares the training window with the
     test window, or, with `current_scenario`, with a freshly simulated batch.
+    `auto_promote=False` registers the model as challenger whatever the test-window gate
+    says (retraining: the monitoring flow's online gate decides).
     """
     settings = Settings().prepare()
     run_dir = f"churn-{flow_run.get_id() or 'local'}"
@@ -227,6 +231,7 @@ def churn_pipeline(
             "rows_in": counts["rows_in"],
             "rows_quarantined": counts["rows_quarantined"],
         },
+        auto_promote,
     )
     if current_scenario is not None:
         current_raw = simulate_customers(

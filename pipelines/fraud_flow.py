@@ -144,7 +144,11 @@ def publish_features(settings: Settings, valid: pd.DataFrame) -> str:
 
 @task(cache_policy=NO_CACHE)
 def train(
-    settings: Settings, features: pd.DataFrame, split: TimeSplit, lineage: dict[str, Any]
+    settings: Settings,
+    features: pd.DataFrame,
+    split: TimeSplit,
+    lineage: dict[str, Any],
+    auto_promote: bool = True,
 ) -> dict[str, Any]:
     """Train, search and gate in one parent MLflow run; register the winner."""
     logger = get_run_logger()
@@ -163,7 +167,7 @@ def train(
             "delay_days": split.delay.days,
         },
     ):
-        result = train_fraud(features, split, settings)
+        result = train_fraud(features, split, settings, auto_promote=auto_promote)
     logger.info(
         "registered %s v%s as %s (%s); test average precision %.4f",
         result.model_name,
@@ -180,12 +184,14 @@ def fraud_pipeline(
     source: Path | None = None,
     simulation: Simulation | None = None,
     periods: Periods | None = None,
+    auto_promote: bool = True,
 ) -> dict[str, Any]:
     """Run the fraud case study end to end and return its summary.
 
     `source` is a transactions file in the handbook simulator's schema (CSV or parquet);
     without it the simulator makes `simulation`'s transactions. `periods` is the time
-    split, the handbook's protocol by default.
+    split, the handbook's protocol by default. `auto_promote=False` registers the model
+    as challenger whatever the test-window gate says (the online gate decides).
     """
     settings = Settings().prepare()
     sim, periods = simulation or Simulation(), periods or Periods()
@@ -208,6 +214,7 @@ def fraud_pipeline(
             "rows_in": counts["rows_in"],
             "rows_quarantined": counts["rows_quarantined"],
         },
+        auto_promote,
     )
     return {
         **summary,

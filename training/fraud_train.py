@@ -157,6 +157,7 @@ def train_fraud(
     *,
     n_trials: int | None = None,
     timeout_s: float | None = None,
+    auto_promote: bool = True,
 ) -> TrainingResult:
     """Select, tune, threshold, test, export and register the fraud model (see module doc).
 
@@ -245,6 +246,7 @@ def train_fraud(
         score_champion=onnx_champion_scorer(
             test_frame, lambda scores, _: float(average_precision_score(test.y, scores))
         ),
+        auto_promote=auto_promote,
     )
     every = [*variants, anomaly_only]
     selection = {f"{v.name}_prequential_{SELECTION_METRIC}": v.selection_score for v in every}

@@ -267,6 +267,7 @@ def register_winner(
     settings: Settings,
     gate_metric: str,
     score_champion: ChampionScorer,
+    auto_promote: bool = True,
 ) -> Registration:
     """Export the winner to ONNX, check parity, register it and gate its promotion.
 
@@ -274,7 +275,10 @@ def register_winner(
     a model whose export does not score like it (`settings.parity_tolerance` on
     `x_test`) is never registered. The new version becomes `champion` if its test
     `gate_metric` beats the current champion's, scored by `score_champion` on the same
-    test rows, else `challenger`. Must run inside the pipeline's active MLflow run.
+    test rows, else `challenger`. With `auto_promote=False` it is `challenger` whatever
+    the gate says (the verdict is kept as evidence): retraining leaves promotion to the
+    online gate on live labels (`monitoring.promotion`). Must run inside the pipeline's
+    active MLflow run.
     """
     parent = mlflow.active_run()
     if parent is None:
@@ -307,6 +311,14 @@ def register_winner(
     version = str(mlflow.register_model(winner.model_uri, model_name).version)
     challenger_metric = winner.test_metrics[gate_metric]
     gate = _gate(settings, model_name, challenger_metric, gate_metric, score_champion)
+    if not auto_promote:
+        gate = GateDecision(
+            False,
+            f"{gate.reason} (test-window gate not applied: promotion is the online gate's)",
+            gate.challenger_metric,
+            gate.champion_metric,
+            gate.champion_version,
+        )
     if gate.promoted:
         promote(client, model_name, version, reason=gate.reason)
         alias = CHAMPION
@@ -339,6 +351,7 @@ def train_and_register(
     feature_service: str,
     settings: Settings,
     test_frame: pd.DataFrame,
+    auto_promote: bool = True,
 ) -> TrainingResult:
     """Train every candidate, register the best by cross-validation, gate its promotion.
 
@@ -372,6 +385,7 @@ def train_and_register(
                 SELECTION_METRIC
             ],
         ),
+        auto_promote=auto_promote,
     )
     cv_metrics = {f"{c.name}_cv_roc_auc": c.cv_mean for c in trained}
     mlflow.log_metrics({**cv_metrics, **{f"test_{k}": v for k, v in winner.test_metrics.items()}})

@@ -1,0 +1,211 @@
+"""The online promotion gate: a challenger takes `champion` only if it beats it on live labels.
+
+The training gate (`training.train.register_winner`) compares a new model with the
+champion on the new model's own test rows. After a drift, those rows come from the
+fresh data the challenger was trained on; what matters is how each model does on the
+traffic it will actually serve. So a retrained model is registered as `challenger`
+(`register_winner(..., auto_promote=False)`), and this gate decides:
+
+1. both the champion and the challenger rescore the same rows: the most recent
+   labelled predictions of the prediction log (features as served, labels as they
+   arrived), one row per request;
+2. the challenger must beat the champion on the model's gate metric (ROC-AUC for
+   churn, average precision for fraud) by more than `promotion_min_gain`, on at least
+   `monitor_min_labelled_rows` rows holding both classes; a paired bootstrap interval
+   of the difference (`monitoring.experiments.paired_bootstrap`) is reported with it;
+3. its single-row ONNX latency (p99 over `LATENCY_CALLS` calls, this process) must stay
+   within `promotion_latency_budget_ms`.
+
+`judge` is the rule as a pure function; `gate_challenger` gathers the figures and, on a
+pass, promotes with `training.registry.promote` (the champion history that rollback
+uses). A challenger that fails keeps its `challenger` alias for inspection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+
+from monitoring.experiments import METRICS, PairedComparison, paired_bootstrap
+
+if TYPE_CHECKING:
+    from mlops.model_bundle import RegisteredBundle
+    from mlops.settings import Settings
+
+__all__ = ["LATENCY_CALLS", "PromotionDecision", "gate_challenger", "judge", "single_row_p99_ms"]
+
+LATENCY_CALLS: Final = 500
+_WARM_UP_CALLS: Final = 50
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promoted: bool
+    reason: str
+    metric: str
+    champion_version: str | None
+    challenger_version: str | None
+    labelled_rows: int
+    champion_metric: float | None = None
+    challenger_metric: float | None = None
+    latency_p99_ms: float | None = None
+    latency_budget_ms: float | None = None
+    comparison: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(
+    *,
+    metric: str,
+    champion_metric: float,
+    challenger_metric: float,
+    labelled_rows: int,
+    min_labelled_rows: int,
+    min_gain: float,
+    latency_p99_ms: float,
+    latency_budget_ms: float,
+) -> tuple[bool, str]:
+    """The gate's rule (see the module doc): promote or not, and why."""
+    if labelled_rows < min_labelled_rows:
+        return False, f"{labelled_rows} labelled rows, fewer than {min_labelled_rows}"
+    gain = challenger_metric - champion_metric
+    if not gain > min_gain:
+        return False, (
+            f"{metric} {challenger_metric:.4f} does not beat the champion's "
+            f"{champion_metric:.4f} by more than {min_gain:.4f} on {labelled_rows} labelled rows"
+        )
+    if not latency_p99_ms <= latency_budget_ms:
+        return False, (
+            f"{metric} {challenger_metric:.4f} beats {champion_metric:.4f}, but its single-row "
+            f"p99 {latency_p99_ms:.3f} ms exceeds the {latency_budget_ms:.3f} ms budget"
+        )
+    return True, (
+        f"{metric} {challenger_metric:.4f} beats the champion's {champion_metric:.4f} on "
+        f"{labelled_rows} labelled rows; single-row p99 {latency_p99_ms:.3f} ms within "
+        f"{latency_budget_ms:.3f} ms"
+    )
+
+
+def single_row_p99_ms(bundle: RegisteredBundle, row: np.ndarray) -> float:
+    """p99 of `LATENCY_CALLS` single-row ONNX calls, as serving makes them (one thread)."""
+    from mlops.onnx_scorer import OnnxScorer
+
+    scorer = OnnxScorer(bundle.onnx_path)
+    one = np.ascontiguousarray(row.reshape(1, -1), dtype=np.float32)
+    for _ in range(_WARM_UP_CALLS):
+        scorer.predict_proba(one)
+    took = np.empty(LATENCY_CALLS)
+    for i in range(LATENCY_CALLS):
+        started = time.perf_counter()
+        scorer.predict_proba(one)
+        took[i] = time.perf_counter() - started
+    return float(np.quantile(took, 0.99) * 1000)
+
+
+def _rows(labelled: pd.DataFrame, bundle: RegisteredBundle) -> np.ndarray:
+    names = bundle.meta.feature_names
+    missing = [name for name in names if name not in labelled.columns]
+    if missing:
+        raise LookupError(f"v{bundle.version} needs features the log lacks: {missing[:5]}")
+    return labelled.loc[:, names].to_numpy(dtype=np.float32)
+
+
+def gate_challenger(
+    settings: Settings, model_name: str, labelled: pd.DataFrame, metric: str
+) -> PromotionDecision:
+    """Rescore `labelled` with champion and challenger; promote the challenger if it passes.
+
+    `labelled` is `monitoring.labels.labelled_predictions(...)` over the recent window;
+    shadow and canary rows of the same request are counted once.
+    """
+    from mlflow import MlflowClient
+
+    from mlops.model_bundle import download_bundle
+    from mlops.onnx_scorer import OnnxScorer
+    from training.registry import CHALLENGER, CHAMPION, promote
+
+    if metric not in METRICS:
+        raise ValueError(f"unknown gate metric {metric!r}")
+    try:
+        challenger = download_bundle(
+            settings.tracking_uri, model_name, settings.models_dir, alias=CHALLENGER
+        )
+    except LookupError as error:
+        return PromotionDecision(False, f"no challenger: {error}", metric, None, None, 0)
+    try:
+        champion = download_bundle(
+            settings.tracking_uri, model_name, settings.models_dir, alias=CHAMPION
+        )
+    except LookupError:
+        champion = None
+    if champion is not None and champion.version == challenger.version:
+        return PromotionDecision(
+            False,
+            "the challenger is the champion already",
+            metric,
+            champion.version,
+            challenger.version,
+            0,
+        )
+    rows = labelled.drop_duplicates("request_id", keep="first") if len(labelled) else labelled
+    base: dict[str, Any] = {
+        "metric": metric,
+        "champion_version": None if champion is None else champion.version,
+        "challenger_version": challenger.version,
+        "labelled_rows": len(rows),
+        "latency_budget_ms": settings.promotion_latency_budget_ms,
+    }
+    classes = rows["label"].nunique() if len(rows) else 0
+    if champion is None or classes < 2:
+        why = (
+            "no champion to compare with"
+            if champion is None
+            else f"{len(rows)} labelled rows with {classes} class(es)"
+        )
+        return PromotionDecision(False, f"not promoted: {why}", **base)
+    try:
+        x_champion, x_challenger = _rows(rows, champion), _rows(rows, challenger)
+    except LookupError as error:
+        return PromotionDecision(False, f"not promoted: {error}", **base)
+    labels = rows["label"].to_numpy(dtype=np.int64)
+    champion_scores = OnnxScorer(champion.onnx_path).predict_proba(x_champion)
+    challenger_scores = OnnxScorer(challenger.onnx_path).predict_proba(x_challenger)
+    comparison: PairedComparison = paired_bootstrap(
+        labels, champion_scores, challenger_scores, metric, seed=settings.seed
+    )
+    latency = single_row_p99_ms(challenger, x_challenger[0])
+    promoted, reason = judge(
+        metric=metric,
+        champion_metric=comparison.champion,
+        challenger_metric=comparison.challenger,
+        labelled_rows=len(rows),
+        min_labelled_rows=settings.monitor_min_labelled_rows,
+        min_gain=settings.promotion_min_gain,
+        latency_p99_ms=latency,
+        latency_budget_ms=settings.promotion_latency_budget_ms,
+    )
+    reason += (
+        f" (paired bootstrap {comparison.confidence:.0%} CI of the difference "
+        f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}])"
+    )
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    if promoted:
+        promote(client, model_name, challenger.version, reason=f"online gate: {reason}")
+        # The alias named the candidate under test; it has none now.
+        client.delete_registered_model_alias(model_name, CHALLENGER)
+    client.set_model_version_tag(model_name, challenger.version, "online_gate", reason[:5000])
+    return PromotionDecision(
+        promoted,
+        reason,
+        champion_metric=comparison.champion,
+        challenger_metric=comparison.challenger,
+        latency_p99_ms=latency,
+        comparison=comparison.to_dict(),
+        **base,
+    )

@@ -1,0 +1,330 @@
+"""The monitoring flow of one model: check, decide, log the decision, act.
+
+read the champion's predictions since the last check (or the last `window_hours`) and
+the recent labelled predictions -> load the champion's training reference -> Evidently
+checks (`monitoring.checks`) -> snapshots in the workspace, HTML reports, the latest
+figures for Prometheus (`monitoring.workspace`) -> decide (`monitoring.decisions`) ->
+log the decision with its evidence (an MLflow run in `monitoring-<model>`, a JSON line
+in `MLOPS_HOME/monitoring/decisions/<model>.jsonl`) -> act:
+
+- **alert**: a warning in the flow's log and `mlops_monitoring_decision{decision="alert"}`;
+- **retrain**: the model's training flow on fresh data, registering a challenger
+  without promoting it (`auto_promote=False`), then the online promotion gate
+  (`monitoring.promotion`) on the recent labelled window. Serving follows `champion`.
+
+Fresh data, honestly: the platform's worlds are simulators, so fresh data is the
+simulator run under the world as it now is: `MLOPS_RETRAIN_CHURN_SCENARIO` and
+`MLOPS_RETRAIN_FRAUD_SCENARIO` name it (the operator who simulates a price rise says so).
+Churn retrains on `MLOPS_RETRAIN_CHURN_CUSTOMERS` simulated customers. Fraud retrains on
+the served world (its cards and terminals, from the history's first day through the last
+payment traffic sent), whose latest weeks become the training block; it republishes the
+online histories, which equal the served ones under the same scenario (one seed, one world).
+The labelled traffic is not added to the training data: the log holds the model's
+features, not the raw fields the pipelines ingest.
+
+The check's cursor (`MLOPS_HOME/monitoring/state/<model>.json`) moves only when a check
+ran: a window with fewer than `MLOPS_MONITOR_MIN_ROWS` predictions waits for more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from mlops.model_bundle import RegisteredBundle
+from mlops.settings import Settings
+from monitoring.checks import MonitoringResult, json_ready
+from monitoring.decisions import Decision, Thresholds, decide
+
+MODELS = ("churn", "fraud")
+GATE_METRICS = {"churn": "roc_auc", "fraud": "average_precision"}
+EXPERIMENT_PREFIX = "monitoring-"
+ModelKey = Literal["churn", "fraud"]
+
+
+def model_name(settings: Settings, model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    return settings.churn_model_name if model == "churn" else settings.fraud_model_name
+
+
+def state_path(settings: Settings, name: str) -> Path:
+    return settings.monitoring_dir / "state" / f"{name}.json"
+
+
+def decisions_path(settings: Settings, name: str) -> Path:
+    return settings.monitoring_dir / "decisions" / f"{name}.jsonl"
+
+
+def read_decisions(settings: Settings, name: str) -> list[dict[str, Any]]:
+    """Every decision logged for the model, oldest first."""
+    path = decisions_path(settings, name)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime | None
+    until: datetime
+
+
+def _window(settings: Settings, name: str, window_hours: float | None, now: datetime) -> Window:
+    hours = window_hours or settings.monitor_window_hours
+    if hours is not None:
+        return Window(now - timedelta(hours=hours), now)
+    path = state_path(settings, name)
+    if path.exists():
+        return Window(datetime.fromisoformat(json.loads(path.read_text())["checked_until"]), now)
+    return Window(None, now)
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def load_champion(settings: Settings, name: str) -> tuple[RegisteredBundle, pd.DataFrame]:
+    """The champion's bundle and its training reference."""
+    from mlops.model_bundle import download_bundle
+    from monitoring.reference import load_reference
+    from training.registry import CHAMPION
+
+    bundle = download_bundle(settings.tracking_uri, name, settings.models_dir, alias=CHAMPION)
+    return bundle, load_reference(settings, name, bundle.version)
+
+
+def _served_by(frame: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The rows answered by `version`: shadow predictions were never answered."""
+    mine = frame["model_version"].astype(str) == version
+    if "shadow" in frame.columns:
+        mine &= ~frame["shadow"].fillna(False).astype(bool)
+    return frame[mine].reset_index(drop=True)
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def read_window(settings: Settings, name: str, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every prediction of the model in the window, and the recent labelled ones."""
+    from monitoring.labels import labelled_predictions
+    from serving.prediction_log import read_predictions
+
+    url = settings.prediction_log_uri
+    current = read_predictions(url, model=name, since=window.since, until=window.until)
+    labelled = labelled_predictions(
+        url, name, since=window.until - timedelta(days=settings.monitor_label_window_days)
+    )
+    return current, labelled
+
+
+@task(cache_policy=NO_CACHE)
+def check(
+    settings: Settings,
+    name: str,
+    champion: RegisteredBundle,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    labelled: pd.DataFrame,
+) -> MonitoringResult:
+    """Evidently's checks of the champion's window; recorded in the workspace and as HTML."""
+    from monitoring.checks import run_checks
+    from monitoring.workspace import record_check
+
+    meta = champion.meta
+    result = run_checks(
+        name,
+        champion.version,
+        reference,
+        current,
+        labelled,
+        feature_names=meta.feature_names,
+        threshold=meta.threshold,
+        test_metrics=meta.test_metrics,
+        drift_share_threshold=settings.monitor_drift_share_retrain,
+        max_quality_drop=settings.monitor_max_quality_drop,
+    )
+    recorded = record_check(settings, result)
+    get_run_logger().info(
+        "check recorded: %s", {k: str(v) for k, v in recorded.html_reports.items()}
+    )
+    return result
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def log_decision(
+    settings: Settings, name: str, entry: dict[str, Any], result: MonitoringResult | None
+) -> str:
+    """The decision with its evidence: an MLflow run, a JSON line, the latest figures."""
+    import mlflow
+
+    from monitoring.workspace import record_decision
+    from training.tracking import use_experiment
+
+    decision = entry["decision"]
+    record_decision(settings, name, decision["action"], "; ".join(decision["reasons"]))
+    use_experiment(settings, f"{EXPERIMENT_PREFIX}{name}")
+    with mlflow.start_run(run_name=f"{name}-{decision['action']}-{entry['decided_at']}") as run:
+        mlflow.set_tags(
+            {
+                "decision": decision["action"],
+                "model": name,
+                "model_version": str(entry.get("model_version")),
+                "flow_run": str(entry.get("flow_run")),
+            }
+        )
+        evidence = decision["evidence"]
+        figures = {
+            "current_rows": evidence.get("current_rows"),
+            "drift_share": evidence.get("drift_share"),
+            "prediction_drift_score": evidence.get("prediction_drift_score"),
+            "labelled_rows": evidence.get("labelled_rows"),
+            **{
+                f"quality_{k}": v
+                for k, v in (evidence.get("quality") or {}).get("metrics", {}).items()
+            },
+        }
+        mlflow.log_metrics(
+            {
+                k: float(v)
+                for k, v in figures.items()
+                if isinstance(v, int | float) and math.isfinite(v)
+            }
+        )
+        mlflow.log_dict(entry, "decision.json")
+        if result is not None:
+            mlflow.log_dict(result.to_dict(), "check.json")
+        entry["mlflow_run_id"] = run.info.run_id
+    path = decisions_path(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(json_ready(entry), sort_keys=True, default=str) + "\n")
+    return str(run.info.run_id)
+
+
+def _retrain_churn(settings: Settings) -> dict[str, Any]:
+    from pipelines.churn_flow import churn_pipeline
+
+    return churn_pipeline(
+        customers=settings.retrain_churn_customers,
+        scenario=settings.retrain_churn_scenario,
+        auto_promote=False,
+    )
+
+
+def _retrain_fraud(settings: Settings) -> dict[str, Any]:
+    from pipelines.fraud_flow import Periods, Simulation, fraud_pipeline
+    from pipelines.traffic import TrafficError, fraud_history
+
+    try:
+        world = fraud_history(settings, None)
+    except TrafficError:
+        # No served world on record: the simulator's default world and the handbook's split.
+        return fraud_pipeline(
+            simulation=Simulation(scenario=settings.retrain_fraud_scenario), auto_promote=False
+        )
+    periods = Periods()
+    block = periods.train_days + periods.delay_days + periods.test_days
+    last_day = world.last_time.normalize()
+    days = int((last_day - world.first_day) / pd.Timedelta(days=1)) + 1
+    return fraud_pipeline(
+        simulation=Simulation(
+            customers=world.n_customers,
+            terminals=world.n_terminals,
+            days=days,
+            start=world.first_day.strftime("%Y-%m-%d"),
+            scenario=settings.retrain_fraud_scenario,
+        ),
+        periods=Periods(train_start=(last_day - pd.Timedelta(days=block - 1)).strftime("%Y-%m-%d")),
+        auto_promote=False,
+    )
+
+
+def retrain(settings: Settings, model: str) -> dict[str, Any]:
+    """The model's training flow on fresh data (a subflow); registers a challenger."""
+    summary = _retrain_churn(settings) if model == "churn" else _retrain_fraud(settings)
+    get_run_logger().info(
+        "retrained %s: v%s registered as %s", model, summary["model_version"], summary["aliases"]
+    )
+    return summary
+
+
+@task(cache_policy=NO_CACHE)
+def gate(settings: Settings, name: str, labelled: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """The online promotion gate on the recent labelled window."""
+    from monitoring.promotion import gate_challenger
+
+    decision = gate_challenger(settings, name, labelled, metric)
+    get_run_logger().info("promotion gate: %s", decision.reason)
+    return decision.to_dict()
+
+
+@flow(name="monitor_model", log_prints=True)
+def monitor_model(
+    model: str = "churn", window_hours: float | None = None, act: bool = True
+) -> dict[str, Any]:
+    """Check `model`'s champion on its recent traffic, decide, log, and (if `act`) act."""
+    settings = Settings().prepare()
+    name = model_name(settings, model)
+    logger = get_run_logger()
+    now = datetime.now(UTC)
+    window = _window(settings, name, window_hours, now)
+    champion, reference = cast(
+        "tuple[RegisteredBundle, pd.DataFrame]", load_champion(settings, name)
+    )
+    logged, labelled = cast(
+        "tuple[pd.DataFrame, pd.DataFrame]", read_window(settings, name, window)
+    )
+    current = _served_by(logged, champion.version) if len(logged) else logged
+    champion_labelled = _served_by(labelled, champion.version) if len(labelled) else labelled
+    entry: dict[str, Any] = {
+        "model": name,
+        "model_version": champion.version,
+        "decided_at": now.isoformat(),
+        "flow_run": str(flow_run.get_id() or "local"),
+        "window": {
+            "since": None if window.since is None else window.since.isoformat(),
+            "until": window.until.isoformat(),
+        },
+        "predictions": len(current),
+        "labelled_predictions": len(champion_labelled),
+    }
+    result: MonitoringResult | None = None
+    if len(current) < settings.monitor_min_rows:
+        decision = Decision(
+            "nothing",
+            [
+                f"{len(current)} predictions of v{champion.version} in the window, fewer than "
+                f"{settings.monitor_min_rows}: waiting for more"
+            ],
+            {"current_rows": len(current), "labelled_rows": len(champion_labelled)},
+        )
+    else:
+        result = cast(
+            MonitoringResult,
+            check(settings, name, champion, reference, current, champion_labelled),
+        )
+        decision = decide(result, Thresholds.from_settings(settings, GATE_METRICS[model]))
+        path = state_path(settings, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"checked_until": window.until.isoformat()}))
+    entry["decision"] = decision.to_dict()
+    logger.info(
+        "decision for %s v%s: %s (%s)", name, champion.version, decision.action, decision.reason
+    )
+
+    if act and decision.action == "alert":
+        logger.warning("ALERT %s v%s: %s", name, champion.version, decision.reason)
+    if act and decision.action == "retrain":
+        summary = retrain(settings, model)
+        entry["retrain"] = {
+            key: summary.get(key)
+            for key in ("run_id", "model_version", "aliases", "gate_reason", "test_metrics")
+        }
+        entry["promotion"] = gate(settings, name, labelled, GATE_METRICS[model])
+    entry["mlflow_run_id"] = log_decision(settings, name, entry, result)
+    return json_ready(entry)
