@@ -328,3 +328,24 @@ def monitor_model(
         entry["promotion"] = gate(settings, name, labelled, GATE_METRICS[model])
     entry["mlflow_run_id"] = log_decision(settings, name, entry, result)
     return json_ready(entry)
+
+
+def monitoring_deployments(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """One scheduled deployment of `monitor_model` per model, every `monitor_interval_s`.
+
+    Each entry has the fields of `pipelines.deployments.DeploymentSpec` (name, flow by
+    import path, description, parameters, interval), so the deployment runner can serve
+    them with `DeploymentSpec(**entry)`.
+    """
+    settings = settings or Settings()
+    interval = timedelta(seconds=settings.monitor_interval_s)
+    return [
+        {
+            "name": f"monitor-{model}",
+            "flow": "pipelines.monitoring_flow:monitor_model",
+            "description": f"Check the {model} champion's traffic, decide, retrain and gate.",
+            "parameters": {"model": model},
+            "interval": interval,
+        }
+        for model in MODELS
+    ]

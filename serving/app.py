@@ -39,6 +39,7 @@ from serving.deps import (
     RequestContextDep,
 )
 from serving.errors import install_error_handlers
+from serving.experiments import CHALLENGER, ChallengerArm
 from serving.fraud_features import FraudOnlineFeatures
 from serving.metrics import Metrics
 from serving.middleware import BoundedRequests, ObservedRequests
@@ -96,12 +97,28 @@ def create_app(
         )
         log.start()
         metrics.watch(log, (churn, fraud))
+        # Online experiments: a second holder per model follows `challenger` (mode not off).
+        arms: dict[str, ChallengerArm | None] = {"churn": None, "fraud": None}
+        if settings.challenger_mode != "off":
+            for key, holder in (("churn", churn), ("fraud", fraud)):
+                if key in settings.served_models:
+                    challenger = ModelHolder(holder.name, alias=CHALLENGER)
+                    challenger.load_from_registry(settings)  # none yet: the champion only
+                    arms[key] = ChallengerArm(
+                        challenger, settings.challenger_mode, settings.canary_share
+                    )
+        app.state.challengers = arms
         app.state.churn_model, app.state.churn_features = churn, churn_features
         app.state.fraud_model, app.state.fraud_features = fraud, fraud_features
-        app.state.churn_predictor = ChurnPredictor(churn, churn_features, metrics, log)
-        app.state.fraud_predictor = FraudPredictor(fraud, fraud_features, metrics, log)
+        app.state.churn_predictor = ChurnPredictor(
+            churn, churn_features, metrics, log, arms["churn"]
+        )
+        app.state.fraud_predictor = FraudPredictor(
+            fraud, fraud_features, metrics, log, arms["fraud"]
+        )
+        followed = [churn, fraud, *(arm.holder for arm in arms.values() if arm is not None)]
         followers = (
-            [asyncio.create_task(_follow_alias(h, settings)) for h in (churn, fraud)]
+            [asyncio.create_task(_follow_alias(h, settings)) for h in followed]
             if settings.model_refresh_s > 0
             else []
         )

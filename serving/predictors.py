@@ -16,6 +16,7 @@ import numpy as np
 from features.churn_transforms import churn_features
 from serving.context import RequestContext
 from serving.errors import InvalidInput
+from serving.experiments import SHADOW_KEY, ChallengerArm, in_canary
 from serving.fraud_features import FraudOnlineFeatures
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
@@ -34,8 +35,15 @@ FRAUD_ENDPOINT = "/v1/fraud/score"
 
 
 class _Predictor:
-    def __init__(self, holder: ModelHolder, metrics: Metrics, log: PredictionLog) -> None:
+    def __init__(
+        self,
+        holder: ModelHolder,
+        metrics: Metrics,
+        log: PredictionLog,
+        challenger: ChallengerArm | None = None,
+    ) -> None:
         self.holder = holder
+        self.challenger = challenger
         self._log = log
         # Children bound once: a label lookup per request is a lock and a dict lookup.
         self._feature_read_seconds = metrics.feature_read_seconds.labels(holder.name)
@@ -45,6 +53,46 @@ class _Predictor:
         model = self.holder.current
         context.model_version = model.version
         return model
+
+    def _answering(self, champion: LoadedModel, entity_id: str) -> LoadedModel:
+        """The canary's challenger for the entities in its share, else the champion."""
+        arm = self.challenger
+        if arm is None or arm.mode != "canary":
+            return champion
+        challenger = arm.model_beside(champion)
+        if challenger is None or not in_canary(entity_id, arm.canary_share):
+            return champion
+        return challenger
+
+    def _shadow(
+        self,
+        context: RequestContext,
+        endpoint: str,
+        answered_by: LoadedModel,
+        entity: Mapping[str, object],
+        row: np.ndarray,
+    ) -> None:
+        """Score the row with the challenger too and log it as a shadow prediction."""
+        arm = self.challenger
+        if arm is None or arm.mode != "shadow":
+            return
+        challenger = arm.model_beside(answered_by)
+        if challenger is None:
+            return
+        score = challenger.score(row)
+        self._log.append(
+            Prediction(
+                request_id=context.request_id,
+                endpoint=endpoint,
+                model_name=challenger.bundle.name,
+                model_version=challenger.version,
+                entity={**entity, SHADOW_KEY: True},
+                feature_names=challenger.bundle.meta.feature_names,
+                feature_values=row.tolist(),
+                score=score,
+                decision=score >= challenger.threshold,
+            )
+        )
 
     def _timed_read(self, started: float) -> None:
         self._feature_read_seconds.observe(time.perf_counter() - started)
@@ -77,9 +125,14 @@ class _Predictor:
 
 class ChurnPredictor(_Predictor):
     def __init__(
-        self, holder: ModelHolder, features: OnlineFeatures, metrics: Metrics, log: PredictionLog
+        self,
+        holder: ModelHolder,
+        features: OnlineFeatures,
+        metrics: Metrics,
+        log: PredictionLog,
+        challenger: ChallengerArm | None = None,
     ) -> None:
-        super().__init__(holder, metrics, log)
+        super().__init__(holder, metrics, log, challenger)
         self.features = features
 
     async def predict(
@@ -91,6 +144,9 @@ class ChurnPredictor(_Predictor):
         one row takes microseconds, and the prediction log is a queue.
         """
         model = self._model(context)
+        if self.challenger is not None:
+            model = self._answering(model, request.customer_id or context.request_id)
+            context.model_version = model.version
         names = model.bundle.meta.feature_names
         if request.customer_id is not None:
             started = time.perf_counter()
@@ -110,6 +166,8 @@ class ChurnPredictor(_Predictor):
         decision = probability >= model.threshold
         entity = {"customer_id": request.customer_id}
         self._record(context, CHURN_ENDPOINT, model, entity, row, probability, decision)
+        if self.challenger is not None:
+            self._shadow(context, CHURN_ENDPOINT, model, entity, row)
         return ChurnPrediction(
             customer_id=request.customer_id,
             churn_probability=probability,
@@ -127,13 +185,17 @@ class FraudPredictor(_Predictor):
         features: FraudOnlineFeatures,
         metrics: Metrics,
         log: PredictionLog,
+        challenger: ChallengerArm | None = None,
     ) -> None:
-        super().__init__(holder, metrics, log)
+        super().__init__(holder, metrics, log, challenger)
         self.features = features
 
     def score(self, tx: FraudTransaction, context: RequestContext) -> FraudScore:
         """Score a payment as it happens, then add it to the card's and terminal's windows."""
         model = self._model(context)
+        if self.challenger is not None:
+            model = self._answering(model, str(tx.customer_id))
+            context.model_version = model.version
         started = time.perf_counter()
         row = self.features.row(
             tx.customer_id,
@@ -152,6 +214,8 @@ class FraudPredictor(_Predictor):
             "terminal_id": tx.terminal_id,
         }
         self._record(context, FRAUD_ENDPOINT, model, entity, row, probability, decision)
+        if self.challenger is not None:
+            self._shadow(context, FRAUD_ENDPOINT, model, entity, row)
         return FraudScore(
             transaction_id=tx.transaction_id,
             fraud_probability=probability,

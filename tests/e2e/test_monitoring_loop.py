@@ -88,7 +88,7 @@ def _send_and_label(settings: Settings, url: str, scenario: str) -> int:
 
 
 def _champion(settings: Settings) -> str:
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     return str(client.get_model_version_by_alias("churn", "champion").version)
 
 
@@ -144,7 +144,7 @@ def test_drift_retrains_promotes_and_the_api_serves_the_new_champion(
     logged = read_decisions(settings, "churn")
     assert [entry["decision"]["action"] for entry in logged] == ["retrain"]
     assert logged[0]["promotion"]["promoted"]
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.tags["decision"] == "retrain"
     assert run.data.metrics["drift_share"] == pytest.approx(evidence["drift_share"])
@@ -187,7 +187,7 @@ def test_no_drift_ends_in_nothing_and_the_champion_stays(
 
 
 def _versions(settings: Settings) -> list[str]:
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     return sorted(str(v.version) for v in client.search_model_versions("name='churn'"))
 
 
