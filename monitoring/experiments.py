@@ -263,7 +263,7 @@ def online_comparison(
     """
     versions = labelled["model_version"].astype(str)
     shadow = (
-        labelled[SHADOW_KEY].fillna(False).astype(bool)
+        labelled[SHADOW_KEY].eq(True)  # absent (None, NaN) on served rows
         if SHADOW_KEY in labelled.columns
         else pd.Series(False, index=labelled.index)
     )

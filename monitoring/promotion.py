@@ -14,7 +14,10 @@ traffic it will actually serve. So a retrained model is registered as `challenge
    `monitor_min_labelled_rows` rows holding both classes; a paired bootstrap interval
    of the difference (`monitoring.experiments.paired_bootstrap`) is reported with it;
 3. its single-row ONNX latency (p99 over `LATENCY_CALLS` calls, this process) must stay
-   within `promotion_latency_budget_ms`.
+   within `promotion_latency_budget_ms`;
+4. when the challenger ran online (shadow or canary, `serving.experiments`), its own
+   live outcomes are compared with the champion's (`monitoring.experiments`): an
+   experiment that finds it significantly worse refuses the promotion.
 
 `judge` is the rule as a pure function; `gate_challenger` gathers the figures and, on a
 pass, promotes with `training.registry.promote` (the champion history that rollback
@@ -30,7 +33,13 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from monitoring.experiments import METRICS, PairedComparison, paired_bootstrap
+from monitoring.experiments import (
+    METRICS,
+    OnlineComparison,
+    PairedComparison,
+    online_comparison,
+    paired_bootstrap,
+)
 
 if TYPE_CHECKING:
     from mlops.model_bundle import RegisteredBundle
@@ -55,6 +64,8 @@ class PromotionDecision:
     latency_p99_ms: float | None = None
     latency_budget_ms: float | None = None
     comparison: dict[str, Any] | None = None
+    # The shadow or canary experiment's test (`monitoring.experiments`), when there was one.
+    online_experiment: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,8 +81,13 @@ def judge(
     min_gain: float,
     latency_p99_ms: float,
     latency_budget_ms: float,
+    online_worse: str | None = None,
 ) -> tuple[bool, str]:
-    """The gate's rule (see the module doc): promote or not, and why."""
+    """The gate's rule (see the module doc): promote or not, and why.
+
+    `online_worse` says why an online experiment found the challenger significantly worse
+    on its own live outcomes; it refuses the promotion whatever the rescoring says.
+    """
     if labelled_rows < min_labelled_rows:
         return False, f"{labelled_rows} labelled rows, fewer than {min_labelled_rows}"
     gain = challenger_metric - champion_metric
@@ -84,6 +100,11 @@ def judge(
         return False, (
             f"{metric} {challenger_metric:.4f} beats {champion_metric:.4f}, but its single-row "
             f"p99 {latency_p99_ms:.3f} ms exceeds the {latency_budget_ms:.3f} ms budget"
+        )
+    if online_worse is not None:
+        return (
+            False,
+            f"{metric} {challenger_metric:.4f} beats {champion_metric:.4f}, but {online_worse}",
         )
     return True, (
         f"{metric} {challenger_metric:.4f} beats the champion's {champion_metric:.4f} on "
@@ -180,6 +201,7 @@ def gate_challenger(
         labels, champion_scores, challenger_scores, metric, seed=settings.seed
     )
     latency = single_row_p99_ms(challenger, x_challenger[0])
+    online = _online_experiment(settings, labelled, champion, challenger, metric)
     promoted, reason = judge(
         metric=metric,
         champion_metric=comparison.champion,
@@ -189,6 +211,7 @@ def gate_challenger(
         min_gain=settings.promotion_min_gain,
         latency_p99_ms=latency,
         latency_budget_ms=settings.promotion_latency_budget_ms,
+        online_worse=None if online is None else _worse(online),
     )
     reason += (
         f" (paired bootstrap {comparison.confidence:.0%} CI of the difference "
@@ -207,5 +230,37 @@ def gate_challenger(
         challenger_metric=comparison.challenger,
         latency_p99_ms=latency,
         comparison=comparison.to_dict(),
+        online_experiment=None if online is None else online.to_dict(),
         **base,
+    )
+
+
+def _online_experiment(
+    settings: Settings,
+    labelled: pd.DataFrame,
+    champion: RegisteredBundle,
+    challenger: RegisteredBundle,
+    metric: str,
+) -> OnlineComparison | None:
+    """The shadow or canary comparison, when the challenger served (or shadowed) traffic."""
+    if not (labelled["model_version"].astype(str) == challenger.version).any():
+        return None
+    return online_comparison(
+        labelled,
+        champion.version,
+        challenger.version,
+        metric=metric,
+        thresholds=(champion.meta.threshold, challenger.meta.threshold),
+        seed=settings.seed,
+    )
+
+
+def _worse(online: OnlineComparison) -> str | None:
+    """Why the online experiment says the challenger is worse, if it says so."""
+    test = online.paired or online.proportions
+    if test is None or not test.ci_high < 0:
+        return None
+    return (
+        f"the {online.mode} experiment finds it worse on {online.labelled_rows} live outcomes "
+        f"({test.confidence:.0%} CI of the difference [{test.ci_low:+.4f}, {test.ci_high:+.4f}])"
     )

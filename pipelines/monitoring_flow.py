@@ -104,7 +104,7 @@ def _served_by(frame: pd.DataFrame, version: str) -> pd.DataFrame:
     """The rows answered by `version`: shadow predictions were never answered."""
     mine = frame["model_version"].astype(str) == version
     if "shadow" in frame.columns:
-        mine &= ~frame["shadow"].fillna(False).astype(bool)
+        mine &= ~frame["shadow"].eq(True)  # absent (None, NaN) on served rows
     return frame[mine].reset_index(drop=True)
 
 

@@ -138,5 +138,12 @@ def test_the_gate_promotes_only_a_better_fast_enough_model_on_enough_rows() -> N
     assert at_budget
     few, why = judge(challenger_metric=0.90, latency_p99_ms=0.2, **{**base, "labelled_rows": 199})
     assert not few and why == "199 labelled rows, fewer than 200"
+    refused, why = judge(
+        challenger_metric=0.90,
+        latency_p99_ms=0.2,
+        online_worse="the shadow experiment finds it worse",
+        **base,
+    )
+    assert not refused and why.endswith("but the shadow experiment finds it worse")
     margin, _ = judge(challenger_metric=0.805, latency_p99_ms=0.2, **{**base, "min_gain": 0.01})
     assert not margin

@@ -67,8 +67,8 @@ def test_shadow_scores_every_request_and_answers_with_the_champion(
     answers = _serve(ids)
     assert {a["model"]["version"] for a in answers} == {"1"}
     logged = read_predictions(Settings().prediction_log_uri, model="churn")
-    shadow = logged[logged["shadow"].fillna(False).astype(bool)]
-    served = logged[~logged["shadow"].fillna(False).astype(bool)]
+    shadow = logged[logged["shadow"].eq(True)]
+    served = logged[~logged["shadow"].eq(True)]
     assert len(served) == len(shadow) == len(ids)
     assert set(served["model_version"]) == {"1"} and set(shadow["model_version"]) == {challenger}
     pairs = served.merge(shadow, on="request_id", suffixes=("", "_shadow"))
