@@ -17,8 +17,10 @@ builds the states with `customer_states` and `terminal_states`.
 Labels at serving time: a transaction appended by `append_terminal_transaction` carries
 `PENDING_LABEL` (0), since nobody knows yet whether it is a fraud. It enters a terminal
 window only `label_delay_days` later, by when the label flow is expected to have rewritten
-the terminal's state with the investigated labels (`terminal_states` on the labelled
-history). If the label flow is late, the pending entries count as genuine.
+the terminal's state with the investigated labels (`relabel_terminal_history`, written
+online by `serving.fraud_features.FraudOnlineFeatures.relabel_terminal`; the same as
+`terminal_states` on the labelled history). If the label flow is late, the pending
+entries count as genuine.
 """
 
 from __future__ import annotations
@@ -274,6 +276,33 @@ def append_terminal_transaction(
         np.insert(history.times_ns, position, tx_time_ns)[first:],
         np.insert(history.frauds, position, fraud)[first:],
     )
+
+
+def relabel_terminal_history(
+    history: TerminalHistory, times_ns: npt.ArrayLike, frauds: npt.ArrayLike
+) -> tuple[TerminalHistory, int]:
+    """The terminal's state with the investigated labels of the payments at `times_ns`.
+
+    Entries are matched by time. Several payments at one terminal in the same nanosecond
+    are matched in turn: every window counts all of them or none, so only the labels
+    they carry together matter, not which entry gets which. A labelled payment the state
+    does not hold (trimmed already, or never recorded online) is skipped. Returns the new
+    state and how many entries were matched.
+    """
+    times = np.asarray(times_ns, dtype=np.int64)
+    labels = np.asarray(frauds, dtype=np.int64)
+    order = np.argsort(times, kind="stable")
+    times, labels = times[order], labels[order]
+    # The k-th label at a time goes to the k-th entry at that time.
+    first_of_time = np.searchsorted(times, times, side="left")
+    occurrence = np.arange(times.size) - first_of_time
+    positions = np.searchsorted(history.times_ns, times, side="left") + occurrence
+    inside = positions < history.times_ns.size
+    matched = inside.copy()
+    matched[inside] = history.times_ns[positions[inside]] == times[inside]
+    relabelled = history.frauds.copy()
+    relabelled[positions[matched]] = labels[matched]
+    return TerminalHistory(history.times_ns, relabelled), int(matched.sum())
 
 
 def _states(

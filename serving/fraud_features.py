@@ -40,6 +40,7 @@ from features.fraud_online import (
     append_terminal_transaction,
     epoch_ns,
     online_fraud_features,
+    relabel_terminal_history,
 )
 from serving.errors import FeatureStoreUnavailable, InvalidInput
 from serving.online_features import ViewReader
@@ -148,6 +149,32 @@ class FraudOnlineFeatures:
                 },
                 stamp,
             )
+
+    def relabel_terminal(
+        self, terminal_id: int, times_ns: Sequence[int], frauds: Sequence[int]
+    ) -> int:
+        """Write the investigated labels of the terminal's payments at `times_ns` online.
+
+        The pending entries that `record` appended get their true labels before they
+        enter the terminal's delayed windows. Returns how many entries were matched; with
+        none, nothing is written. The read and the write hold this object's lock, as
+        `record` does; another process recording at the same terminal in between would
+        lose its payment (one writer per terminal, see `__init__`).
+        """
+        _, terminals = self._state_readers()
+        with self._record_lock:
+            [state] = terminals.read([terminal_id])
+            state = state or {}
+            history = TerminalHistory.from_lists(*(state.get(name) for name in _TERMINAL_STATE))
+            relabelled, matched = relabel_terminal_history(history, times_ns, frauds)
+            if matched:
+                self._push(
+                    fraud_repo.TERMINAL_STATE_PUSH,
+                    (TERMINAL_KEY, terminal_id),
+                    {TERMINAL_TIMES: relabelled.times_ns, TERMINAL_FRAUDS: relabelled.frauds},
+                    self._next_stamp(),
+                )
+        return matched
 
     def ping(self) -> bool:
         """True when the online store answers a read of both states (for readiness)."""

@@ -1,0 +1,173 @@
+"""The label feed, its contract, the labels table and the join, on small hand-made rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.fraud_online import TerminalHistory, relabel_terminal_history
+from features.quarantine import QUARANTINE_REASON
+from monitoring import labels
+from serving.prediction_log import Prediction, PredictionLog
+
+T0 = datetime(2018, 6, 10, 12, tzinfo=UTC)
+
+
+def _feed_row(request_id: str, label: object, hours: float, **changes: object) -> dict[str, object]:
+    event = T0 + timedelta(hours=hours)
+    row: dict[str, object] = {
+        labels.REQUEST_ID: request_id,
+        labels.ENTITY_ID: str(1000 + int(hours)),
+        labels.TERMINAL_ID: "7",
+        labels.EVENT_TIME: event.isoformat(),
+        labels.DUE_AT: (event + timedelta(days=7)).isoformat(),
+        labels.LABEL: str(label),
+    }
+    return {**row, **changes}
+
+
+def test_bad_label_rows_are_quarantined_with_their_first_problem_and_counted() -> None:
+    rows = pd.DataFrame(
+        [
+            _feed_row("r0", 0, 0),
+            _feed_row("r1", 1, 1),
+            _feed_row("r1", 0, 2),  # the same request again
+            _feed_row("r3", "yes", 3),
+            _feed_row("bad id!", 1, 4),
+            _feed_row("r5", 1, 5, event_time="last tuesday"),
+            _feed_row("r6", 1, 6, due_at=T0.isoformat()),  # due before it happened
+            _feed_row("r7", 0, 7, terminal_id="-2"),
+            _feed_row("r8", 0, 8, entity_id=""),
+        ],
+        dtype=str,
+    )
+    result = labels.validate_labels(rows, with_terminal=True)
+
+    assert result.valid[labels.REQUEST_ID].tolist() == ["r0", "r1"]
+    assert result.valid[labels.LABEL].tolist() == [0, 1]
+    assert result.valid[labels.TERMINAL_ID].tolist() == [7, 7]
+    assert str(result.valid[labels.EVENT_TIME].dt.tz) == "UTC"
+    quarantined = result.quarantined
+    reasons = dict(zip(quarantined[labels.REQUEST_ID], quarantined[QUARANTINE_REASON], strict=True))
+    assert reasons == {
+        "r1": "request_id: duplicate",
+        "r3": "label: not 0 or 1",
+        "bad id!": "request_id: not a request id",
+        "r5": "event_time: not a time",
+        "r6": "due_at: before event_time",
+        "r7": "terminal_id: not a non-negative integer",
+        "r8": "entity_id: missing",
+    }
+    assert result.counts["rows_quarantined"] == 7
+    assert result.counts["quarantined[label: not 0 or 1]"] == 1
+
+
+def test_churn_labels_need_no_terminal() -> None:
+    row = _feed_row("c0", 1, 0, terminal_id="", entity_id="7590-VHVEG")
+    result = labels.validate_labels(pd.DataFrame([row], dtype=str), with_terminal=False)
+    assert result.quarantined.empty
+    assert result.valid[labels.ENTITY_ID].tolist() == ["7590-VHVEG"]
+
+
+def test_only_due_rows_are_taken_and_each_only_once(tmp_path: Path) -> None:
+    folder = labels.feed_dir(tmp_path, "fraud")
+    rows = pd.DataFrame([_feed_row(f"r{h}", h % 2, h) for h in range(6)], dtype=str)
+    labels.write_feed(folder, "run-a", rows)
+    labels.write_feed(folder, "run-b", pd.DataFrame([_feed_row("x", 1, 0, due_at="soon")]))
+
+    assert labels.feed_clock(folder) == T0 + timedelta(hours=5)
+    # Due 7 days after each event: by T0 + 7 days + 2.5 hours, events 0, 1 and 2.
+    due = labels.take_due(folder, T0 + timedelta(days=7, hours=2.5))
+    assert sorted(due.rows[labels.REQUEST_ID]) == ["r0", "r1", "r2", "x"]  # "soon": unreadable
+    assert labels.pending_count(folder) == 7  # nothing leaves the feed before commit
+    due.commit()
+    assert labels.pending_count(folder) == 3
+    assert not (folder / "run-b.csv").exists()
+    assert labels.take_due(folder, T0 + timedelta(days=7, hours=2.5)).rows.empty
+    assert sorted(labels.take_due(folder, T0 + timedelta(days=30)).rows[labels.REQUEST_ID]) == [
+        "r3",
+        "r4",
+        "r5",
+    ]
+
+
+def _log_predictions(url: str, rows: list[tuple[str, str, float, datetime]]) -> None:
+    log = PredictionLog(url, flush_s=0.05)
+    log.start()
+    for request_id, version, score, moment in rows:
+        log.append(
+            Prediction(
+                request_id=request_id,
+                endpoint="/v1/fraud/score",
+                model_name="fraud",
+                model_version=version,
+                entity={"transaction_id": int(request_id[1:])},
+                feature_names=["tx_amount", "terminal_risk_1d"],
+                feature_values=[score * 100, 0.0],
+                score=score,
+                decision=score > 0.5,
+                time=moment,
+            )
+        )
+    log.close()
+
+
+def _check_join(url: str) -> None:
+    now = datetime.now(UTC)
+    _log_predictions(
+        url,
+        [
+            ("r1", "1", 0.9, now),
+            ("r2", "1", 0.1, now + timedelta(seconds=1)),
+            ("r3", "1", 0.2, now + timedelta(seconds=2)),  # its label is not in yet
+            ("r1", "2", 0.8, now + timedelta(seconds=3)),  # a shadow model, same request
+        ],
+    )
+    valid = labels.validate_labels(
+        pd.DataFrame([_feed_row("r1", 1, 0), _feed_row("r2", 0, 1)], dtype=str),
+        with_terminal=True,
+    ).valid
+    new, already = labels.write_labels(url, "fraud", valid)
+    assert (len(new), already) == (2, 0)
+    new, already = labels.write_labels(url, "fraud", valid)  # delivered again
+    assert (len(new), already) == (0, 2)
+    assert labels.logged_request_ids(url, "fraud", ["r1", "r2", "r9"]) == {"r1", "r2"}
+
+    joined = labels.labelled_predictions(url, "fraud")
+    assert joined[["request_id", "model_version", "label"]].values.tolist() == [
+        ["r1", "1", 1],
+        ["r2", "1", 0],
+        ["r1", "2", 1],
+    ]
+    assert joined["tx_amount"].tolist() == pytest.approx([90.0, 10.0, 80.0])
+    for column in ("time", "score", "decision", "terminal_risk_1d", "transaction_id"):
+        assert column in joined.columns
+    later = labels.labelled_predictions(url, "fraud", since=now + timedelta(seconds=2))
+    assert later["model_version"].tolist() == ["2"]
+    assert labels.labelled_predictions(url, "churn").empty
+
+
+def test_the_join_gives_each_logged_prediction_its_request_label(tmp_path: Path) -> None:
+    _check_join(f"sqlite:///{tmp_path / 'predictions.db'}")
+
+
+@pytest.mark.services
+def test_the_join_on_postgres(postgres_url: str) -> None:
+    _check_join(postgres_url)
+
+
+def test_relabelling_a_terminal_history_matches_entries_by_time() -> None:
+    times = np.array([10, 20, 20, 30, 40], dtype=np.int64)
+    history = TerminalHistory(times, np.array([1, 0, 0, 0, 0], dtype=np.int64))
+
+    # Two payments in the same nanosecond, one of them fraud; one label the state lacks.
+    relabelled, matched = relabel_terminal_history(history, [20, 40, 20, 99], [1, 1, 0, 1])
+
+    assert matched == 3
+    assert relabelled.times_ns.tolist() == times.tolist()
+    assert relabelled.frauds.tolist() == [1, 1, 0, 0, 1]
+    assert history.frauds.tolist() == [1, 0, 0, 0, 0]  # the input is left as it was
