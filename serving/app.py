@@ -77,7 +77,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         churn = churn_model_holder or ModelHolder(settings.churn_model_name)
         fraud = fraud_model_holder or ModelHolder(settings.fraud_model_name)
-        for holder in (churn, fraud):
+        # Only the models this process serves are loaded and followed: a churn-only
+        # replica holds no fraud session and polls no fraud alias.
+        served = [
+            h for name, h in (("churn", churn), ("fraud", fraud)) if name in settings.served_models
+        ]
+        for holder in served:
             if not holder.ready:
                 holder.load_from_registry(settings)
         if churn_features_client is None or fraud_features_client is None:
@@ -101,7 +106,7 @@ def create_app(
         app.state.churn_predictor = ChurnPredictor(churn, churn_features, metrics, log)
         app.state.fraud_predictor = FraudPredictor(fraud, fraud_features, metrics, log)
         followers = (
-            [asyncio.create_task(_follow_alias(h, settings)) for h in (churn, fraud)]
+            [asyncio.create_task(_follow_alias(h, settings)) for h in served]
             if settings.model_refresh_s > 0
             else []
         )
