@@ -8,8 +8,12 @@ from their snapshots:
 
 - **drift** (on a seeded sample of at most `drift_sample_rows` rows of each side): one
   `ValueDrift` per feature and `DriftedColumnsCount` (the share of drifted features,
-  Evidently's per-column method choice), and a `ValueDrift` of the `score` column with
-  PSI (prediction drift). The sample bounds the cost: the drift methods Evidently picks
+  Evidently's per-column method choice), and a `ValueDrift` of the `score` column
+  (prediction drift), with Evidently's choice too: a K-S p-value up to 1,000 rows, the normed
+  Wasserstein distance above. A fixed distance is no test on small windows: between two
+  samples of one distribution it is about 1/sqrt(n) (0.1 to 0.15 at 200 rows, the threshold
+  itself), so it would cry drift on every quiet hour; the p-value's false-alarm rate does
+  not depend on n. The sample bounds the cost: the drift methods Evidently picks
   above 1,000 rows are distances with fixed thresholds (normed Wasserstein, Jensen-Shannon),
   whose estimates move by about 1/sqrt(n), so 20,000 rows give the verdict of 100,000 at a
   fifth of the cost (docs/benchmarks.md). The per-metric set, not `DataDriftPreset`: the
@@ -42,7 +46,6 @@ from evidently import BinaryClassification, DataDefinition, Dataset, Report
 from evidently.core.metric_types import SingleValue, SingleValueCalculation, SingleValueMetric
 from evidently.core.report import Context, Snapshot
 from evidently.metrics import (
-    DatasetMissingValueCount,
     DriftedColumnsCount,
     MissingValueCount,
     OutListValueCount,
@@ -69,7 +72,6 @@ from monitoring.reference import LABEL_COLUMN, SCORE_COLUMN
 
 __all__ = [
     "DRIFT_SAMPLE_ROWS",
-    "PREDICTION_DRIFT_METHOD",
     "AveragePrecision",
     "CheckReport",
     "ClassificationCheck",
@@ -86,8 +88,6 @@ __all__ = [
 
 DRIFT_SAMPLE_ROWS: Final = 20_000
 """Rows of each side the drift report sees at most (see the module doc)."""
-PREDICTION_DRIFT_METHOD: Final = "psi"
-"""The score's drift is always PSI, so the figure means the same whatever the window size."""
 MIN_LABELLED_ROWS: Final = 30
 """Fewer labelled rows than this give no quality check: the metrics would be noise."""
 QUALITY_METRICS: Final = ("roc_auc", "average_precision", "precision", "recall")
@@ -169,6 +169,7 @@ class DataDrift:
 @dataclass(frozen=True)
 class PredictionDrift:
     drifted: bool
+    # A p-value (drift below the threshold) or a distance (drift above it): see `method`.
     score: float
     method: str
     threshold: float
@@ -177,7 +178,9 @@ class PredictionDrift:
 @dataclass(frozen=True)
 class DataQuality:
     rows: int
-    missing_share: float  # of all feature values
+    # The worst feature's: one feature gone missing is the usual failure, and averaged over
+    # every feature it would look harmless.
+    max_missing_share: float
     passed: bool
     failures: list[str]  # "<feature>: <check>"
     per_feature: dict[str, FeatureQuality]
@@ -318,7 +321,7 @@ def run_checks(
             [
                 DriftedColumnsCount(columns=features, drift_share=drift_share_threshold),
                 *(ValueDrift(column=name) for name in features),
-                ValueDrift(column=SCORE_COLUMN, method=PREDICTION_DRIFT_METHOD),
+                ValueDrift(column=SCORE_COLUMN),
             ],
             include_tests=True,
         ),
@@ -403,7 +406,7 @@ def _quality_metrics(
     reference: pd.DataFrame, numerical: list[str], categorical: list[str], limits: QualityLimits
 ) -> list[Any]:
     features = numerical + categorical
-    metrics: list[Any] = [RowCount(), DatasetMissingValueCount(columns=features)]
+    metrics: list[Any] = [RowCount()]
     for name in features:
         metrics.append(MissingValueCount(column=name, share_tests=[lte(limits.missing_share)]))
     for name in numerical:
@@ -430,7 +433,6 @@ def _quality_metrics(
 _MISSING: Final = "evidently:metric_v2:MissingValueCount"
 _OUT_OF_RANGE: Final = "evidently:metric_v2:OutRangeValueCount"
 _OUT_OF_LIST: Final = "evidently:metric_v2:OutListValueCount"
-_DATASET_MISSING: Final = "evidently:metric_v2:DatasetMissingValueCount"
 _ROW_COUNT: Final = "evidently:metric_v2:RowCount"
 _CHECK_NAMES: Final = {
     _MISSING: "missing values",
@@ -454,13 +456,11 @@ def _read_quality(
         )
         for name in numerical + categorical
     }
-    rows, missing_share = 0, float("nan")
+    rows = 0
     for metric in snapshot["metrics"]:
         kind, value = metric["config"]["type"], metric["value"]
         if kind == _ROW_COUNT:
             rows = int(value)
-        elif kind == _DATASET_MISSING:
-            missing_share = float(value["share"])
         elif kind in _CHECK_NAMES:
             name = metric["config"]["column"]
             quality = per_feature[name]
@@ -475,7 +475,7 @@ def _read_quality(
     failures = [f"{name}: {check}" for name, q in per_feature.items() for check in q["failed"]]
     return DataQuality(
         rows=rows,
-        missing_share=missing_share,
+        max_missing_share=max(quality["missing_share"] for quality in per_feature.values()),
         passed=not failures,
         failures=failures,
         per_feature=per_feature,

@@ -9,8 +9,12 @@ A file that cannot be read is skipped and counted in `mlops_monitoring_read_erro
 Gauges, all labelled by `model`:
 - `mlops_drift_share`: share of drifted features in the last check;
 - `mlops_dataset_drift`: 1 when that share reached its threshold;
-- `mlops_prediction_drift_score`: the score's drift (PSI) against the reference;
-- `mlops_missing_value_share`: share of missing feature values in the window;
+- `mlops_prediction_drift_score`: the score's drift score against the reference, as
+  Evidently's method for the window size gives it (a K-S p-value up to 1,000 rows, a
+  normed Wasserstein distance above);
+- `mlops_prediction_drift`: 1 when that score crossed its method's threshold (what to
+  alert on: it means the same whatever the method);
+- `mlops_missing_value_share`: the largest share of missing values of a feature in the window;
 - `mlops_model_quality{metric}`: ROC-AUC, average precision, precision and recall on the
   labelled predictions of the last check (absent when it had too few labels);
 - `mlops_monitoring_last_check_timestamp_seconds`;
@@ -73,12 +77,18 @@ class MonitoringCollector(Collector):
             ),
             "prediction_drift": GaugeMetricFamily(
                 "mlops_prediction_drift_score",
-                "Drift of the model's score against its training reference (PSI).",
+                "Drift score of the model's score against its training reference "
+                "(K-S p-value up to 1,000 rows, normed Wasserstein distance above).",
+                labels=["model"],
+            ),
+            "prediction_drifted": GaugeMetricFamily(
+                "mlops_prediction_drift",
+                "1 when the model's score drifted from its training reference in the last check.",
                 labels=["model"],
             ),
             "missing_share": GaugeMetricFamily(
                 "mlops_missing_value_share",
-                "Share of missing feature values in the last checked window.",
+                "Largest share of missing values of one feature in the last checked window.",
                 labels=["model"],
             ),
             "quality": GaugeMetricFamily(
@@ -107,12 +117,16 @@ class MonitoringCollector(Collector):
         for key, name in (
             ("drift_share", "drift_share"),
             ("prediction_drift_score", "prediction_drift"),
-            ("missing_share", "missing_share"),
+            ("max_missing_share", "missing_share"),
         ):
             if isinstance(latest.get(key), int | float):
                 families[name].add_metric([model], float(latest[key]))
-        if isinstance(latest.get("dataset_drift"), bool):
-            families["dataset_drift"].add_metric([model], float(latest["dataset_drift"]))
+        for key, name in (
+            ("dataset_drift", "dataset_drift"),
+            ("prediction_drift", "prediction_drifted"),
+        ):
+            if isinstance(latest.get(key), bool):
+                families[name].add_metric([model], float(latest[key]))
         for metric, value in (latest.get("quality") or {}).items():
             if isinstance(value, int | float):
                 families["quality"].add_metric([model, metric], float(value))

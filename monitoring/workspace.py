@@ -58,9 +58,9 @@ DASHBOARD_PANELS: Final[list[tuple[str, str, str, list[_Series]]]] = [
     ),
     (
         "Drift",
-        "Prediction drift (PSI of the score)",
+        "Prediction drift (drift score of the model's score)",
         "line",
-        [("ValueDrift", {"column": "score"}, "score PSI", [])],
+        [("ValueDrift", {"column": "score"}, "score drift", [])],
     ),
     (
         "Drift",
@@ -87,9 +87,9 @@ DASHBOARD_PANELS: Final[list[tuple[str, str, str, list[_Series]]]] = [
     ),
     (
         "Data quality",
-        "Missing values (share of all feature values)",
+        "Missing values (share per feature)",
         "line",
-        [("DatasetMissingValueCount", {"value_type": "share"}, "missing share", [])],
+        [("MissingValueCount", {"value_type": "share"}, "missing share", [])],
     ),
     (
         "Data quality",
@@ -233,7 +233,8 @@ def _headline(result: MonitoringResult) -> dict[str, Any]:
         "prediction_drift_score": result.prediction_drift.score,
         "prediction_drift_method": result.prediction_drift.method,
         "prediction_drift": result.prediction_drift.drifted,
-        "missing_share": result.data_quality.missing_share,
+        "prediction_drift_threshold": result.prediction_drift.threshold,
+        "max_missing_share": result.data_quality.max_missing_share,
         "data_quality_passed": result.data_quality.passed,
         "quality": None if classification is None else classification.metrics,
         "labelled_rows": 0 if classification is None else classification.labelled_rows,

@@ -82,7 +82,8 @@ def bench_monitoring(
         "drifted_features": result.data_drift.drifted_features,
         "shifted_features": shifted,
         "data_quality_failures": result.data_quality.failures,
-        "prediction_drift_psi": round(result.prediction_drift.score, 4),
+        "prediction_drift_score": round(result.prediction_drift.score, 4),
+        "prediction_drift_method": result.prediction_drift.method,
     }
     with tempfile.TemporaryDirectory(prefix="mlops-bench-monitoring-") as home:
         settings = Settings(home=Path(home))

@@ -80,8 +80,8 @@ def bench_monitoring(
     typer.echo(f"  record            {figures['record_s']:.2f} s (workspace, HTML, latest)")
     typer.echo(
         f"  drifted           {len(figures['drifted_features'])} of {features} features "
-        f"(shifted {len(figures['shifted_features'])}), score PSI "
-        f"{figures['prediction_drift_psi']}"
+        f"(shifted {len(figures['shifted_features'])}), score drift "
+        f"{figures['prediction_drift_score']}"
     )
     if compare_unsampled:
         typer.echo(
