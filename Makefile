@@ -44,6 +44,7 @@ bench: install
 	$(RUN) mlops bench pipeline churn
 	$(RUN) mlops bench serving
 	$(RUN) mlops bench batch
+	$(RUN) mlops bench monitoring
 
 lint: install
 	$(RUN) ruff check .

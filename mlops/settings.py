@@ -171,6 +171,11 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def monitoring_dir(self) -> Path:
+        """Monitoring state: the Evidently workspace, HTML reports, the latest results."""
+        return self.home / "monitoring"
+
+    @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 

@@ -6,6 +6,9 @@ other, and returns a ``DriftSummary`` read from the snapshot (scores, methods an
 Evidently's; nothing is recomputed here). ``log_drift_to_mlflow`` attaches those files and two
 headline metrics to the active MLflow run.
 
+``data_definition``, ``read_drift`` and ``read_column_drift`` are shared with the monitoring
+checks (``monitoring.checks``), which run the same per-column metrics on served traffic.
+
 Column types are always declared to Evidently. Left to itself Evidently calls any integer column
 with at most ten distinct values categorical; here the caller decides, and by default the dtype
 does (numbers are numerical, everything else categorical), so declare 0/1 flags and small integer
@@ -29,7 +32,10 @@ __all__ = [
     "ColumnDrift",
     "DriftSummary",
     "build_drift_report",
+    "data_definition",
     "log_drift_to_mlflow",
+    "read_column_drift",
+    "read_drift",
 ]
 
 DRIFT_SHARE_THRESHOLD: Final[float] = 0.5
@@ -122,15 +128,7 @@ def build_drift_report(
     )
     columns = numerical + categorical
 
-    definition = DataDefinition(
-        numerical_columns=numerical,
-        categorical_columns=categorical,
-        # Empty lists, not None: a None list makes Evidently infer that kind from the data.
-        text_columns=[],
-        datetime_columns=[],
-        unknown_columns=[],
-        list_columns=[],
-    )
+    definition = data_definition(numerical, categorical)
     report = Report(
         [DataDriftPreset(columns=columns, drift_share=drift_share_threshold)],
         # The per-column and dataset verdicts are the tests' pass/fail, so the tests must run.
@@ -150,7 +148,7 @@ def build_drift_report(
     snapshot.save_html(str(html_path))
     snapshot.save_json(str(json_path))
 
-    dataset_drift, drift_share, per_column = _read_snapshot(snapshot.dict(), numerical, categorical)
+    dataset_drift, drift_share, per_column = read_drift(snapshot.dict(), numerical, categorical)
     summary = DriftSummary(
         dataset_drift=dataset_drift,
         drift_share=drift_share,
@@ -180,6 +178,19 @@ def log_drift_to_mlflow(summary: DriftSummary, *, artifact_path: str = "drift") 
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
     mlflow.log_metrics(
         {"drift_share": summary.drift_share, "n_drifted_columns": float(summary.n_drifted_columns)}
+    )
+
+
+def data_definition(numerical: list[str], categorical: list[str]) -> DataDefinition:
+    """Exactly these numerical and categorical columns, nothing inferred by Evidently."""
+    return DataDefinition(
+        numerical_columns=numerical,
+        categorical_columns=categorical,
+        # Empty lists, not None: a None list makes Evidently infer that kind from the data.
+        text_columns=[],
+        datetime_columns=[],
+        unknown_columns=[],
+        list_columns=[],
     )
 
 
@@ -230,26 +241,35 @@ def _is_categorical(series: pd.Series) -> bool:
     )
 
 
-def _read_snapshot(
+def test_statuses(snapshot: dict[str, Any]) -> dict[str, list[str]]:
+    """Evidently's test statuses (``SUCCESS``, ``FAIL`` ...) by the id of the metric tested."""
+    statuses: dict[str, list[str]] = {}
+    for test in snapshot["tests"]:
+        statuses.setdefault(test["metric_config"]["metric_id"], []).append(test["status"])
+    return statuses
+
+
+def failed(statuses: dict[str, list[str]], metric_id: str, what: str) -> bool:
+    """Whether Evidently failed any test of a metric; a metric without a verdict is an error."""
+    found = statuses.get(metric_id, [])
+    if not found or any(status not in (_FAILED, _PASSED) for status in found):
+        raise RuntimeError(f"Evidently gave no pass/fail for {what} (statuses {found})")
+    return _FAILED in found
+
+
+def read_drift(
     snapshot: dict[str, Any], numerical: list[str], categorical: list[str]
 ) -> tuple[bool, float, dict[str, ColumnDrift]]:
     """Pull the dataset verdict, the drifted share and per-column results from ``Snapshot.dict()``.
 
-    The preset yields one ``DriftedColumnsCount`` (value: count and share; its test fails when the
-    share reaches the threshold) and one ``ValueDrift`` per column (value: the score; config: the
-    method and threshold Evidently resolved; its test fails when the column drifted).
+    The snapshot holds one ``DriftedColumnsCount`` (value: count and share; its test fails when
+    the share reaches the threshold) and one ``ValueDrift`` per column (value: the score; config:
+    the method and threshold Evidently resolved; its test fails when the column drifted), as the
+    preset makes them. ``ValueDrift`` of other columns (say, the model's score) may be there too
+    and are left out.
     """
     columns = numerical + categorical
-    status_by_metric: dict[str, str] = {}
-    for test in snapshot["tests"]:
-        status_by_metric[test["metric_config"]["metric_id"]] = test["status"]
-
-    def verdict(metric_id: str, what: str) -> bool:
-        status = status_by_metric.get(metric_id)
-        if status not in (_FAILED, _PASSED):
-            raise RuntimeError(f"Evidently gave no pass/fail for {what} (status {status!r})")
-        return status == _FAILED
-
+    statuses = test_statuses(snapshot)
     dataset_drift: bool | None = None
     drift_share = float("nan")
     per_column: dict[str, ColumnDrift] = {}
@@ -257,15 +277,11 @@ def _read_snapshot(
         config = metric["config"]
         if config["type"] == _DRIFTED_COLUMNS_COUNT:
             drift_share = float(metric["value"]["share"])
-            dataset_drift = verdict(metric["id"], "the dataset drift")
-        elif config["type"] == _VALUE_DRIFT:
+            dataset_drift = failed(statuses, metric["id"], "the dataset drift")
+        elif config["type"] == _VALUE_DRIFT and config["column"] in columns:
             column = config["column"]
-            per_column[column] = ColumnDrift(
-                drift_score=float(metric["value"]),
-                drifted=verdict(metric["id"], f"column {column!r}"),
-                method=str(config["method"]),
-                threshold=float(config["threshold"]),
-                column_type="numerical" if column in numerical else "categorical",
+            per_column[column] = _column_drift(
+                metric, statuses, "numerical" if column in numerical else "categorical"
             )
     if dataset_drift is None or set(per_column) != set(columns):
         raise RuntimeError(
@@ -274,3 +290,33 @@ def _read_snapshot(
             f"columns {sorted(per_column)} for {sorted(columns)}"
         )
     return dataset_drift, drift_share, {col: per_column[col] for col in columns}
+
+
+def read_column_drift(
+    snapshot: dict[str, Any], column: str, column_type: Literal["numerical", "categorical"]
+) -> ColumnDrift:
+    """The one ``ValueDrift`` result of ``column`` in ``Snapshot.dict()``."""
+    statuses = test_statuses(snapshot)
+    found = [
+        metric
+        for metric in snapshot["metrics"]
+        if metric["config"]["type"] == _VALUE_DRIFT and metric["config"]["column"] == column
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"Evidently's snapshot has {len(found)} drift results for {column!r}")
+    return _column_drift(found[0], statuses, column_type)
+
+
+def _column_drift(
+    metric: dict[str, Any],
+    statuses: dict[str, list[str]],
+    column_type: Literal["numerical", "categorical"],
+) -> ColumnDrift:
+    config = metric["config"]
+    return ColumnDrift(
+        drift_score=float(metric["value"]),
+        drifted=failed(statuses, metric["id"], f"column {config['column']!r}"),
+        method=str(config["method"]),
+        threshold=float(config["threshold"]),
+        column_type=column_type,
+    )

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from mlops.settings import Settings
+from pipelines.cli_monitoring import bench_monitoring, ui_app
 from pipelines.cli_simulate import simulate_app
 from pipelines.sources.churn_simulator import SCENARIOS
 from pipelines.sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
@@ -35,6 +36,8 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(ui_app, name="ui")
+bench_app.command("monitoring")(bench_monitoring)
 
 
 # The simulator's drift scenarios, as a choice list for --help and validation.

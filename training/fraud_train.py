@@ -237,6 +237,7 @@ def train_fraud(
         winner,
         feature_names=FRAUD_FEATURES,
         x_test=test.x,
+        y_test=test.y,
         model_name=settings.fraud_model_name,
         feature_service=FEATURE_SERVICE,
         settings=settings,

@@ -35,6 +35,7 @@ from mlops.model_bundle import (
 )
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
+from monitoring.reference import reference_sample, save_reference
 from training.evaluate import choose_threshold, classification_metrics, write_plots
 from training.export import assert_parity, check_parity, export_onnx, onnx_sha256
 from training.registry import CHALLENGER, CHAMPION, mark_challenger, promote
@@ -260,6 +261,7 @@ def register_winner(
     *,
     feature_names: tuple[str, ...],
     x_test: np.ndarray,
+    y_test: np.ndarray,
     model_name: str,
     feature_service: str,
     settings: Settings,
@@ -297,6 +299,10 @@ def register_winner(
         write_parity_sample(bundle_dir, winner.model, x_test)
         client.log_artifacts(winner.run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
         client.log_metric(winner.run_id, "onnx_parity_max_abs_diff", parity.max_abs_diff)
+        reference = reference_sample(
+            feature_names, x_test, y_test, OnnxScorer(onnx_path).predict_proba, seed=settings.seed
+        )
+        save_reference(client, winner.run_id, reference)
 
     version = str(mlflow.register_model(winner.model_uri, model_name).version)
     challenger_metric = winner.test_metrics[gate_metric]
@@ -355,6 +361,7 @@ def train_and_register(
         winner,
         feature_names=data.feature_names,
         x_test=data.x_test,
+        y_test=data.y_test,
         model_name=model_name,
         feature_service=feature_service,
         settings=settings,
