@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import churn_model
 from mlops.settings import Settings
+from monitoring.prometheus import MonitoringCollector
 from serving.churn_batch import router as churn_batch_router
 from serving.deps import (
     AdminDep,
@@ -72,6 +73,9 @@ def create_app(
     is queued, whether it built the log or was given it.
     """
     metrics = Metrics()
+    # The monitoring flow's latest figures (drift, decisions) on this API's /metrics, so
+    # the one scrape Prometheus makes carries them; the collector only reads small files.
+    metrics.registry.register(MonitoringCollector(settings.monitoring_dir))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
