@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from mlops.settings import Settings
+from pipelines.cli_gate import gate
 from pipelines.sources.churn_simulator import SCENARIOS
 from pipelines.sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
 
@@ -33,6 +34,7 @@ bench_app = typer.Typer(
     help="Benchmarks: the figures docs/benchmarks.md records.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+app.command("gate")(gate)
 
 
 # The simulator's drift scenarios, as a choice list for --help and validation.
