@@ -65,8 +65,9 @@ gate: install
 
 IMAGE ?= mlops-platform:local
 
+# BuildKit: the Dockerfile caches uv's downloads with RUN --mount.
 image:
-	docker build -f infra/Dockerfile -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 docker build -f infra/Dockerfile -t $(IMAGE) .
 
 # The values of .env.example fill the ${VAR:?} the compose file requires.
 compose-config:
