@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from mlops.settings import Settings
+from pipelines.cli_gate import gate
 from pipelines.cli_monitoring import bench_monitoring, ui_app
 from pipelines.cli_simulate import simulate_app
 from pipelines.sources.churn_simulator import SCENARIOS
@@ -38,6 +39,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(ui_app, name="ui")
 bench_app.command("monitoring")(bench_monitoring)
+app.command("gate")(gate)
 
 
 # The simulator's drift scenarios, as a choice list for --help and validation.
