@@ -18,6 +18,7 @@ import typer
 
 from mlops.settings import Settings
 from pipelines.cli_simulate import simulate_app
+from pipelines.cli_stack import flows_app, stack_app
 from pipelines.sources.churn_simulator import SCENARIOS
 from pipelines.sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
 
@@ -35,6 +36,8 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(stack_app, name="stack")
+app.add_typer(flows_app, name="flows")
 
 
 # The simulator's drift scenarios, as a choice list for --help and validation.
