@@ -41,6 +41,8 @@ DEPLOYMENTS: list[DeploymentSpec] = [
 
 def build(spec: DeploymentSpec) -> Any:
     """The spec as a Prefect `RunnerDeployment` (imports the flow's module)."""
+    from prefect.deployments.runner import EntrypointType
+
     module, attribute = spec.flow.split(":")
     flow = getattr(importlib.import_module(module), attribute)
     return flow.to_deployment(
@@ -50,6 +52,8 @@ def build(spec: DeploymentSpec) -> Any:
         cron=spec.cron,
         interval=spec.interval,
         tags=["mlops"],
+        # By module, not file path: the same wherever the package is installed or run from.
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
 
 

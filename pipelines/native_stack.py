@@ -227,6 +227,24 @@ def _stop(runs: list[Running], timeout: float, log: Log) -> None:
                 log(f"{run.name} still running after {timeout:.0f} s: SIGKILL")
         # The group too: a child can outlive its leader (a flow run under the worker).
         _signal_group(run.pid, signal.SIGKILL)
+        _wait_group_gone(run.pid, 5.0)
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Return once no process of the group is left (a killed one takes a moment to go)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # A leader this process started stays a zombie until reaped here (`up` stopping
+        # after a failure); anyone else's is reaped by init.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pgid, os.WNOHANG)
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # the group id is someone else's now
+            return
+        time.sleep(0.05)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

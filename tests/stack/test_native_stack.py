@@ -257,6 +257,15 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         time.sleep(0.5)
     assert dict(logged) == {"churn": 1, "fraud": 1}
 
+    # The bootstrap (compose's one-shot) trains nothing once both models have a champion.
+    bootstrap = _run(
+        [sys.executable, "-m", "pipelines.cli", "stack", "bootstrap"],
+        {**stack.env, **stack.client},
+        300,
+    )
+    assert bootstrap.returncode == 0, bootstrap.stderr[-3000:]
+    assert bootstrap.stdout.count("not training again") == 2, bootstrap.stdout
+
     # Down stops every process the stack started, children included.
     pids = _pids(stack)
     down = stack.mlops("stack", "down")
