@@ -381,6 +381,7 @@ def up(settings: Settings, *, bootstrap: bool, log: Log) -> dict[str, Running]:
     """
     state_file = StateFile(settings)
     state = {name: run for name, run in state_file.read().items() if run.alive()}
+    running_before = dict(state)
     (settings.home / "monitoring" / "workspace").mkdir(parents=True, exist_ok=True)
     try:
         if "postgres" not in state:
@@ -391,10 +392,11 @@ def up(settings: Settings, *, bootstrap: bool, log: Log) -> dict[str, Running]:
         create_databases(settings, log)
         _start_services(settings, state, state_file, bootstrap=bootstrap, log=log)
     except BaseException:
-        # Half a stack helps nobody: stop what was started, keep the logs.
+        # Half a stack helps nobody: stop what this call started, keep the logs.
         log("start failed: stopping what was started")
-        _stop(list(reversed(state.values())), STOP_TIMEOUT_S, log)
-        state_file.write({})
+        started = [run for name, run in state.items() if name not in running_before]
+        _stop(list(reversed(started)), STOP_TIMEOUT_S, log)
+        state_file.write(running_before)
         raise
     return state
 

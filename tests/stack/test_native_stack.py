@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from mlops.settings import Settings
+from pipelines.native_stack import drop_databases
 from tests.conftest import FRAUD_RUN_SIMULATION, FRAUD_RUN_TRAIN_START
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -88,7 +90,6 @@ def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
 def native_stack(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[NativeStack]:
     """The stack up on fresh databases and free ports; down and dropped afterwards."""
     import redis
-    import sqlalchemy as sa
 
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     redis_db = _empty_redis_db()
@@ -121,13 +122,7 @@ def native_stack(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[
         yield stack
     finally:
         stack.mlops("stack", "down", "--timeout", "10", timeout=300)
-        engine = sa.create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            for name in ("mlflow", "prefect", "feast", "predictions"):
-                connection.execute(
-                    sa.text(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)')
-                )
-        engine.dispose()
+        drop_databases(Settings(stack_postgres_url=POSTGRES_SERVER, stack_database_prefix=prefix))
         redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
 
 
