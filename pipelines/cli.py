@@ -20,6 +20,7 @@ from mlops.settings import Settings
 from pipelines.cli_gate import gate
 from pipelines.cli_monitoring import bench_monitoring, ui_app
 from pipelines.cli_simulate import simulate_app
+from pipelines.cli_stack import flows_app, stack_app
 from pipelines.sources.churn_simulator import SCENARIOS
 from pipelines.sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
 
@@ -40,6 +41,8 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(ui_app, name="ui")
 bench_app.command("monitoring")(bench_monitoring)
 app.command("gate")(gate)
+app.add_typer(stack_app, name="stack")
+app.add_typer(flows_app, name="flows")
 
 
 # The simulator's drift scenarios, as a choice list for --help and validation.

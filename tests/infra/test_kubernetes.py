@@ -27,9 +27,6 @@ BASE, LOCAL = K8S / "base", K8S / "overlays" / "local"
 # The oldest Kubernetes release still maintained when this was written; the schemas ship
 # with kubernetes-validate, so no network is needed.
 KUBERNETES_VERSION = "1.33.0"
-# Brought by the stack-compose branch of the same issue (`mlops flows serve` and the Feast
-# SQL registry setting). Until it is merged they are reported as pending, not as passing.
-PENDING_MERGE = {"flows", "MLOPS_FEAST_REGISTRY_URL"}
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -187,16 +184,10 @@ def _unknown_variable(name: str) -> bool:
     return True
 
 
-def _pending(unknown: set[str]) -> None:
-    if unknown and unknown <= PENDING_MERGE:
-        pytest.xfail(f"{sorted(unknown)} come with the stack-compose branch")
-
-
 def test_every_environment_variable_is_one_the_code_reads() -> None:
     names = _environment_names()
     assert "MLOPS_ADMIN_TOKEN" in names and "MLFLOW_TRACKING_URI" in names
     unknown = {name for name in names if _unknown_variable(name)}
-    _pending(unknown)
     assert not unknown, f"variables nothing reads: {sorted(unknown)}"
     assert _unknown_variable("MLOPS_ADMIN_TOKENS") and _unknown_variable("PREFECT_API_URI")
 
@@ -214,7 +205,6 @@ def test_credentials_live_in_the_secret_and_the_settings_accept_them(
         ["git", "check-ignore", "-q", str(BASE / "secrets.env")], cwd=ROOT, check=False
     )
     assert ignored.returncode == 0, "infra/k8s/base/secrets.env must stay out of git"
-    _pending({key for key in {**config, **secrets} if _unknown_variable(key)})
     for key, value in {**config, **secrets}.items():
         monkeypatch.setenv(key, value)
     settings = Settings()
@@ -246,11 +236,7 @@ def test_commands_probes_and_ports_match_the_code() -> None:
     assert '"/health"' in inspect.getsource(prefect.runner.server)
     assert int(env["PREFECT_RUNNER_SERVER_PORT"]) == worker["ports"][0]["containerPort"]
     assert worker["command"][:1] == ["mlops"]
-    try:
-        parse_mlops(worker["command"][1:])
-    except AssertionError:
-        _pending({worker["command"][1]})
-        raise
+    parse_mlops(worker["command"][1:])
 
 
 def test_without_secrets_the_build_fails_instead_of_deploying_defaults(tmp_path: Path) -> None:
