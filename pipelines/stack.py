@@ -269,7 +269,8 @@ def services(topology: Topology) -> list[Service]:
                 "--port",
                 str(ports["evidently-ui"]),
             ),
-            environment={},
+            # No usage reports: the platform reaches nothing beyond its own network.
+            environment={"DO_NOT_TRACK": "1"},
             port=ports["evidently-ui"],
             health_path="/api/version",
             published=True,
