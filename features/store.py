@@ -46,14 +46,28 @@ def _config_fields(settings: Settings) -> dict[str, Any]:
     return {
         "project": PROJECT,
         "provider": "local",
-        "registry": {
-            "registry_type": "file",
-            "path": str(settings.feast_dir / "registry.db"),
-            "cache_ttl_seconds": 60,
-        },
+        "registry": _registry(settings),
         "online_store": online,
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
+    }
+
+
+def _registry(settings: Settings) -> dict[str, object]:
+    """A file beside the online store by default; a SQL registry (the stack's Postgres) when
+    MLOPS_FEAST_REGISTRY_URL is set, so every process of the stack sees the same definitions."""
+    if settings.feast_registry_url:
+        return {
+            "registry_type": "sql",
+            "path": settings.feast_registry_url,
+            "cache_ttl_seconds": 60,
+            # A database restarted under a long-running API: reconnect instead of failing.
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
+    return {
+        "registry_type": "file",
+        "path": str(settings.feast_dir / "registry.db"),
+        "cache_ttl_seconds": 60,
     }
 
 
@@ -133,8 +147,12 @@ def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:
 def _write_cli_config(settings: Settings) -> None:
     """Let users inspect the store with `feast -c $MLOPS_HOME/features feature-views list`."""
     # (RepoConfig.write_to_path writes field names Feast cannot read back, so not that.)
+    fields = _config_fields(settings)
+    if settings.feast_registry_url:
+        # Feast expands ${VARS} when it reads the file: the database password stays off disk.
+        fields["registry"] = {**fields["registry"], "path": "${MLOPS_FEAST_REGISTRY_URL}"}
     config = settings.features_dir / "feature_store.yaml"
-    config.write_text(yaml.safe_dump(_config_fields(settings), sort_keys=False))
+    config.write_text(yaml.safe_dump(fields, sort_keys=False))
 
 
 def apply_fraud_definitions(store: FeatureStore, settings: Settings) -> None:

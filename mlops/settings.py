@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="127.0.0.1:6379", description="Redis connection string for the Feast online store."
     )
+    feast_registry_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a Feast SQL registry; default a file under <home>/feast.",
+    )
     churn_model_name: str = Field(
         default="churn", description="Registered model name of the churn case study."
     )
@@ -108,6 +112,22 @@ class Settings(BaseSettings):
         default=SecretStr(DEFAULT_ADMIN_TOKEN),
         description="Bearer token of the /admin endpoints; the default is refused off 'local'.",
     )
+
+    stack_postgres_url: str = Field(
+        default="postgresql+psycopg://postgres@127.0.0.1:5432",
+        description="PostgreSQL server (no database) where `mlops stack` keeps its databases.",
+    )
+    stack_database_prefix: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_]*$",
+        description="Prefix of the native stack's databases (mlflow, prefect, feast, predictions).",
+    )
+    stack_mlflow_port: int = Field(default=5000, description="Port of the stack's MLflow server.")
+    stack_prefect_port: int = Field(default=4200, description="Port of the stack's Prefect server.")
+    stack_worker_port: int = Field(
+        default=8080, description="Port of the stack's Prefect worker health endpoint."
+    )
+    stack_evidently_port: int = Field(default=8001, description="Port of the stack's Evidently UI.")
 
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
     # the promotion gate of monitoring.promotion and the online experiments of serving.

@@ -418,8 +418,7 @@ def _both_models(
 
 
 def models_loaded(port: int) -> list[str]:
-    """The models our API process holds (it loads every registered champion at start;
-    MLOPS_SERVED_MODELS decides readiness)."""
+    """The models our API process holds: those of MLOPS_SERVED_MODELS."""
     loaded = []
     for name in ("churn", "fraud"):
         try:

@@ -17,9 +17,11 @@ from typing import Annotated, Any
 import typer
 
 from mlops.settings import Settings
+from pipelines.cli_gate import gate
 from pipelines.cli_monitor import monitor
 from pipelines.cli_monitoring import bench_monitoring, ui_app
 from pipelines.cli_simulate import simulate_app
+from pipelines.cli_stack import flows_app, stack_app
 from pipelines.sources.churn_simulator import SCENARIOS
 from pipelines.sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
 
@@ -36,9 +38,12 @@ bench_app = typer.Typer(
     help="Benchmarks: the figures docs/benchmarks.md records.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+app.add_typer(simulate_app, name="simulate")
 app.add_typer(ui_app, name="ui")
 bench_app.command("monitoring")(bench_monitoring)
-app.add_typer(simulate_app, name="simulate")
+app.command("gate")(gate)
+app.add_typer(stack_app, name="stack")
+app.add_typer(flows_app, name="flows")
 app.command("monitor")(monitor)
 
 

@@ -89,6 +89,9 @@ def bench_monitoring(
             f"{figures['same_verdicts_as_unsampled']}, largest score gap "
             f"{figures['largest_score_gap_vs_unsampled']}"
         )
+        typer.echo(
+            f"  DataDriftPreset   {figures['preset_unsampled_s']:.2f} s (drift alone, every row)"
+        )
     typer.echo(f"  peak memory       {figures['peak_rss_mb']} MB")
     load = figures["load_avg_before"]
     quiet = "quiet" if load < 0.5 else "BUSY: figures are provisional"

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import churn_model
 from mlops.settings import Settings
+from monitoring.prometheus import MonitoringCollector
 from serving.churn_batch import router as churn_batch_router
 from serving.deps import (
     AdminDep,
@@ -73,12 +74,20 @@ def create_app(
     is queued, whether it built the log or was given it.
     """
     metrics = Metrics()
+    # The monitoring flow's latest figures (drift, decisions) on this API's /metrics, so
+    # the one scrape Prometheus makes carries them; the collector only reads small files.
+    metrics.registry.register(MonitoringCollector(settings.monitoring_dir))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         churn = churn_model_holder or ModelHolder(settings.churn_model_name)
         fraud = fraud_model_holder or ModelHolder(settings.fraud_model_name)
-        for holder in (churn, fraud):
+        # Only the models this process serves are loaded and followed: a churn-only
+        # replica holds no fraud session and polls no fraud alias.
+        served = [
+            h for name, h in (("churn", churn), ("fraud", fraud)) if name in settings.served_models
+        ]
+        for holder in served:
             if not holder.ready:
                 holder.load_from_registry(settings)
         if churn_features_client is None or fraud_features_client is None:
@@ -116,7 +125,7 @@ def create_app(
         app.state.fraud_predictor = FraudPredictor(
             fraud, fraud_features, metrics, log, arms["fraud"]
         )
-        followed = [churn, fraud, *(arm.holder for arm in arms.values() if arm is not None)]
+        followed = [*served, *(arm.holder for arm in arms.values() if arm is not None)]
         followers = (
             [asyncio.create_task(_follow_alias(h, settings)) for h in followed]
             if settings.model_refresh_s > 0

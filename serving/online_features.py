@@ -149,29 +149,30 @@ class OnlineFeatures:
         self._store = store
         self._service_name = feature_service
         self._readers: list[ViewReader] | None = None
+        self._available: frozenset[str] = frozenset()
         self.entity_key = entity_key
 
     def _resolve(self, feature_names: Sequence[str]) -> list[ViewReader]:
         readers = self._readers
-        if readers is None or not _covers(readers, feature_names):
-            try:
-                service = self._store.get_feature_service(self._service_name)
-                readers = [
-                    ViewReader.of(
-                        self._store, projection.name, [f.name for f in projection.features]
-                    )
-                    for projection in service.feature_view_projections
-                ]
-            except Exception as error:  # registry unreadable: a dependency failure
-                raise FeatureStoreUnavailable(
-                    f"cannot resolve feature service '{self._service_name}': {error}"
-                ) from error
-            if any(reader.join_key != self.entity_key for reader in readers):
-                raise FeatureStoreUnavailable(
-                    f"feature service '{self._service_name}' is not keyed by {self.entity_key}"
-                )
-            self._readers = readers
-        missing = [name for name in feature_names if not _covers(readers, [name])]
+        if readers is not None and self._available.issuperset(feature_names):
+            return readers  # every request but the first
+        try:
+            service = self._store.get_feature_service(self._service_name)
+            readers = [
+                ViewReader.of(self._store, projection.name, [f.name for f in projection.features])
+                for projection in service.feature_view_projections
+            ]
+        except Exception as error:  # registry unreadable: a dependency failure
+            raise FeatureStoreUnavailable(
+                f"cannot resolve feature service '{self._service_name}': {error}"
+            ) from error
+        if any(reader.join_key != self.entity_key for reader in readers):
+            raise FeatureStoreUnavailable(
+                f"feature service '{self._service_name}' is not keyed by {self.entity_key}"
+            )
+        self._readers = readers
+        self._available = frozenset(name for reader in readers for name in reader.features)
+        missing = [name for name in feature_names if name not in self._available]
         if missing:
             raise FeatureStoreUnavailable(
                 f"feature service '{self._service_name}' lacks {missing[:5]}"
@@ -237,8 +238,3 @@ class OnlineFeatures:
         except FeatureStoreUnavailable:
             return False
         return bool(readers) and all(reader.ping() for reader in readers)
-
-
-def _covers(readers: Sequence[ViewReader], feature_names: Sequence[str]) -> bool:
-    available = {name for reader in readers for name in reader.features}
-    return all(name in available for name in feature_names)

@@ -17,23 +17,16 @@ def test_one_deployment_per_model_hourly_by_default(settings: Settings) -> None:
     assert [e["parameters"] for e in entries] == [{"model": "churn"}, {"model": "fraud"}]
 
 
-def test_the_interval_is_a_setting_and_prefect_builds_the_schedule(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from prefect.deployments.runner import EntrypointType
-
-    from pipelines.monitoring_flow import monitor_model
+def test_the_runner_serves_them_on_the_interval_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.deployments import DEPLOYMENTS, all_deployments, build
 
     monkeypatch.setenv("MLOPS_MONITOR_INTERVAL_S", "900")
-    entry = monitoring_deployments(Settings())[0]
-    assert entry["flow"] == "pipelines.monitoring_flow:monitor_model"
-    deployment = monitor_model.to_deployment(
-        name=entry["name"],
-        parameters=entry["parameters"],
-        interval=entry["interval"],
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    assert deployment.entrypoint == entry["flow"].replace(":", ".")
+    served = all_deployments()
+    assert served[: len(DEPLOYMENTS)] == DEPLOYMENTS
+    spec = served[len(DEPLOYMENTS)]
+    assert spec.name == "monitor-churn"
+    deployment = build(spec)
+    assert deployment.entrypoint == "pipelines.monitoring_flow.monitor_model"
     assert deployment.parameters == {"model": "churn"}
     (schedule,) = deployment.schedules
     assert schedule.schedule.interval == timedelta(minutes=15)

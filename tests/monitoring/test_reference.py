@@ -32,6 +32,20 @@ def test_sample_is_bounded_seeded_and_scored() -> None:
         reference_sample(("a", "b", "c"), rows[:, :2], labels, score)
 
 
+@pytest.mark.parametrize("model", ["churn", "fraud"])
+def test_each_case_study_saves_a_reference(model: str, request: pytest.FixtureRequest) -> None:
+    settings: Settings = request.getfixturevalue(f"{model}_settings")
+    bundle = download_bundle(settings.tracking_uri, model, settings.models_dir, alias="champion")
+    reference = load_reference(settings, model, bundle.version)
+
+    assert list(reference.columns) == [*bundle.meta.feature_names, "score", "label"]
+    assert 0 < len(reference) <= REFERENCE_ROWS
+    rows = reference[bundle.meta.feature_names].to_numpy(dtype=np.float32)
+    onnx = OnnxScorer(bundle.onnx_path).predict_proba(rows)
+    assert np.allclose(reference["score"], onnx, atol=1e-6)
+    assert set(reference["label"].unique()) <= {0, 1}
+
+
 def test_registered_version_has_its_reference(churn_settings: Settings) -> None:
     settings = churn_settings
     bundle = download_bundle(settings.tracking_uri, "churn", settings.models_dir, alias="champion")

@@ -165,3 +165,13 @@ def test_admin_reload_needs_the_token(client: TestClient) -> None:
     # No champion registered: nothing to load, and it says why.
     assert right.json()["churn"]["version"] is None
     assert "churn@champion" in right.json()["churn"]["error"]
+
+
+def test_metrics_carry_the_monitoring_figures(settings: Settings, client: TestClient) -> None:
+    """One scrape of the API gives Prometheus the latest monitoring decision too."""
+    from monitoring.workspace import record_decision
+
+    assert "mlops_monitoring_decision{" not in client.get("/metrics").text
+    record_decision(settings, "churn", "alert", "drift share 0.4 over 0.3")
+    metrics = client.get("/metrics").text
+    assert 'mlops_monitoring_decision{decision="alert",model="churn"} 1.0' in metrics

@@ -1,0 +1,75 @@
+"""The Prefect deployments the stack's worker serves (`mlops flows serve`).
+
+One entry per deployment: the flow by import path, its default parameters and an optional
+schedule. Add a deployment by adding an entry to `DEPLOYMENTS`; the worker serves every
+entry, and `prefect deployment run '<flow name>/<deployment name>'` runs one on it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    flow: str  # "module:attribute" of a Prefect flow
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    cron: str | None = None
+    interval: timedelta | None = None
+
+
+DEPLOYMENTS: list[DeploymentSpec] = [
+    DeploymentSpec(
+        name="churn",
+        flow="pipelines.churn_flow:churn_pipeline",
+        description="The churn case study on simulated customers (or a --source file).",
+    ),
+    DeploymentSpec(
+        name="fraud",
+        flow="pipelines.fraud_flow:fraud_pipeline",
+        description="The fraud case study on simulated payments, at the demo's size by default.",
+        # A fifth of the handbook's cards and terminals, like `mlops demo` and the bootstrap.
+        parameters={"simulation": {"customers": 1000, "terminals": 2000}},
+    ),
+]
+
+
+def build(spec: DeploymentSpec) -> Any:
+    """The spec as a Prefect `RunnerDeployment` (imports the flow's module)."""
+    from prefect.deployments.runner import EntrypointType
+
+    module, attribute = spec.flow.split(":")
+    flow = getattr(importlib.import_module(module), attribute)
+    return flow.to_deployment(
+        name=spec.name,
+        description=spec.description,
+        parameters=spec.parameters,
+        cron=spec.cron,
+        interval=spec.interval,
+        tags=["mlops"],
+        # By module, not file path: the same wherever the package is installed or run from.
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+
+
+def all_deployments() -> list[DeploymentSpec]:
+    """`DEPLOYMENTS`, then the scheduled monitoring flow of each model (its interval is a
+    setting, so they are built when the runner starts, not when this module loads)."""
+    from pipelines.monitoring_flow import monitoring_deployments
+
+    return [*DEPLOYMENTS, *(DeploymentSpec(**entry) for entry in monitoring_deployments())]
+
+
+def serve_deployments(specs: list[DeploymentSpec] | None = None, *, limit: int = 1) -> None:
+    """Register the deployments with the Prefect server and run their flow runs until stopped.
+
+    One run at a time by default: each pipeline uses every core it is given.
+    """
+    from prefect import serve
+
+    serve(*(build(spec) for spec in specs or all_deployments()), limit=limit)

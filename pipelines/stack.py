@@ -1,0 +1,282 @@
+"""The stack's services, declared once: docker-compose.yml and `mlops stack` both follow this table.
+
+Each service is the command it runs, its environment, its port and its health URL, rendered
+for a `Topology`: where the databases, Redis and the other services are, as seen from the
+service. `Topology.compose()` is the docker-compose network (service names as hosts,
+secrets as `${VAR}`); `Topology.native(settings, secrets)` is this machine (loopback, the
+settings' PostgreSQL and Redis). tests/stack checks docker-compose.yml against the
+compose rendering, so the two stacks cannot drift apart.
+
+Importing this module is cheap and has no side effects: it imports no tool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops.settings import Settings
+
+# One database per tool, created by infra/postgres/init.sql in compose and by `mlops stack up`.
+DATABASES = ("mlflow", "prefect", "feast", "predictions")
+
+# Where the services live in containers: the project image's MLOPS_HOME volume.
+CONTAINER_HOME = "/data"
+
+# Hosts MLflow answers to (it refuses others: DNS rebinding). The compose name, then loopback.
+MLFLOW_ALLOWED_HOSTS = "mlflow,mlflow:*,localhost,localhost:*,127.0.0.1,127.0.0.1:*"
+
+# What `mlops stack bootstrap` runs when a model has no champion yet: the README's pipelines
+# at the demo's size (the fraud flow at the handbook's full size takes ~10 minutes on 2 cores).
+BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("churn", ("mlops", "pipeline", "churn")),
+    ("fraud", ("mlops", "pipeline", "fraud", "--customers", "1000", "--terminals", "2000")),
+)
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the stack, as the compose service and the native process both run it."""
+
+    name: str
+    command: tuple[str, ...]
+    environment: dict[str, str]
+    port: int | None = None
+    health_path: str | None = None
+    depends_on: tuple[str, ...] = ()
+    one_shot: bool = False
+    published: bool = False  # reachable from the host (API, UIs); the rest stay internal
+    description: str = ""
+
+    def health_url(self, host: str = "127.0.0.1") -> str | None:
+        if self.port is None or self.health_path is None:
+            return None
+        return f"http://{host}:{self.port}{self.health_path}"
+
+    def url(self, host: str = "127.0.0.1") -> str | None:
+        return None if self.port is None else f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where each service is reached from the others, and the secrets they share."""
+
+    bind_host: str  # what services listen on: 0.0.0.0 in a container, loopback natively
+    home: str  # MLOPS_HOME of every project service
+    postgres_url: str  # SQLAlchemy URL of the server, no database: postgresql+psycopg://u:p@h:port
+    redis_url: str  # Feast's Redis connection string: host:port[,db=N]
+    hosts: dict[str, str]  # service name -> host name the others use
+    ports: dict[str, int]
+    admin_token: str
+    prefect_auth_string: str
+    database_prefix: str = ""
+
+    @classmethod
+    def compose(cls) -> Topology:
+        """The docker-compose network; secrets are the `${VAR}` compose interpolates."""
+        return cls(
+            bind_host="0.0.0.0",  # in the container; published on 127.0.0.1 only
+            home=CONTAINER_HOME,
+            postgres_url="postgresql+psycopg://mlops:${POSTGRES_PASSWORD}@postgres:5432",
+            redis_url="redis:6379",
+            hosts={name: name for name in ("mlflow", "prefect-server")},
+            ports=default_ports(),
+            admin_token="${MLOPS_ADMIN_TOKEN}",
+            prefect_auth_string="${PREFECT_AUTH_STRING}",
+        )
+
+    @classmethod
+    def native(cls, settings: Settings, *, admin_token: str, prefect_auth_string: str) -> Topology:
+        """This machine: loopback, the settings' PostgreSQL and Redis, the settings' ports."""
+        return cls(
+            bind_host="127.0.0.1",
+            home=str(settings.home),
+            postgres_url=settings.stack_postgres_url.rstrip("/"),
+            redis_url=settings.redis_url,
+            hosts={"mlflow": "127.0.0.1", "prefect-server": "127.0.0.1"},
+            ports=ports_of(settings),
+            admin_token=admin_token,
+            prefect_auth_string=prefect_auth_string,
+            database_prefix=settings.stack_database_prefix,
+        )
+
+    def database_url(self, database: str, driver: str = "psycopg") -> str:
+        scheme, rest = self.postgres_url.split("://", 1)
+        return f"{scheme.split('+')[0]}+{driver}://{rest}/{self.database_prefix}{database}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.hosts['mlflow']}:{self.ports['mlflow']}"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://{self.hosts['prefect-server']}:{self.ports['prefect-server']}/api"
+
+
+def ports_of(settings: Settings) -> dict[str, int]:
+    return {
+        "mlflow": settings.stack_mlflow_port,
+        "prefect-server": settings.stack_prefect_port,
+        "prefect-worker": settings.stack_worker_port,
+        "api": settings.api_port,
+        "evidently-ui": settings.stack_evidently_port,
+    }
+
+
+def default_ports() -> dict[str, int]:
+    """The settings' default ports: what compose uses and publishes."""
+    defaults = {name: info.default for name, info in Settings.model_fields.items()}
+    return {
+        "mlflow": defaults["stack_mlflow_port"],
+        "prefect-server": defaults["stack_prefect_port"],
+        "prefect-worker": defaults["stack_worker_port"],
+        "api": defaults["api_port"],
+        "evidently-ui": defaults["stack_evidently_port"],
+    }
+
+
+def platform_environment(topology: Topology) -> dict[str, str]:
+    """What every `mlops` process of the stack reads: the profile, the stores, the registry."""
+    return {
+        "MLOPS_HOME": topology.home,
+        "MLOPS_PROFILE": "stack",
+        "MLOPS_ADMIN_TOKEN": topology.admin_token,
+        "MLOPS_ONLINE_STORE": "redis",
+        "MLOPS_REDIS_URL": topology.redis_url,
+        "MLOPS_FEAST_REGISTRY_URL": topology.database_url("feast"),
+        "MLOPS_PREDICTION_LOG_URL": topology.database_url("predictions"),
+        "MLFLOW_TRACKING_URI": topology.mlflow_url,
+    }
+
+
+def prefect_client_environment(topology: Topology) -> dict[str, str]:
+    """What a process reporting to the Prefect server needs."""
+    return {
+        "PREFECT_API_URL": topology.prefect_api_url,
+        "PREFECT_API_AUTH_STRING": topology.prefect_auth_string,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+def client_environment(topology: Topology) -> dict[str, str]:
+    """The environment of a user's `mlops` or `prefect` command run against the stack."""
+    return {**platform_environment(topology), **prefect_client_environment(topology)}
+
+
+def services(topology: Topology) -> list[Service]:
+    """The stack's project services, in the order they start."""
+    bind, ports, home = topology.bind_host, topology.ports, topology.home
+    platform = platform_environment(topology)
+    prefect_client = prefect_client_environment(topology)
+    return [
+        Service(
+            name="mlflow",
+            description="MLflow tracking server and registry; runs, metrics, plots, models",
+            command=(
+                "mlflow",
+                "server",
+                "--artifacts-destination",
+                f"{home}/mlartifacts",
+                "--serve-artifacts",
+                "--host",
+                bind,
+                "--port",
+                str(ports["mlflow"]),
+                # One worker: the clients are a few pipelines and the API's alias checks.
+                "--workers",
+                "1",
+                "--allowed-hosts",
+                MLFLOW_ALLOWED_HOSTS,
+            ),
+            # The backend store URI holds the database password: environment, not argv.
+            environment={
+                "MLFLOW_BACKEND_STORE_URI": topology.database_url("mlflow"),
+                # Server-side jobs serve GenAI features this platform does not use.
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            },
+            port=ports["mlflow"],
+            health_path="/health",
+            depends_on=("postgres",),
+            published=True,
+        ),
+        Service(
+            name="prefect-server",
+            description="Prefect server and UI: deployments, flow runs, task logs",
+            command=(
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                bind,
+                "--port",
+                str(ports["prefect-server"]),
+            ),
+            environment={
+                "PREFECT_HOME": f"{home}/prefect",
+                "PREFECT_API_DATABASE_CONNECTION_URL": topology.database_url("prefect", "asyncpg"),
+                "PREFECT_SERVER_API_AUTH_STRING": topology.prefect_auth_string,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                # The browser reaches the API where the port is published, not at 0.0.0.0.
+                "PREFECT_UI_API_URL": f"http://127.0.0.1:{ports['prefect-server']}/api",
+            },
+            port=ports["prefect-server"],
+            health_path="/api/health",
+            depends_on=("postgres",),
+            published=True,
+        ),
+        Service(
+            name="prefect-worker",
+            description="serves the flows as Prefect deployments and runs them",
+            command=("mlops", "flows", "serve"),
+            environment={
+                **platform,
+                **prefect_client,
+                "PREFECT_RUNNER_SERVER_ENABLE": "true",
+                "PREFECT_RUNNER_SERVER_HOST": bind,
+                "PREFECT_RUNNER_SERVER_PORT": str(ports["prefect-worker"]),
+            },
+            port=ports["prefect-worker"],
+            health_path="/health",
+            depends_on=("postgres", "redis", "mlflow", "prefect-server"),
+        ),
+        Service(
+            name="bootstrap",
+            description="trains both models once, so the stack serves them on first start",
+            command=("mlops", "stack", "bootstrap"),
+            environment={**platform, **prefect_client},
+            depends_on=("postgres", "redis", "mlflow", "prefect-server"),
+            one_shot=True,
+        ),
+        Service(
+            name="api",
+            description="prediction API: /docs, /v1/churn/predict, /v1/fraud/score, /metrics",
+            command=("mlops", "serve", "--host", bind, "--port", str(ports["api"])),
+            environment=platform,
+            port=ports["api"],
+            health_path="/health/live",
+            depends_on=("postgres", "redis", "mlflow", "bootstrap"),
+            published=True,
+        ),
+        Service(
+            name="evidently-ui",
+            description="Evidently UI on the monitoring workspace: drift reports per model",
+            command=(
+                "evidently",
+                "ui",
+                "--workspace",
+                f"{home}/monitoring/workspace",
+                "--host",
+                bind,
+                "--port",
+                str(ports["evidently-ui"]),
+            ),
+            # No usage reports: the platform reaches nothing beyond its own network.
+            environment={"DO_NOT_TRACK": "1"},
+            port=ports["evidently-ui"],
+            health_path="/api/version",
+            published=True,
+        ),
+    ]
+
+
+def service_table(topology: Topology) -> dict[str, Service]:
+    return {service.name: service for service in services(topology)}

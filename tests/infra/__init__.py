@@ -1,0 +1,1 @@
+"""Deployment and delivery files checked against their schemas and against the code."""

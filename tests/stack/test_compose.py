@@ -1,0 +1,291 @@
+"""docker-compose.yml against the Compose Specification and against the code it runs.
+
+The project services must be the service table of `pipelines.stack` (same argv, same
+environment), every command must exist in the image's venv, every MLOPS_* variable must be
+a setting, secrets must be required, and only the API, the UIs and Grafana are published,
+on 127.0.0.1, on ports that do not clash.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import typer
+import yaml
+
+from mlops.settings import Settings
+from pipelines.cli import app
+from pipelines.stack import BOOTSTRAP_STEPS, DATABASES, Service, Topology, services
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+VENV_BIN = Path(sys.executable).parent
+INFRA_SERVICES = {"postgres", "redis", "prometheus", "grafana"}
+PUBLISHED = {"api", "mlflow", "prefect-server", "evidently-ui", "grafana"}
+# ${VAR}, ${VAR:?message}, ${VAR:-default}: compose's interpolation.
+INTERPOLATION = re.compile(r"\$\{(\w+)(:?[?-][^}]*)?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def table() -> list[Service]:
+    return services(Topology.compose())
+
+
+def _plain(value: str) -> str:
+    """`${VAR:?message}` as `${VAR}`: what the table writes for a secret."""
+    return INTERPOLATION.sub(lambda m: "${" + m.group(1) + "}", value)
+
+
+def _validator() -> Any:
+    import jsonschema
+
+    if not SCHEMA.is_file():
+        pytest.skip(f"the Compose Specification schema is not at {SCHEMA}")
+    schema = json.loads(SCHEMA.read_text())
+    # It declares draft-07 as ".../draft-07/schema" (no "#"), which jsonschema does not look up.
+    assert "draft-07" in schema["$schema"]
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in _validator().iter_errors(compose)]
+    assert errors == []
+
+
+def test_the_schema_check_rejects_a_broken_service(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["api"]["helthcheck"] = broken["services"]["api"].pop("healthcheck")
+    assert not _validator().is_valid(broken)
+
+
+def test_project_services_run_the_table(compose: dict[str, Any], table: list[Service]) -> None:
+    declared = compose["services"]
+    assert set(declared) == {service.name for service in table} | INFRA_SERVICES
+    for service in table:
+        entry = declared[service.name]
+        assert entry["command"] == list(service.command), service.name
+        environment = {
+            key: _plain(str(value)) for key, value in entry.get("environment", {}).items()
+        }
+        assert environment == service.environment, service.name
+        assert entry["image"] == "mlops-platform:latest", service.name
+        assert entry["volumes"] == ["mlops-data:/data"], service.name
+
+
+def test_dependencies_wait_for_health_or_completion(
+    compose: dict[str, Any], table: list[Service]
+) -> None:
+    one_shots = {service.name for service in table if service.one_shot}
+    for service in table:
+        depends = compose["services"][service.name].get("depends_on", {})
+        assert set(depends) == set(service.depends_on), service.name
+        for name, rule in depends.items():
+            wanted = "service_completed_successfully" if name in one_shots else "service_healthy"
+            assert rule["condition"] == wanted, (service.name, name)
+    assert compose["services"]["bootstrap"]["restart"] == "no"
+
+
+def test_every_long_running_service_has_a_healthcheck(
+    compose: dict[str, Any], table: list[Service]
+) -> None:
+    by_name = {service.name: service for service in table}
+    for name, entry in compose["services"].items():
+        if name in by_name and by_name[name].one_shot:
+            assert "healthcheck" not in entry
+            continue
+        assert entry["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+        if name in by_name:
+            # The probe the native stack waits on, from inside the container.
+            assert entry["healthcheck"]["test"][-1] == by_name[name].health_url(), name
+
+
+def test_one_image_built_from_the_dockerfile(compose: dict[str, Any]) -> None:
+    builds = {
+        name: entry["build"] for name, entry in compose["services"].items() if "build" in entry
+    }
+    assert list(builds.values()) == [{"context": ".", "dockerfile": "infra/Dockerfile"}]
+    for name in INFRA_SERVICES:
+        image = compose["services"][name]["image"]
+        tag = image.rpartition(":")[2]
+        assert ":" in image and tag != "latest" and re.search(r"\d", tag), f"{name}: {image}"
+
+
+def test_only_the_api_and_the_uis_are_published_on_localhost(
+    compose: dict[str, Any], table: list[Service]
+) -> None:
+    published: dict[str, list[str]] = {
+        name: entry["ports"] for name, entry in compose["services"].items() if "ports" in entry
+    }
+    assert set(published) == PUBLISHED
+    host_ports = [mapping.split(":")[1] for mappings in published.values() for mapping in mappings]
+    assert len(host_ports) == len(set(host_ports)), f"ports clash: {host_ports}"
+    for name, mappings in published.items():
+        assert all(mapping.startswith("127.0.0.1:") for mapping in mappings), name
+    for service in table:
+        if service.published:
+            assert published[service.name] == [f"127.0.0.1:{service.port}:{service.port}"]
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    used = {
+        volume.split(":")[0]
+        for entry in compose["services"].values()
+        for volume in entry.get("volumes", [])
+        if not volume.startswith(".")
+    }
+    assert used == set(compose["volumes"])
+
+
+def test_secrets_are_required_and_listed_in_env_example() -> None:
+    text = COMPOSE_FILE.read_text()
+    found = INTERPOLATION.findall(text)
+    assert found, "the stack has secrets"
+    assert all(modifier.startswith(":?") for _, modifier in found), found
+    example = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert {name for name, _ in found} == set(example)
+
+
+def _known_settings() -> set[str]:
+    return {
+        f"MLOPS_{name.upper()}"
+        for name, info in Settings.model_fields.items()
+        if info.validation_alias is None
+    }
+
+
+def test_every_mlops_variable_is_a_setting(compose: dict[str, Any]) -> None:
+    variables = {
+        key for entry in compose["services"].values() for key in entry.get("environment", {})
+    }
+    variables |= {line.split("=")[0] for line in ENV_EXAMPLE.read_text().splitlines()}
+    mlops = {key for key in variables if key.startswith("MLOPS_")}
+    assert mlops, "the project services are configured through settings"
+    assert mlops <= _known_settings(), mlops - _known_settings()
+
+
+def test_the_api_environment_is_valid_stack_settings(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in compose["services"]["api"]["environment"].items():
+        monkeypatch.setenv(key, INTERPOLATION.sub("secret0", str(value)))
+    settings = Settings()
+    assert settings.profile == "stack"
+    assert settings.tracking_uri == "http://mlflow:5000"
+    assert settings.feast_registry_url == "postgresql+psycopg://mlops:secret0@postgres:5432/feast"
+
+    from features.store import _config_fields
+
+    registry = _config_fields(settings)["registry"]
+    assert registry["registry_type"] == "sql"
+    assert registry["path"] == settings.feast_registry_url
+
+
+def _click_command(root: click.Command, argv: list[str]) -> None:
+    """Resolve subcommands, then parse the options as the command would (nothing runs)."""
+    command, rest = root, list(argv)
+    while isinstance(command, click.Group):
+        name, rest = rest[0], rest[1:]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, f"no command {name!r} in {argv}"
+        command = found
+    command.make_context(command.name or "", rest)
+
+
+def test_every_command_exists_in_the_image(table: list[Service]) -> None:
+    mlops_cli = typer.main.get_command(app)
+    commands = [list(service.command) for service in table]
+    commands += [list(argv) for _, argv in BOOTSTRAP_STEPS]
+    for argv in commands:
+        assert (VENV_BIN / argv[0]).exists(), f"{argv[0]} is not in the venv"
+        if argv[0] == "mlops":
+            _click_command(mlops_cli, argv[1:])
+        elif argv[0] == "mlflow":
+            from mlflow.cli import cli as mlflow_cli
+
+            _click_command(mlflow_cli, argv[1:])
+        else:  # prefect (cyclopts) and evidently: their help must name every option used
+            words = [word for word in argv[1:] if not word.startswith("-")][:2]
+            if argv[0] == "evidently":
+                words = words[:1]
+            result = subprocess.run(
+                [str(VENV_BIN / argv[0]), *words, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                env={"PATH": str(VENV_BIN), "COLUMNS": "200", "NO_COLOR": "1"},
+            )
+            assert result.returncode == 0, result.stderr
+            for option in (word for word in argv if word.startswith("--")):
+                assert option in result.stdout, f"{argv[0]} {' '.join(words)}: no {option}"
+
+
+def test_compose_and_native_stacks_run_the_same_commands(
+    table: list[Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Natively the same argv, bound to loopback; the same variables, other addresses."""
+    monkeypatch.setenv("MLOPS_HOME", "/data")
+    native_settings = Settings()  # the defaults: the ports compose uses
+    native = services(
+        Topology.native(native_settings, admin_token="token", prefect_auth_string="a:b")
+    )
+    assert [s.name for s in native] == [s.name for s in table]
+    for ours, theirs in zip(native, table, strict=True):
+        in_container = [word.replace("0.0.0.0", "127.0.0.1") for word in theirs.command]
+        assert list(ours.command) == in_container, ours.name
+        assert set(ours.environment) == set(theirs.environment), ours.name
+        assert ours.depends_on == theirs.depends_on, ours.name
+        assert ours.health_url() == theirs.health_url(), ours.name
+
+
+def test_the_init_script_creates_the_databases() -> None:
+    init = ROOT / "infra" / "postgres" / "init.sql"
+    if not init.is_file():
+        pytest.skip(f"{init} is not there (it comes with the stack's infra files)")
+    created = {
+        name.lower() for name in re.findall(r"CREATE DATABASE\s+\"?(\w+)", init.read_text(), re.I)
+    }
+    assert set(DATABASES) <= created
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    """Where the compose plugin is installed, docker's own parser agrees (no engine needed)."""
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("the docker compose plugin is not installed")
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
+    env |= {name: "secret0" for name, _ in INTERPOLATION.findall(COMPOSE_FILE.read_text())}
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE_FILE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
