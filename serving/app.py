@@ -15,6 +15,7 @@ Around every request (`serving.middleware`): a request id, a JSON log line and m
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -109,6 +110,10 @@ def create_app(
         app.state.fraud_model, app.state.fraud_features = fraud, fraud_features
         app.state.churn_predictor = ChurnPredictor(churn, churn_features, metrics, log)
         app.state.fraud_predictor = FraudPredictor(fraud, fraud_features, metrics, log)
+        # Everything loaded so far (Feast, pandas, the registry, the ONNX sessions) lives
+        # as long as the process: frozen, the cyclic collector's full collections, which
+        # pause every request, no longer walk those objects.
+        gc.freeze()
         followers = (
             [asyncio.create_task(_follow_alias(h, settings)) for h in served]
             if settings.model_refresh_s > 0
