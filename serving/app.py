@@ -15,6 +15,7 @@ Around every request (`serving.middleware`): a request id, a JSON log line and m
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -126,6 +127,10 @@ def create_app(
             fraud, fraud_features, metrics, log, arms["fraud"]
         )
         followed = [*served, *(arm.holder for arm in arms.values() if arm is not None)]
+        # Everything loaded so far (Feast, pandas, the registry, the ONNX sessions) lives
+        # as long as the process: frozen, the cyclic collector's full collections, which
+        # pause every request, no longer walk those objects.
+        gc.freeze()
         followers = (
             [asyncio.create_task(_follow_alias(h, settings)) for h in followed]
             if settings.model_refresh_s > 0

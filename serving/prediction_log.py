@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
@@ -73,10 +74,10 @@ class Prediction:
 
     def row(self) -> dict[str, Any]:
         # JSON has no NaN (Postgres refuses it): a missing value is null.
-        features = {
-            name: value if math.isfinite(value) else None
-            for name, value in zip(self.feature_names, self.feature_values, strict=True)
-        }
+        values: Sequence[float | None] = self.feature_values
+        if not all(map(math.isfinite, self.feature_values)):
+            values = [v if math.isfinite(v) else None for v in self.feature_values]
+        features = dict(zip(self.feature_names, values, strict=True))
         return {
             "time": self.time,
             "request_id": self.request_id,
@@ -90,11 +91,19 @@ class Prediction:
         }
 
 
+def _json(value: Any) -> str:
+    # The writer shares the GIL with the requests: the stdlib encoder spent about 14 µs on
+    # a row's 35 floats, orjson about a tenth of that, with the same shortest float repr.
+    return orjson.dumps(value).decode()
+
+
 def log_engine(url: str) -> sa.Engine:
     """An engine with bounded waits; SQLite in WAL mode so readers do not block the writer."""
     backend = sa.make_url(url).get_backend_name()
     if backend == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": _CONNECT_TIMEOUT_S})
+        engine = sa.create_engine(
+            url, connect_args={"timeout": _CONNECT_TIMEOUT_S}, json_serializer=_json
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _wal(connection: Any, _: Any) -> None:
@@ -105,7 +114,11 @@ def log_engine(url: str) -> sa.Engine:
         return engine
     connect_args = {"connect_timeout": _CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
     return sa.create_engine(
-        url, connect_args=connect_args, pool_timeout=_CONNECT_TIMEOUT_S, pool_pre_ping=True
+        url,
+        connect_args=connect_args,
+        pool_timeout=_CONNECT_TIMEOUT_S,
+        pool_pre_ping=True,
+        json_serializer=_json,
     )
 
 
