@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -24,6 +25,9 @@ def test_an_equal_challenger_is_kept_for_inspection_never_promoted(
     shutil.copytree(Path(str(churn_run["home"])), home, ignore=skip)
     monkeypatch.setenv("MLOPS_HOME", str(home))
     settings = Settings()
+    # MLflow's registry looks a `models:/m-...` source up through the process-wide
+    # tracking URI, not the client's: an earlier test may have pointed it elsewhere.
+    mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     champion = client.get_model_version_by_alias("churn", "champion")
     # The champion's own model under a new version: it cannot beat itself.

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -36,6 +37,9 @@ def two_models(
     monkeypatch.setenv("MLOPS_SERVED_MODELS", "churn")
     monkeypatch.setenv("MLOPS_MODEL_REFRESH_S", "0")
     settings = Settings()
+    # MLflow's registry looks a `models:/m-...` source up through the process-wide
+    # tracking URI, not the client's: an earlier test may have pointed it elsewhere.
+    mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     champion = client.get_model_version_by_alias("churn", "champion")
     again = client.create_model_version("churn", champion.source, run_id=champion.run_id)
