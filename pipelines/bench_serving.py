@@ -124,13 +124,13 @@ def running(
             list(command), env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        _wait_ready(process, f"http://127.0.0.1:{port}{ready_path}", log)
+        wait_ready(process, f"http://127.0.0.1:{port}{ready_path}", log)
         yield process
     finally:
         _stop(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

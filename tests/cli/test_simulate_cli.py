@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from pipelines.bench_serving import free_port
 from pipelines.cli import app
 
 runner = CliRunner()
@@ -27,10 +27,7 @@ def test_fraud_traffic_without_a_history_says_what_to_pass(isolated_env: Path) -
 
 
 def test_traffic_to_no_api_counts_the_failures_and_files_no_label(isolated_env: Path) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     result = runner.invoke(
         app,
         [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops.settings import Settings
+from pipelines.bench_serving import free_port
 from tests.conftest import CHURN_RUN_CUSTOMERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -73,16 +73,10 @@ def test_drift_report_flags_the_price_rise(churn_run: dict[str, Any]) -> None:
     assert json.loads(Path(drift["json"]).read_text())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served_api(churn_run: dict[str, Any]) -> Iterator[str]:
     """`mlops serve` in its own process, as a user would start it."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
     env["MLOPS_HOME"] = str(churn_run["home"])
     env["MLOPS_SERVED_MODELS"] = "churn"

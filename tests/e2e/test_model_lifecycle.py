@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.model_bundle import download_bundle
 from mlops.settings import Settings
+from pipelines.bench_serving import free_port, wait_ready
 from pipelines.cli import app as cli
 from serving.app import create_app
 from serving.model_holder import ModelHolder
@@ -170,7 +170,7 @@ def test_load_through_reloads_and_a_graceful_shutdown_loses_nothing(
     base = f"http://127.0.0.1:{port}"
     load = Load(base, ids, workers=4)
     try:
-        wait_ready(server, base, server_log)
+        wait_ready(server, f"{base}/health/ready", server_log)
         load.start()
         start_version = champion(settings)
         for target in ("1" if start_version == "2" else "2", start_version):
@@ -200,25 +200,6 @@ def test_load_through_reloads_and_a_graceful_shutdown_loses_nothing(
 def customer_ids(settings: Settings) -> list[str]:
     table = pd.read_parquet(settings.features_dir / CHURN_FEATURES_FILE)
     return [str(i) for i in table[ENTITY_KEY].drop_duplicates().head(50)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_ready(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the API did not get ready in 120 s")
 
 
 class Load:

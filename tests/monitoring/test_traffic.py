@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.quarantine import QUARANTINE_REASON
 from mlops.settings import Settings
 from monitoring import labels
+from pipelines.bench_serving import free_port
 from pipelines.traffic import fraud_history, fraud_payments, run_traffic
 from serving.prediction_log import read_predictions
 from tests.conftest import run_mlops
@@ -44,12 +44,6 @@ def _copy_home(home: Path, target: Path) -> Path:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def live_api(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn in a thread; leaving stops it, which writes the log."""
@@ -57,7 +51,7 @@ def live_api(settings: Settings) -> Iterator[str]:
 
     from serving.app import create_app
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
     )

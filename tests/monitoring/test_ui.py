@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,13 @@ import pytest
 from mlops.settings import Settings
 from monitoring.checks import run_checks
 from monitoring.workspace import DASHBOARD_PANELS, record_check
+from pipelines.bench_serving import free_port
 from tests.monitoring.test_checks import served_frame
 
 pytestmark = pytest.mark.slow
 
 FIRST_CHECK = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "sessions", "paperless", "fiber"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _chromium() -> str:
@@ -63,7 +57,7 @@ def evidently_ui(settings: Settings, tmp_path: Path) -> Iterator[str]:
                     checked_at=FIRST_CHECK + timedelta(hours=hour),
                 ),
             )
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLOPS_HOME": str(settings.home), "DO_NOT_TRACK": "1"}
     log = (tmp_path / "evidently-ui.log").open("w")
     process = subprocess.Popen(

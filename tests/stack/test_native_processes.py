@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from mlops.settings import Settings
 from pipelines import native_stack
+from pipelines.bench_serving import free_port
 from pipelines.native_stack import Running, StackError, StateFile, _launch, down
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **variables: str) -> Settings:
@@ -31,7 +24,7 @@ def _settings(monkeypatch: pytest.MonkeyPatch, **variables: str) -> Settings:
 def test_a_database_elsewhere_that_does_not_answer_is_reported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = _settings(
         monkeypatch, MLOPS_STACK_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.2:{port}"
     )
@@ -43,7 +36,7 @@ def test_a_postgres_that_cannot_be_started_here_says_why(monkeypatch: pytest.Mon
     can_start = os.geteuid() != 0 and native_stack._postgres_binary("initdb") is not None
     if can_start:
         pytest.skip("this machine could start PostgreSQL: nothing to report")
-    port = _free_port()
+    port = free_port()
     settings = _settings(
         monkeypatch, MLOPS_STACK_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     )
@@ -56,7 +49,7 @@ def test_redis_is_started_when_none_answers(monkeypatch: pytest.MonkeyPatch) -> 
         pytest.skip("redis-server is not installed")
     import redis
 
-    port = _free_port()
+    port = free_port()
     settings = _settings(monkeypatch, MLOPS_REDIS_URL=f"127.0.0.1:{port}")
     state: dict[str, Running] = {}
     native_stack.ensure_redis(settings, state, print)
