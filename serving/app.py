@@ -21,28 +21,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import churn_model
 from mlops.settings import Settings
 from monitoring.prometheus import MonitoringCollector
 from serving.churn_batch import router as churn_batch_router
+from serving.context import RequestContext, request_context
 from serving.deps import (
     AdminDep,
     ChurnFeaturesDep,
     ChurnModelDep,
-    ChurnPredictorDep,
     FraudFeaturesDep,
     FraudModelDep,
-    FraudPredictorDep,
-    RequestContextDep,
 )
 from serving.errors import install_error_handlers
 from serving.experiments import CHALLENGER, ChallengerArm
 from serving.fraud_features import FraudOnlineFeatures
+from serving.json_route import JsonRoute
 from serving.metrics import Metrics
 from serving.middleware import BoundedRequests, ObservedRequests
 from serving.model_holder import LoadedModel, ModelHolder
@@ -154,6 +154,7 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    _add_scoring_routes(app)
     app.include_router(churn_batch_router)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
     app.add_middleware(
@@ -201,24 +202,10 @@ def create_app(
         """The served churn model: version, features, threshold and test metrics."""
         return _model_info(holder.current)
 
-    @app.post(CHURN_ENDPOINT, response_model=ChurnPrediction, tags=["churn"])
-    async def churn_predict(
-        request: ChurnPredictRequest, predictor: ChurnPredictorDep, context: RequestContextDep
-    ) -> ChurnPrediction:
-        """Churn probability and decision for a customer id or a customer's raw fields."""
-        return await predictor.predict(request, context)
-
     @app.get("/v1/fraud/model", response_model=ModelInfo, tags=["fraud"])
     def fraud_model_info(holder: FraudModelDep) -> ModelInfo:
         """The served fraud model: version, features, cost-chosen threshold, test metrics."""
         return _model_info(holder.current)
-
-    @app.post(FRAUD_ENDPOINT, response_model=FraudScore, tags=["fraud"])
-    def fraud_score(
-        tx: FraudTransaction, predictor: FraudPredictorDep, context: RequestContextDep
-    ) -> FraudScore:
-        """Score a payment as it happens, then add it to the card's and terminal's windows."""
-        return predictor.score(tx, context)
 
     @app.post("/admin/reload", tags=["admin"], dependencies=[AdminDep])
     async def admin_reload(churn: ChurnModelDep, fraud: FraudModelDep) -> dict[str, ReloadOutcome]:
@@ -229,6 +216,40 @@ def create_app(
         return await asyncio.to_thread(_reload, served, settings)
 
     return app
+
+
+def _add_scoring_routes(app: FastAPI) -> None:
+    """The scoring routes: the hot path. A `JsonRoute` handles a request without FastAPI's
+    dependency graph, so these take their predictor from the app state themselves.
+
+    They are the app's own routes, not an included router's: FastAPI (0.140) rebuilds an
+    included route's request handler on every request.
+    """
+
+    async def churn_predict(body: ChurnPredictRequest, request: Request) -> ChurnPrediction:
+        """Churn probability and decision for a customer id or a customer's raw fields."""
+        predictor: ChurnPredictor = request.app.state.churn_predictor
+        return await predictor.predict(body, _context(request))
+
+    async def fraud_score(body: FraudTransaction, request: Request) -> FraudScore:
+        """Score a payment as it happens, then add it to the card's and terminal's windows."""
+        predictor: FraudPredictor = request.app.state.fraud_predictor
+        # In the thread pool: recording the payment writes both states under a lock.
+        return await run_in_threadpool(predictor.score, body, _context(request))
+
+    for path, endpoint, tag in (
+        (CHURN_ENDPOINT, churn_predict, "churn"),
+        (FRAUD_ENDPOINT, fraud_score, "fraud"),
+    ):
+        app.router.add_api_route(
+            path, endpoint, methods=["POST"], tags=[tag], route_class_override=JsonRoute
+        )
+
+
+def _context(request: Request) -> RequestContext:
+    context = request_context(request.scope)
+    assert context is not None, "the app is built with ObservedRequests outermost"
+    return context
 
 
 def _model_info(model: LoadedModel) -> ModelInfo:

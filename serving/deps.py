@@ -2,7 +2,8 @@
 
 The getters are `async def` on purpose: FastAPI runs a plain `def` dependency in its
 thread pool, and each trip there cost about 0.3 ms a request on this machine, for a
-function that only reads an attribute.
+function that only reads an attribute. The scoring routes take none: they are
+`serving.json_route.JsonRoute`s, which skip FastAPI's dependency graph.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from serving.context import RequestContext, request_context
 from serving.errors import Unauthorized
 from serving.fraud_features import FraudOnlineFeatures
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
-from serving.predictors import ChurnPredictor, FraudPredictor
 
 
 async def get_churn_model(request: Request) -> ModelHolder:
@@ -35,20 +34,6 @@ async def get_fraud_model(request: Request) -> ModelHolder:
 
 async def get_fraud_features(request: Request) -> FraudOnlineFeatures:
     return request.app.state.fraud_features  # type: ignore[no-any-return]
-
-
-async def get_churn_predictor(request: Request) -> ChurnPredictor:
-    return request.app.state.churn_predictor  # type: ignore[no-any-return]
-
-
-async def get_fraud_predictor(request: Request) -> FraudPredictor:
-    return request.app.state.fraud_predictor  # type: ignore[no-any-return]
-
-
-async def get_request_context(request: Request) -> RequestContext:
-    context = request_context(request.scope)
-    assert context is not None, "the app is built with ObservedRequests outermost"
-    return context
 
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token (MLOPS_ADMIN_TOKEN).")
@@ -69,7 +54,4 @@ ChurnModelDep = Annotated[ModelHolder, Depends(get_churn_model)]
 ChurnFeaturesDep = Annotated[OnlineFeatures, Depends(get_churn_features)]
 FraudModelDep = Annotated[ModelHolder, Depends(get_fraud_model)]
 FraudFeaturesDep = Annotated[FraudOnlineFeatures, Depends(get_fraud_features)]
-ChurnPredictorDep = Annotated[ChurnPredictor, Depends(get_churn_predictor)]
-FraudPredictorDep = Annotated[FraudPredictor, Depends(get_fraud_predictor)]
-RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
 AdminDep = Depends(require_admin)
