@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     prediction_log_flush_s: float = Field(
         default=1.0, gt=0, description="Longest a queued prediction waits before it is written."
     )
+    access_log_flush_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Longest an access log line waits to be logged in a batch (0: one by one).",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1, description="Largest request body the API reads (413 beyond)."
     )

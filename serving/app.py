@@ -44,7 +44,7 @@ from serving.experiments import CHALLENGER, ChallengerArm
 from serving.fraud_features import FraudOnlineFeatures
 from serving.json_route import JsonRoute
 from serving.metrics import Metrics
-from serving.middleware import BoundedRequests, ObservedRequests
+from serving.middleware import AccessLog, BoundedRequests, ObservedRequests
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
 from serving.prediction_log import PredictionLog
@@ -75,6 +75,7 @@ def create_app(
     is queued, whether it built the log or was given it.
     """
     metrics = Metrics()
+    access = AccessLog(flush_s=settings.access_log_flush_s)
     # The monitoring flow's latest figures (drift, decisions) on this API's /metrics, so
     # the one scrape Prometheus makes carries them; the collector only reads small files.
     metrics.registry.register(MonitoringCollector(settings.monitoring_dir))
@@ -136,11 +137,13 @@ def create_app(
             if settings.model_refresh_s > 0
             else []
         )
+        background = [*followers, asyncio.create_task(access.flush_periodically())]
         try:
             yield
         finally:
-            for follower in followers:
-                follower.cancel()
+            for task in background:
+                task.cancel()
+            access.flush()
             # Off the event loop: writing the last batch may take a moment.
             await asyncio.to_thread(log.close)
             metrics.unwatch()
@@ -162,7 +165,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_concurrent=settings.max_concurrent_requests,
     )
-    app.add_middleware(ObservedRequests, metrics=metrics)
+    app.add_middleware(ObservedRequests, metrics=metrics, access=access)
 
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:

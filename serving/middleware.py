@@ -2,21 +2,23 @@
 
 `ObservedRequests` gives every request an id (the caller's `X-Request-ID` when it is
 sane, else a new one), returns it as a response header, and once the response is sent
-writes one JSON log line and the request metrics. `BoundedRequests` keeps the work
-bounded: a body larger than the limit is refused with 413 before it is read, and beyond
-the concurrency limit requests are refused at once with 429 instead of queueing in the
-thread pool without end.
+writes one JSON access log line (`AccessLog`) and the request metrics. `BoundedRequests`
+keeps the work bounded: a body larger than the limit is refused with 413 before it is
+read, and beyond the concurrency limit requests are refused at once with 429 instead of
+queueing in the thread pool without end.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import orjson
 
 from serving.context import SCOPE_KEY, RequestContext
 from serving.errors import ApiError, Overloaded, PayloadTooLarge
@@ -38,12 +40,50 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 UNBOUNDED_PATHS = frozenset({"/health/live", "/metrics"})
 
 
+class AccessLog:
+    """The JSON access lines, one per request, handed to the `serving.access` logger in batches.
+
+    A log record per request (the record, the caller lookup, a write and a flush) cost
+    about 15 µs, a twentieth of a churn request. Like nginx's `access_log ... buffer=
+    flush=`, lines wait in memory and go to the logger as one record, one JSON object per
+    line, when `max_lines` are waiting, every `flush_s` (the app's `flush_periodically`
+    task) and at shutdown. With `flush_s=0` every line is its own record, at once.
+    """
+
+    def __init__(
+        self, logger: logging.Logger = access_log, flush_s: float = 0.5, max_lines: int = 256
+    ) -> None:
+        self.logger = logger
+        self.flush_s = flush_s
+        self.max_lines = 1 if flush_s == 0 else max_lines
+        self._lines: list[bytes] = []
+
+    def add(self, line: dict[str, Any]) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        self._lines.append(orjson.dumps(line))
+        if len(self._lines) >= self.max_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self.logger.info(b"\n".join(lines).decode())
+
+    async def flush_periodically(self) -> None:
+        """Flush every `flush_s` until cancelled (the app's lifespan runs it)."""
+        while self.flush_s > 0:
+            await asyncio.sleep(self.flush_s)
+            self.flush()
+
+
 class ObservedRequests:
     """Request id in, request id out; one JSON log line and the metrics per request."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access: AccessLog) -> None:
         self.app = app
         self.metrics = metrics
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,8 +121,8 @@ class ObservedRequests:
         self.metrics.observe_request(endpoint, status, context.model_version, seconds)
         if context.error is not None:
             self.metrics.errors.labels(context.error).inc()
-        if access_log.isEnabledFor(logging.INFO):
-            line = {
+        self.access.add(
+            {
                 "request_id": context.request_id,
                 "method": scope["method"],
                 "path": scope["path"],
@@ -91,7 +131,7 @@ class ObservedRequests:
                 "model_version": context.model_version,
                 "error": context.error,
             }
-            access_log.info(json.dumps(line))
+        )
 
 
 def uvicorn_log_config() -> dict[str, Any]:

@@ -19,7 +19,9 @@ from serving.middleware import BoundedRequests
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    small = settings.model_copy(update={"max_body_bytes": 1000, "model_refresh_s": 0})
+    small = settings.model_copy(
+        update={"max_body_bytes": 1000, "model_refresh_s": 0, "access_log_flush_s": 0}
+    )
     with TestClient(create_app(small)) as test_client:
         yield test_client
 
@@ -49,6 +51,20 @@ def test_the_request_id_is_echoed_or_made_and_logged_as_json(
         "model_version": None,
         "error": None,
     }
+
+
+def test_access_lines_are_logged_in_batches_and_none_is_lost_at_shutdown(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffered = settings.model_copy(update={"model_refresh_s": 0, "access_log_flush_s": 60})
+    with caplog.at_level(logging.INFO, logger="serving.access"):
+        with TestClient(create_app(buffered)) as client:
+            ids = [client.get("/health/live").headers["x-request-id"] for _ in range(5)]
+            assert not [r for r in caplog.records if r.name == "serving.access"]
+        records = [r for r in caplog.records if r.name == "serving.access"]
+    assert len(records) == 1, "the five lines leave in one record, at shutdown"
+    lines = [json.loads(line) for line in records[0].getMessage().splitlines()]
+    assert [line["request_id"] for line in lines] == ids
 
 
 def _error_counts(client: TestClient) -> dict[str, float]:
