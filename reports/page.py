@@ -349,7 +349,8 @@ def _importance(evidence: ModelEvidence) -> Section:
     def draw(ax: Axes) -> None:
         names = [name for name, _ in reversed(top)]
         values = [value for _, value in reversed(top)]
-        ax.barh(names, values, color=[_colour(v) for v in values])
+        signed = any(v < 0 for v in values)  # coefficients have a direction, gain has none
+        ax.barh(names, values, color=[_colour(v) for v in values] if signed else "#566573")
         ax.set(xlabel=evidence.importance_kind)
 
     leader, value = top[0]
@@ -360,9 +361,9 @@ def _importance(evidence: ModelEvidence) -> Section:
             f"The {len(top)} largest of {len(evidence.importance)} inputs by "
             f"{evidence.importance_kind}. The first is <code>{html.escape(leader)}</code> "
             f"({value:.4f}). For a linear model the sign is the direction (red raises the "
-            "risk); gain has no sign, so read the direction from the per-row contributions "
-            "below. A feature that leads suspiciously (a value only known after the outcome) "
-            "is where leakage shows first."
+            "risk, blue lowers it); gain has no sign, so read the direction from the per-row "
+            "contributions below. A feature that leads suspiciously (a value only known "
+            "after the outcome) is where leakage shows first."
         ],
         _svg("importance", draw, size=(6.4, 5.0)),
         len(top),
@@ -471,14 +472,15 @@ def _latency(evidence: ModelEvidence, settings: Settings) -> Section:
             (latency.p50_ms, "p50", "black"),
             (latency.p99_ms, "p99", "red"),
         ):
-            ax.axvline(value, color=colour, linestyle="--", label=f"{label} {value:.3f} ms")
+            ax.axvline(value, color=colour, linestyle="--", label=f"{label} {_duration(value)}")
         ax.set(xlabel="ms per single-row call", ylabel="calls")
         ax.legend(loc="upper right")
 
     paragraphs = [
         f"{len(timings):,} single-row calls of the champion's ONNX model, timed on this machine "
         f"when the page was built, one onnxruntime thread as the API runs it: p50 "
-        f"{latency.p50_ms:.3f} ms, p99 {latency.p99_ms:.3f} ms. This is the model alone; a "
+        f"{_duration(latency.p50_ms)}, p99 {_duration(latency.p99_ms)}. This is the model "
+        "alone; a "
         "request adds validation, the online feature read and the prediction log. The "
         "promotion gate holds a challenger's p99 to "
         f"{settings.promotion_latency_budget_ms:g} ms "
@@ -516,6 +518,11 @@ def _svg(key: str, draw: Callable[[Axes], None], size: tuple[float, float] = (5.
         figure.savefig(buffer, format="svg")
     markup = buffer.getvalue()
     return markup[markup.index("<svg") :]
+
+
+def _duration(ms: float) -> str:
+    """Milliseconds, or microseconds below one: a tree model scores a row in a few µs."""
+    return f"{ms:.3f} ms" if ms >= 1 else f"{ms * 1000:.1f} µs"
 
 
 def _colour(value: float) -> str:

@@ -10,7 +10,7 @@ import json
 import os
 import struct
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from mlops.settings import Settings
 from pipelines.cli import app
-from reports.evidence import ModelEvidence, gather
-from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL
+from reports.evidence import ModelEvidence, drift_points, gather, read_serving_bench
+from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL, render_page
 from tests.conftest import require_chromium, run_mlops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,3 +254,78 @@ def test_grafana_links_point_at_real_panels() -> None:
         board = next((b for b in boards if b.get("uid") == uid), None)
         assert board is not None, f"no Grafana dashboard with uid {uid}"
         assert panel in {p["id"] for p in board["panels"]}, f"{uid} has no panel {panel}"
+
+
+@pytest.mark.slow
+def test_a_serving_benchmark_file_adds_the_apis_latency(
+    built: dict[str, Built], tmp_path: Path
+) -> None:
+    # The shape `mlops bench serving --json` ends with; its figures are this test's own.
+    ours = {"c1": {"p50_ms": 0.91, "p99_ms": 6.72, "rps": 924.0}}
+    ours["c16"] = {"p50_ms": 15.4, "p99_ms": 44.7, "rps": 941.0}
+    saved = tmp_path / "bench.txt"
+    figures = {"model": "churn v1", "machine": "test box", "servers": {"ours": ours}}
+    saved.write_text("serving churn\n  ours  1  0.91\n" + json.dumps(figures) + "\n")
+
+    page = render_page(
+        replace(built["churn"].evidence, serving_bench=read_serving_bench(saved)), Settings()
+    )
+    assert "at 1 connection p50 0.91 ms, p99 6.72 ms, 924 req/s" in page
+    assert "p99 44.70 ms, 941 req/s. Machine: test box." in page
+
+    (tmp_path / "other.txt").write_text('{"not": "a benchmark"}\n')
+    result = CliRunner().invoke(
+        app, ["report", "churn", "--serving-bench", str(tmp_path / "other.txt")]
+    )
+    assert result.exit_code == 2
+    assert "holds no `mlops bench serving --json` line" in result.stderr
+
+
+@pytest.mark.slow
+def test_drift_over_time_draws_every_check_of_the_decision_log(built: dict[str, Built]) -> None:
+    from monitoring.decisions import Decision
+
+    def entry(hour: int, decision: Decision) -> dict[str, Any]:
+        # The shape `mlops monitor` appends to monitoring/decisions/<model>.jsonl.
+        return {
+            "decided_at": f"2026-03-02T{hour:02d}:00:00+00:00",
+            "model_version": "1",
+            "decision": decision.to_dict(),
+        }
+
+    log = [
+        entry(9, Decision("nothing", ["12 predictions: waiting for more"], {"current_rows": 12})),
+        entry(
+            10,
+            Decision(
+                "nothing",
+                ["quiet"],
+                {"drift_share": 0.03, "prediction_drift_score": 0.02, "current_rows": 400},
+            ),
+        ),
+        entry(
+            11,
+            Decision(
+                "alert",
+                ["drift"],
+                {"drift_share": 0.2, "prediction_drift_score": 0.08, "current_rows": 500},
+            ),
+        ),
+        entry(
+            12,
+            Decision(
+                "retrain",
+                ["drift"],
+                {"drift_share": 0.6, "prediction_drift_score": 0.3, "current_rows": 450},
+            ),
+        ),
+    ]
+    points = drift_points(log)
+    assert [p.action for p in points] == ["nothing", "alert", "retrain"]
+
+    page = render_page(replace(built["fraud"].evidence, drift=points), Settings())
+    rendered = RenderedPage()
+    rendered.feed(page)
+    assert rendered.plots["drift"].points == 6
+    assert rendered.plots["drift"].drawn_paths > 0
+    assert "3 monitoring checks" in page and "2026-03-02 12:00 v1: retrain" in page
