@@ -249,10 +249,12 @@ def _threshold(evidence: ModelEvidence) -> Section:
     chosen = evidence.bundle.meta.threshold
     grid = np.unique(np.quantile(s, np.linspace(0.0, 1.0, 101)))
     if evidence.costs is not None:
+        from training.fraud_metrics import expected_cost
+
         missed_cost, alarm_cost = evidence.costs
         costs = np.array(
             [
-                missed_cost * np.sum((y == 1) & (s < t)) + alarm_cost * np.sum((y == 0) & (s >= t))
+                expected_cost(y, s, t, cost_missed_fraud=missed_cost, cost_false_alarm=alarm_cost)
                 for t in grid
             ]
         )
