@@ -123,3 +123,16 @@ def test_after_merge_blocks_are_closed() -> None:
     for name in WALKTHROUGHS:
         text = (CASE_STUDIES / name).read_text(encoding="utf-8")
         assert text.count("<!-- after-merge:") == text.count("<!-- /after-merge -->"), name
+
+
+def test_every_test_path_the_walkthroughs_run_exists() -> None:
+    paths = []
+    for name in WALKTHROUGHS:
+        for block in FENCE.findall((CASE_STUDIES / name).read_text(encoding="utf-8")):
+            for line in block.splitlines():
+                words = shlex.split(line.split(" #")[0])
+                if words and words[0].endswith("pytest"):
+                    paths += [w for w in words[1:] if not w.startswith("-") and "/" in w]
+    assert paths, "the walkthroughs name the tests that show each part"
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    assert not missing, f"walkthroughs run tests that do not exist: {missing}"
