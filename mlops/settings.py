@@ -133,6 +133,18 @@ class Settings(BaseSettings):
         default=8080, description="Port of the stack's Prefect worker health endpoint."
     )
     stack_evidently_port: int = Field(default=8001, description="Port of the stack's Evidently UI.")
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="MLflow UI the walkthrough pages link runs to (the stack's MLflow server).",
+    )
+    evidently_ui_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="Evidently UI the walkthrough pages link to (`mlops ui monitoring`).",
+    )
+    grafana_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Grafana the walkthrough pages link latency and drift panels to.",
+    )
 
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
     # the promotion gate of monitoring.promotion and the online experiments of serving.
@@ -264,6 +276,11 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def report_pages_dir(self) -> Path:
+        """Case-study walkthrough pages built by `mlops report`, served under /reports/."""
+        return self.reports_dir / "pages"
 
     @property
     def models_dir(self) -> Path:

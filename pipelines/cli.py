@@ -20,6 +20,7 @@ from mlops.settings import Settings
 from pipelines.cli_gate import gate
 from pipelines.cli_monitor import monitor
 from pipelines.cli_monitoring import bench_monitoring, ui_app
+from pipelines.cli_report import build_pages, pages_address, report
 from pipelines.cli_simulate import simulate_app
 from pipelines.cli_stack import flows_app, stack_app
 from pipelines.sources.churn_simulator import SCENARIOS
@@ -45,6 +46,7 @@ app.command("gate")(gate)
 app.add_typer(stack_app, name="stack")
 app.add_typer(flows_app, name="flows")
 app.command("monitor")(monitor)
+app.command("report")(report)
 
 
 # The simulator's drift scenarios, as a choice list for --help and validation.
@@ -246,7 +248,7 @@ def demo(
         bool, typer.Option("--json", help="End with one JSON line: both summaries.")
     ] = False,
 ) -> None:
-    """Run both case studies end to end on the embedded stores, then serve them."""
+    """Run both case studies end to end, build their walkthrough pages, then serve them."""
     settings = _prepare()  # before Prefect is imported: it reads its settings on import
     from pipelines.fraud_flow import Periods, Simulation
 
@@ -270,6 +272,14 @@ def demo(
                 f"  curl -s -X POST {base}{path} "
                 f"-H 'content-type: application/json' -d '{json.dumps(body)}'"
             )
+    # The walkthrough pages of both champions, served by the API under /reports/.
+    pages = build_pages(settings)
+    if not as_json:
+        typer.echo("")
+        typer.secho("walkthrough pages", bold=True)
+        for page in pages:
+            typer.echo(f"  {page.stem:<17} {page}")
+        typer.echo(f"  served at         {pages_address(settings)}")
     if serve:
         _serve(settings)
 

@@ -49,6 +49,7 @@ from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
 from serving.prediction_log import PredictionLog
 from serving.predictors import CHURN_ENDPOINT, FRAUD_ENDPOINT, ChurnPredictor, FraudPredictor
+from serving.report_pages import router as report_pages_router
 from serving.schemas import (
     ChurnPrediction,
     ChurnPredictRequest,
@@ -159,6 +160,7 @@ def create_app(
     install_error_handlers(app)
     _add_scoring_routes(app)
     app.include_router(churn_batch_router)
+    app.include_router(report_pages_router)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
     app.add_middleware(
         BoundedRequests,

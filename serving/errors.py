@@ -36,6 +36,11 @@ class UnknownEntity(ApiError):
     error = "unknown_entity"
 
 
+class PageNotFound(ApiError):
+    status_code = 404
+    error = "page_not_found"
+
+
 class InvalidInput(ApiError):
     status_code = 422
     error = "invalid_input"

@@ -156,6 +156,20 @@ def fraud_settings(fraud_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     return Settings()
 
 
+def require_chromium() -> str:
+    """Chromium's path; skip with the reason when it is absent, and under CI=true fail instead
+    (`.ci/run` installs Debian's package)."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{message}; CI=true requires it")
+        pytest.skip(message)
+    return found
+
+
 def _require_service(name: str, host: str, port: int) -> None:
     """Skip when a service is absent, with the reason; under CI=true, fail instead."""
     try:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from mlops.settings import Settings
 
-PACKAGES = ("mlops", "features", "training", "serving", "monitoring", "pipelines")
+PACKAGES = ("mlops", "features", "training", "serving", "monitoring", "reports", "pipelines")
 ROOT = Path(__file__).resolve().parents[2]
 
 

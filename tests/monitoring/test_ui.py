@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,22 +17,13 @@ from mlops.settings import Settings
 from monitoring.checks import run_checks
 from monitoring.workspace import DASHBOARD_PANELS, record_check
 from pipelines.bench_serving import free_port
+from tests.conftest import require_chromium
 from tests.monitoring.test_checks import served_frame
 
 pytestmark = pytest.mark.slow
 
 FIRST_CHECK = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "sessions", "paperless", "fiber"]
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message}; CI=true requires it")
-        pytest.skip(message)
-    return found
 
 
 @pytest.fixture
@@ -96,7 +86,7 @@ def _tail(tmp_path: Path) -> str:
 
 
 def test_each_models_dashboard_loads_in_chromium(evidently_ui: str, tmp_path: Path) -> None:
-    chromium = _chromium()
+    chromium = require_chromium()
     projects = {p["name"]: p["id"] for p in httpx.get(f"{evidently_ui}/api/projects").json()}
     assert set(projects) == {"churn", "fraud"}
     titles = [title for _, title, _, _ in DASHBOARD_PANELS]

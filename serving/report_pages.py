@@ -1,0 +1,80 @@
+"""`GET /reports/`: the case-study walkthrough pages that `mlops report` builds.
+
+The pages are static, self-contained HTML files in `MLOPS_HOME/reports/pages/`; this
+router only lists and reads them (the API never imports the plotting or training code
+that builds them). A page is named by a plain file name, checked against a pattern and
+resolved inside the folder, so no request can read anything else; a missing page is a
+404 in the API's error shape.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from serving.errors import PageNotFound
+
+PAGE_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*\.html$")
+_TITLE: Final = re.compile(rb"<title>(.*?)</title>", re.DOTALL)
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+def _pages_dir(request: Request) -> Path:
+    folder: Path = request.app.state.settings.report_pages_dir
+    return folder
+
+
+@router.get("/", response_class=HTMLResponse)
+def pages_index(request: Request) -> HTMLResponse:
+    """The walkthrough pages built so far, newest build first."""
+    folder = _pages_dir(request)
+    pages = sorted(
+        (p for p in folder.glob("*.html") if PAGE_NAME.match(p.name)) if folder.is_dir() else [],
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    items = "".join(
+        f'<li><a href="{html.escape(p.name)}">{html.escape(_title(p))}</a> '
+        f"<small>built {datetime.fromtimestamp(p.stat().st_mtime, UTC):%Y-%m-%d %H:%M} UTC"
+        f"</small></li>"
+        for p in pages
+    )
+    body = (
+        f"<ul>{items}</ul>"
+        if items
+        else "<p>No page built yet: run <code>mlops report churn</code> or "
+        "<code>mlops report fraud</code> (<code>mlops demo</code> builds both).</p>"
+    )
+    return HTMLResponse(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Case-study walkthroughs</title><style>body{font:15px/1.5 system-ui,sans-serif;"
+        "max-width:50em;margin:2em auto;padding:0 1em}small{color:#666}</style></head><body>"
+        f"<h1>Case-study walkthroughs</h1>{body}</body></html>"
+    )
+
+
+@router.get("/{page}", response_class=HTMLResponse)
+def page(page: str, request: Request) -> HTMLResponse:
+    """One walkthrough page, as `mlops report` wrote it."""
+    folder = _pages_dir(request)
+    path = folder / page
+    if not PAGE_NAME.match(page) or path.resolve().parent != folder.resolve():
+        raise PageNotFound(f"no page {page!r}: the index is /reports/")
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise PageNotFound(f"no page {page!r}: the index is /reports/") from None
+    return HTMLResponse(content)
+
+
+def _title(path: Path) -> str:
+    with path.open("rb") as handle:
+        found = _TITLE.search(handle.read(4096))
+    return found.group(1).decode("utf-8", "replace") if found else path.stem
