@@ -288,6 +288,12 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def serving_bench_file(self) -> Path:
+        """The figures of the last `mlops bench serving` on this home (`mlops report` reads
+        them)."""
+        return self.home / "bench" / "serving.json"
+
+    @property
     def monitoring_dir(self) -> Path:
         """Monitoring state: the Evidently workspace, HTML reports, the latest results."""
         return self.home / "monitoring"

@@ -487,6 +487,9 @@ def bench_serving(
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(1) from error
     _report_serving(figures)
+    settings.serving_bench_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.serving_bench_file.write_text(json.dumps(figures, sort_keys=True, default=str) + "\n")
+    typer.echo(f"figures saved to {settings.serving_bench_file} (`mlops report` shows them)")
     if as_json:
         typer.echo(json.dumps(figures, sort_keys=True, default=str))
 

@@ -57,7 +57,8 @@ def report(
     serving_bench: Annotated[
         Path | None,
         typer.Option(
-            help="Output of `mlops bench serving --json` saved to a file: adds the API's latency."
+            help="Output of `mlops bench serving --json` saved to a file: adds the API's "
+            "latency (default: the last `mlops bench serving` run on this home, if any)."
         ),
     ] = None,
     as_json: Annotated[
@@ -69,6 +70,8 @@ def report(
     from reports.evidence import NoChampion, read_serving_bench
 
     settings = _prepare()
+    if serving_bench is None and settings.serving_bench_file.is_file():
+        serving_bench = settings.serving_bench_file
     try:
         bench = None if serving_bench is None else read_serving_bench(serving_bench)
     except (OSError, ValueError) as error:
