@@ -42,6 +42,21 @@ def public_telco_csv() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """One two-worker Dask LocalCluster for the session; yields its scheduler address.
+
+    Workers are threads of the test process (processes=False): a real scheduler, real
+    workers and real shuffles, without two more interpreters starting on a busy machine.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
 # Big enough that the behavioural model tests are not at the mercy of sampling noise.
 CHURN_RUN_CUSTOMERS = 3000
 

@@ -1,0 +1,126 @@
+"""The fraud window features of `features.fraud_windows`, partitioned over a Dask cluster.
+
+Each window needs its entity's whole history, so the transactions are hash-partitioned
+twice: by CUSTOMER_ID for the customer windows and habits (a customer's (customer,
+terminal) pairs are inside its partition too), by TERMINAL_ID for the terminal windows.
+Every partition then runs the same pure functions as the in-process computation, and
+the two halves are joined on TRANSACTION_ID. Those functions make each value depend
+only on its entity's rows, ordered by (time, transaction id) whatever the input order,
+so the features are identical, to the last bit, to `fraud_window_features` on the whole
+frame (tests/features/test_fraud_windows_dask.py compares them).
+
+No worker ever holds more than its partitions: memory grows with the partition size,
+not with the dataset.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from features.fraud_schema import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID
+from features.fraud_windows import (
+    DEFAULT_LABEL_DELAY_DAYS,
+    DEFAULT_WINDOWS,
+    KEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    calendar_features,
+    customer_habit_features,
+    customer_spending_windows,
+    fraud_feature_names,
+    fraud_window_features,
+    terminal_risk_windows,
+)
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
+# About 100 MB of input per partition: small enough for many partitions per worker,
+# large enough that the per-partition overhead (sorts, scheduling) stays small.
+ROWS_PER_PARTITION = 500_000
+
+
+def _customer_part(part: pd.DataFrame, windows: tuple[int, ...]) -> pd.DataFrame:
+    """Keys, calendar and customer features of one partition holding whole customers."""
+    features = {
+        **calendar_features(part),
+        **customer_spending_windows(part, windows),
+        **customer_habit_features(part),
+    }
+    keys = {column: part[column] for column in KEY_COLUMNS}
+    return pd.DataFrame({**keys, **features}, index=part.index, copy=False)
+
+
+def _terminal_part(
+    part: pd.DataFrame, label_delay_days: int, windows: tuple[int, ...]
+) -> pd.DataFrame:
+    """TRANSACTION_ID and the terminal features of one partition holding whole terminals."""
+    features = terminal_risk_windows(part, label_delay_days, windows)
+    return pd.DataFrame(
+        {TRANSACTION_ID: part[TRANSACTION_ID], **features}, index=part.index, copy=False
+    )
+
+
+def fraud_window_features_dask(
+    transactions: dd.DataFrame,
+    *,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+    windows: tuple[int, ...] = DEFAULT_WINDOWS,
+    npartitions: int | None = None,
+) -> dd.DataFrame:
+    """The features of `fraud_window_features`, lazily, one row per transaction.
+
+    Same columns and values as the in-process function; rows come in no particular
+    order (index unspecified): join on TRANSACTION_ID, which must be unique.
+    `npartitions` is the number of entity partitions (default: the input's).
+    """
+    # The checks of the in-process function, on the (empty) metadata: a bad input fails
+    # here, before any work is scheduled.
+    fraud_window_features(transactions._meta, label_delay_days=label_delay_days, windows=windows)
+    inputs = transactions[list(REQUIRED_COLUMNS)]
+    npartitions = npartitions or inputs.npartitions
+    customers = inputs.shuffle(on=CUSTOMER_ID, npartitions=npartitions).map_partitions(
+        _customer_part, windows, meta=_customer_part(inputs._meta, windows)
+    )
+    terminals = inputs.shuffle(on=TERMINAL_ID, npartitions=npartitions).map_partitions(
+        _terminal_part,
+        label_delay_days,
+        windows,
+        meta=_terminal_part(inputs._meta, label_delay_days, windows),
+    )
+    joined = customers.merge(terminals, on=TRANSACTION_ID, how="inner", npartitions=npartitions)
+    return joined[[*KEY_COLUMNS, *fraud_feature_names(windows)]]
+
+
+def fraud_window_features_on_cluster(
+    transactions: pd.DataFrame,
+    client: Client,
+    *,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+    windows: tuple[int, ...] = DEFAULT_WINDOWS,
+) -> pd.DataFrame:
+    """`fraud_window_features` of an in-memory frame, computed on `client`'s cluster.
+
+    The result is the in-process one: same rows in the input's order and index.
+    """
+    import dask.dataframe as dd
+
+    npartitions = max(1, math.ceil(len(transactions) / ROWS_PER_PARTITION))
+    frame = transactions[list(REQUIRED_COLUMNS)]
+    features = fraud_window_features_dask(
+        dd.from_pandas(frame, npartitions=npartitions, sort=False),
+        label_delay_days=label_delay_days,
+        windows=windows,
+        npartitions=npartitions,
+    )
+    computed = client.compute(features).result()
+    by_id = computed.set_index(TRANSACTION_ID)
+    ordered = by_id.loc[transactions[TRANSACTION_ID].to_numpy()].reset_index()
+    ordered.index = transactions.index
+    # Keys as the input has them (dtypes included), features as computed.
+    for column in KEY_COLUMNS:
+        ordered[column] = transactions[column]
+    return ordered[[*KEY_COLUMNS, *fraud_feature_names(windows)]]
