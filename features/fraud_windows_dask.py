@@ -43,14 +43,16 @@ if TYPE_CHECKING:
 ROWS_PER_PARTITION = 500_000
 
 
-def _customer_part(part: pd.DataFrame, windows: tuple[int, ...]) -> pd.DataFrame:
+def _customer_part(
+    part: pd.DataFrame, windows: tuple[int, ...], carried: tuple[str, ...]
+) -> pd.DataFrame:
     """Keys, calendar and customer features of one partition holding whole customers."""
     features = {
         **calendar_features(part),
         **customer_spending_windows(part, windows),
         **customer_habit_features(part),
     }
-    keys = {column: part[column] for column in KEY_COLUMNS}
+    keys = {column: part[column] for column in (*KEY_COLUMNS, *carried)}
     return pd.DataFrame({**keys, **features}, index=part.index, copy=False)
 
 
@@ -70,20 +72,22 @@ def fraud_window_features_dask(
     label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
     windows: tuple[int, ...] = DEFAULT_WINDOWS,
     npartitions: int | None = None,
+    carried: tuple[str, ...] = (),
 ) -> dd.DataFrame:
     """The features of `fraud_window_features`, lazily, one row per transaction.
 
-    Same columns and values as the in-process function; rows come in no particular
-    order (index unspecified): join on TRANSACTION_ID, which must be unique.
-    `npartitions` is the number of entity partitions (default: the input's).
+    Same columns and values as the in-process function, then the input's `carried`
+    columns (the label, say); rows come in no particular order (index unspecified): join
+    on TRANSACTION_ID, which must be unique. `npartitions` is the number of entity
+    partitions (default: the input's).
     """
     # The checks of the in-process function, on the (empty) metadata: a bad input fails
     # here, before any work is scheduled.
     fraud_window_features(transactions._meta, label_delay_days=label_delay_days, windows=windows)
-    inputs = transactions[list(REQUIRED_COLUMNS)]
+    inputs = transactions[list(dict.fromkeys((*REQUIRED_COLUMNS, *carried)))]
     npartitions = npartitions or inputs.npartitions
     customers = inputs.shuffle(on=CUSTOMER_ID, npartitions=npartitions).map_partitions(
-        _customer_part, windows, meta=_customer_part(inputs._meta, windows)
+        _customer_part, windows, carried, meta=_customer_part(inputs._meta, windows, carried)
     )
     terminals = inputs.shuffle(on=TERMINAL_ID, npartitions=npartitions).map_partitions(
         _terminal_part,
@@ -92,7 +96,7 @@ def fraud_window_features_dask(
         meta=_terminal_part(inputs._meta, label_delay_days, windows),
     )
     joined = customers.merge(terminals, on=TRANSACTION_ID, how="inner", npartitions=npartitions)
-    return joined[[*KEY_COLUMNS, *fraud_feature_names(windows)]]
+    return joined[[*KEY_COLUMNS, *fraud_feature_names(windows), *carried]]
 
 
 def fraud_window_features_on_cluster(

@@ -128,6 +128,27 @@ class Settings(BaseSettings):
         default=8080, description="Port of the stack's Prefect worker health endpoint."
     )
     stack_evidently_port: int = Field(default=8001, description="Port of the stack's Evidently UI.")
+    stack_dask_port: int = Field(
+        default=8786,
+        description="Port of the stack's Dask scheduler; +1 its HTTP (health), +2 a worker's.",
+    )
+
+    # Scaling out: where the flows' tasks, the fraud window features and XGBoost run.
+    task_runner: Literal["local", "dask"] = Field(
+        default="local",
+        description="'local' runs a flow's tasks in its process; 'dask' on a Dask cluster.",
+    )
+    dask_address: str = Field(
+        default="",
+        description="Dask scheduler (tcp://scheduler:8786); empty: a LocalCluster for the run.",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, description="Workers of the LocalCluster started when no address is set."
+    )
+    dask_memory_limit: str | None = Field(
+        default=None,
+        description="Memory limit per LocalCluster worker (e.g. '6GB'); default Dask's share.",
+    )
 
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
     # the promotion gate of monitoring.promotion and the online experiments of serving.

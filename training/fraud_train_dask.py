@@ -88,16 +88,22 @@ def fit_on_cluster(spec: ModelSpec, rows: dd.DataFrame, client: Client, seed: in
         raise ValueError(f"the cluster trains XGBoost without resampling, not {spec.name}")
     if spec.anomaly_feature:
         raise ValueError("the cluster does not train with the anomaly score as an input")
-    x = rows[list(FRAUD_FEATURES)].astype(np.float32).to_dask_array(lengths=True)
-    y = rows[TX_FRAUD].astype(np.int64).to_dask_array(lengths=True)
-    n_positives = int(client.compute(y.sum()).result())
-    params = spec.xgboost_params(int(y.shape[0]), n_positives, seed)
+    # Persisted once: the inputs and labels then come from the same partitions (a lazy
+    # frame may be re-planned differently for each), and the filter runs once.
+    # Optimised first: the plan may merge partitions (a filtered parquet read does), and the
+    # persisted frame must have the partitions of its own graph.
+    rows = client.persist(rows[[*FRAUD_FEATURES, TX_FRAUD]].optimize())
+    x = rows[list(FRAUD_FEATURES)].astype(np.float32)
+    y = rows[TX_FRAUD].astype(np.int64)
+    n_rows, n_positives = client.compute([y.size, y.sum()], sync=True)
+    params = spec.xgboost_params(int(n_rows), int(n_positives), seed)
     distributed_model = dxgb.DaskXGBClassifier(**params)
     distributed_model.client = client
     # xgboost.dask checks the client against the current one: make ours current, without
     # making it every later computation's default.
     with client.as_current():
         distributed_model.fit(x, y)
+    del rows
     model = XGBClassifier(**params, n_jobs=1)
     model.load_model(bytearray(distributed_model.get_booster().save_raw("json")))
     return model
