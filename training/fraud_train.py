@@ -60,7 +60,9 @@ from training.fraud_models import (
 )
 from training.fraud_splits import TimeSplit, model_selection_splits, split_frame
 from training.train import (
+    Registration,
     TrainingResult,
+    WinningModel,
     importances,
     log_native_model,
     onnx_champion_scorer,
@@ -234,19 +236,8 @@ def train_fraud(
     winner = max(variants, key=lambda v: v.selection_score)
     _log_winner_artifacts(winner, folds, test, settings)
 
-    registration = register_winner(
-        winner,
-        feature_names=FRAUD_FEATURES,
-        x_test=test.x,
-        y_test=test.y,
-        model_name=settings.fraud_model_name,
-        feature_service=FEATURE_SERVICE,
-        settings=settings,
-        gate_metric=SELECTION_METRIC,
-        score_champion=onnx_champion_scorer(
-            test_frame, lambda scores, _: float(average_precision_score(test.y, scores))
-        ),
-        auto_promote=auto_promote,
+    registration = register_fraud_winner(
+        winner, test, test_frame, settings, auto_promote=auto_promote
     )
     every = [*variants, anomaly_only]
     selection = {f"{v.name}_prequential_{SELECTION_METRIC}": v.selection_score for v in every}
@@ -275,6 +266,32 @@ def train_fraud(
             "anomaly_only_test_average_precision": anomaly_only.test_metrics[SELECTION_METRIC],
             "split": _describe(split),
         },
+    )
+
+
+def register_fraud_winner(
+    winner: WinningModel,
+    test: Period,
+    test_frame: pd.DataFrame,
+    settings: Settings,
+    *,
+    auto_promote: bool,
+) -> Registration:
+    """Export, check and register the fraud winner, gated on test average precision
+    against the champion scored on the same rows (`test_frame`, its features by name)."""
+    return register_winner(
+        winner,
+        feature_names=FRAUD_FEATURES,
+        x_test=test.x,
+        y_test=test.y,
+        model_name=settings.fraud_model_name,
+        feature_service=FEATURE_SERVICE,
+        settings=settings,
+        gate_metric=SELECTION_METRIC,
+        score_champion=onnx_champion_scorer(
+            test_frame, lambda scores, _: float(average_precision_score(test.y, scores))
+        ),
+        auto_promote=auto_promote,
     )
 
 

@@ -11,7 +11,7 @@ As in-process, the threshold is chosen by expected cost on validation scores, ne
 test's: those of the last prequential fold (the last week of the training history, with
 a model trained, also on the cluster, on the weeks before its delay). The fitted booster
 is loaded into a plain `XGBClassifier`, so export to ONNX, the parity check, registration
-and the gate are `training.train.register_winner`'s, exactly as for the in-process model.
+and the gate are those of the in-process winner (`register_fraud_winner`).
 
 Parity with the in-process model of the same spec on the same rows: the trees differ a
 little (the histogram bins are sketched per worker, row subsampling draws per worker),
@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Final
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 from xgboost import XGBClassifier
 
 from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
@@ -38,19 +37,13 @@ from training.fraud_metrics import choose_cost_threshold
 from training.fraud_models import ModelSpec
 from training.fraud_splits import TimeSplit, handbook_split, split_frame
 from training.fraud_train import (
-    FEATURE_SERVICE,
-    SELECTION_METRIC,
     Period,
     _describe,
     _prefixed,
     fraud_report,
+    register_fraud_winner,
 )
-from training.train import (
-    TrainingResult,
-    log_native_model,
-    onnx_champion_scorer,
-    register_winner,
-)
+from training.train import TrainingResult, log_native_model
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -190,19 +183,8 @@ def train_fraud_on_cluster(
     winner = ClusterWinner(
         CLUSTER_CANDIDATE, model, run.info.run_id, model_uri, threshold, test_metrics
     )
-    registration = register_winner(
-        winner,
-        feature_names=FRAUD_FEATURES,
-        x_test=test.x,
-        y_test=test.y,
-        model_name=settings.fraud_model_name,
-        feature_service=FEATURE_SERVICE,
-        settings=settings,
-        gate_metric=SELECTION_METRIC,
-        score_champion=onnx_champion_scorer(
-            test_frame, lambda scores, _: float(average_precision_score(test.y, scores))
-        ),
-        auto_promote=auto_promote,
+    registration = register_fraud_winner(
+        winner, test, test_frame, settings, auto_promote=auto_promote
     )
     mlflow.log_params({"split": _describe(split), "test_rows": len(test.y)})
     mlflow.log_metrics(
@@ -228,3 +210,25 @@ def train_fraud_on_cluster(
             "split": _describe(split),
         },
     )
+
+
+def train_in_process_reference(
+    frame: pd.DataFrame, split: TimeSplit, settings: Settings
+) -> tuple[XGBClassifier, dict[str, float]]:
+    """What `train_fraud_on_cluster` does, in this process on an in-memory frame: the
+    reference its metrics are compared with (nothing logged or registered)."""
+    fold = last_prequential_fold(split)
+    fold_train, _ = split_frame(frame, fold)
+    _, valid_frame = split_frame(frame, fold, remove_known_compromised=False)
+    train_frame, test_frame = split_frame(frame, split)
+    fold_rows, valid = Period.of(fold_train), Period.of(valid_frame)
+    train, test = Period.of(train_frame), Period.of(test_frame)
+    fold_model = CLUSTER_SPEC.fit_classifier(fold_rows.x, fold_rows.y, settings.seed)
+    threshold = choose_cost_threshold(
+        valid.y,
+        fold_model.predict_proba(valid.x)[:, 1],
+        cost_missed_fraud=settings.fraud_cost_missed_fraud,
+        cost_false_alarm=settings.fraud_cost_false_alarm,
+    )
+    model = CLUSTER_SPEC.fit_classifier(train.x, train.y, settings.seed)
+    return model, fraud_report(test, model.predict_proba(test.x)[:, 1], threshold, settings)

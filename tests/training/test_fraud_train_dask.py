@@ -8,7 +8,6 @@ partition i mod 4, so the training rows are spread over both workers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,16 +23,14 @@ from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from pipelines.sources.fraud_simulator import simulate_transactions
+from tests.conftest import use_home
 from training import tracking
-from training.fraud_metrics import choose_cost_threshold
-from training.fraud_splits import handbook_split, split_frame
-from training.fraud_train import Period, fraud_report
+from training.fraud_splits import handbook_split
 from training.fraud_train_dask import (
     CLUSTER_CANDIDATE,
-    CLUSTER_SPEC,
     METRIC_TOLERANCE,
-    last_prequential_fold,
     train_fraud_on_cluster,
+    train_in_process_reference,
 )
 from training.train import TrainingResult
 
@@ -54,10 +51,7 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory, dask_cluster: str) -> Iterator[Trained]:
     home = tmp_path_factory.mktemp("fraud-train-dask")
     with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith(("MLOPS_", "MLFLOW_")):
-                patch.delenv(key)
-        patch.setenv("MLOPS_HOME", str(home))
+        use_home(patch, home)
         settings = Settings().prepare()
         transactions = simulate_transactions(
             n_customers=150, n_terminals=300, n_days=70, start="2018-04-01", seed=7
@@ -71,27 +65,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, dask_cluster: str) -> Iter
         yield Trained(settings, frame, result)
 
 
-def in_process_reference(frame: pd.DataFrame, settings: Settings) -> dict[str, float]:
-    """The same protocol with the in-process fit of `CLUSTER_SPEC` on the same rows."""
-    fold = last_prequential_fold(SPLIT)
-    fold_train, _ = split_frame(frame, fold)
-    _, valid = split_frame(frame, fold, remove_known_compromised=False)
-    train, test = (Period.of(f) for f in split_frame(frame, SPLIT))
-    fold_model = CLUSTER_SPEC.fit_classifier(
-        Period.of(fold_train).x, Period.of(fold_train).y, settings.seed
-    )
-    threshold = choose_cost_threshold(
-        Period.of(valid).y,
-        fold_model.predict_proba(Period.of(valid).x)[:, 1],
-        cost_missed_fraud=settings.fraud_cost_missed_fraud,
-        cost_false_alarm=settings.fraud_cost_false_alarm,
-    )
-    model = CLUSTER_SPEC.fit_classifier(train.x, train.y, settings.seed)
-    return fraud_report(test, model.predict_proba(test.x)[:, 1], threshold, settings)
-
-
 def test_cluster_model_matches_the_in_process_one_within_tolerance(trained: Trained) -> None:
-    expected = in_process_reference(trained.frame, trained.settings)
+    _, expected = train_in_process_reference(trained.frame, SPLIT, trained.settings)
     actual = trained.result.test_metrics
     for metric, tolerance in METRIC_TOLERANCE.items():
         assert abs(actual[metric] - expected[metric]) <= tolerance, (metric, actual, expected)
