@@ -441,11 +441,14 @@ def bench_pipeline(
 
     from pipelines.bench import bench_pipeline as run_benchmark
 
+    if scale is not None and case_study.value != "fraud":
+        typer.secho("error: --scale is for the fraud case study", fg="red", err=True)
+        raise typer.Exit(2)
     home = home or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{case_study.value}-"))
     os.environ["MLOPS_HOME"] = str(home)
     settings = _prepare()
     if scale is not None:
-        _bench_scaled(case_study.value, scale, settings, in_process, as_json)
+        _bench_scaled(scale, settings, in_process, as_json)
         return
     figures = run_benchmark(case_study.value, home)
     if as_json:
@@ -462,14 +465,9 @@ def bench_pipeline(
     typer.echo(f"  machine           {figures['machine']}")
 
 
-def _bench_scaled(
-    case_study: str, scale: int, settings: Settings, in_process: bool, as_json: bool
-) -> None:
+def _bench_scaled(scale: int, settings: Settings, in_process: bool, as_json: bool) -> None:
     from pipelines.bench_dask import bench_fraud_scaled, bench_fraud_scaled_in_process
 
-    if case_study != "fraud":
-        typer.secho("error: --scale is for the fraud case study", fg="red", err=True)
-        raise typer.Exit(2)
     where = "in this process" if in_process else "on Dask"
     typer.secho(f"benchmark: fraud features and training at {scale}x {where}", bold=True)
     run = bench_fraud_scaled_in_process if in_process else bench_fraud_scaled
