@@ -128,9 +128,12 @@ class Settings(BaseSettings):
         default=8080, description="Port of the stack's Prefect worker health endpoint."
     )
     stack_evidently_port: int = Field(default=8001, description="Port of the stack's Evidently UI.")
-    stack_dask_port: int = Field(
-        default=8786,
-        description="Port of the stack's Dask scheduler; +1 its HTTP (health), +2 a worker's.",
+    stack_dask_port: int = Field(default=8786, description="Port of the stack's Dask scheduler.")
+    stack_dask_http_port: int = Field(
+        default=8787, description="Port of the stack's Dask scheduler's HTTP (health) endpoint."
+    )
+    stack_dask_worker_port: int = Field(
+        default=8788, description="Port of the stack's Dask worker's HTTP (health) endpoint."
     )
 
     # Scaling out: where the flows' tasks, the fraud window features and XGBoost run.

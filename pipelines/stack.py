@@ -123,13 +123,10 @@ def ports_of(settings: Settings) -> dict[str, int]:
         "prefect-worker": settings.stack_worker_port,
         "api": settings.api_port,
         "evidently-ui": settings.stack_evidently_port,
-        **_dask_ports(settings.stack_dask_port),
+        "dask-scheduler": settings.stack_dask_port,
+        "dask-http": settings.stack_dask_http_port,
+        "dask-worker": settings.stack_dask_worker_port,
     }
-
-
-def _dask_ports(scheduler: int) -> dict[str, int]:
-    """The scheduler's port, then its HTTP port (health) and a worker's, next to it."""
-    return {"dask-scheduler": scheduler, "dask-http": scheduler + 1, "dask-worker": scheduler + 2}
 
 
 def default_ports() -> dict[str, int]:
@@ -141,7 +138,9 @@ def default_ports() -> dict[str, int]:
         "prefect-worker": defaults["stack_worker_port"],
         "api": defaults["api_port"],
         "evidently-ui": defaults["stack_evidently_port"],
-        **_dask_ports(defaults["stack_dask_port"]),
+        "dask-scheduler": defaults["stack_dask_port"],
+        "dask-http": defaults["stack_dask_http_port"],
+        "dask-worker": defaults["stack_dask_worker_port"],
     }
 
 
