@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from prefect import flow, task
 
 from features.fraud_windows import FRAUD_FEATURES
 from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from pipelines.fraud_flow import Periods, fraud_pipeline
-from pipelines.task_runners import task_runner
+from pipelines.task_runners import cluster_client, runner_from_settings, task_runner
 from tests.conftest import FRAUD_RUN_TRAIN_START, use_home
 from training.fraud_train_dask import CLUSTER_CANDIDATE
 
@@ -98,3 +99,34 @@ def test_the_runner_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> 
     remote = task_runner(Settings())
     assert isinstance(remote, DaskTaskRunner)
     assert remote.address == "tcp://scheduler:8786"
+
+
+@task
+def _worker_address() -> str:
+    from distributed import get_worker
+
+    return str(get_worker().address)
+
+
+@flow(task_runner=runner_from_settings())
+def _probe() -> dict[str, Any]:
+    client = cluster_client()
+    assert client is not None
+    return {
+        "task_ran_on": _worker_address.submit().result(),
+        "workers": client.scheduler_info()["workers"],
+    }
+
+
+def test_without_an_address_a_run_starts_its_own_cluster(
+    prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_TASK_RUNNER", "dask")
+    monkeypatch.setenv("MLOPS_DASK_WORKERS", "1")
+    monkeypatch.setenv("MLOPS_DASK_MEMORY_LIMIT", "1GB")
+    probe = _probe()
+    (address, worker), *others = probe["workers"].items()
+    assert others == []
+    assert probe["task_ran_on"] == address  # submitted tasks run on the cluster's worker
+    assert address.startswith("tcp://127.0.0.1:")  # a worker process, not a thread
+    assert worker["memory_limit"] == 10**9
