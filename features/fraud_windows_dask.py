@@ -16,8 +16,10 @@ not with the dataset.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from features.fraud_schema import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID
@@ -99,6 +101,20 @@ def fraud_window_features_dask(
     return joined[[*KEY_COLUMNS, *fraud_feature_names(windows), *carried]]
 
 
+def scatter_frame(frame: pd.DataFrame, client: Client, npartitions: int) -> dd.DataFrame:
+    """`frame` as a Dask frame of `npartitions` consecutive pieces, sent to the workers.
+
+    Scattered, not embedded in the task graph: a graph holding the data goes to the
+    scheduler whole (80 MB for the default fraud transactions, 320 MB for their features)
+    and then on to the workers.
+    """
+    import dask.dataframe as dd
+
+    bounds = np.linspace(0, len(frame), npartitions + 1).astype(int)
+    pieces = [frame.iloc[start:end] for start, end in pairwise(bounds)]
+    return dd.from_delayed(client.scatter(pieces), meta=frame.iloc[:0], verify_meta=False)
+
+
 def fraud_window_features_on_cluster(
     transactions: pd.DataFrame,
     client: Client,
@@ -110,12 +126,10 @@ def fraud_window_features_on_cluster(
 
     The result is the in-process one: same rows in the input's order and index.
     """
-    import dask.dataframe as dd
-
     npartitions = max(1, math.ceil(len(transactions) / ROWS_PER_PARTITION))
     frame = transactions[list(REQUIRED_COLUMNS)]
     features = fraud_window_features_dask(
-        dd.from_pandas(frame, npartitions=npartitions, sort=False),
+        scatter_frame(frame, client, npartitions),
         label_delay_days=label_delay_days,
         windows=windows,
         npartitions=npartitions,

@@ -24,7 +24,11 @@ from features import store as feature_store
 from features.feature_repo.fraud import fraud_model
 from features.fraud_schema import LABEL_COLUMN, TX_DATETIME, TX_FRAUD, validate_fraud_frame
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
-from features.fraud_windows_dask import ROWS_PER_PARTITION, fraud_window_features_on_cluster
+from features.fraud_windows_dask import (
+    ROWS_PER_PARTITION,
+    fraud_window_features_on_cluster,
+    scatter_frame,
+)
 from features.quarantine import ValidationResult
 from mlops.settings import Settings
 from pipelines.sources.fraud_files import load_fraud_file
@@ -212,12 +216,10 @@ def _partitioned(features: pd.DataFrame, client: Client) -> dd.DataFrame:
     Rows are dealt out like cards (row i to partition i mod n), so any period's rows,
     hence XGBoost's training rows, are spread over every partition and every worker.
     """
-    import dask.dataframe as dd
-
     workers = len(client.scheduler_info()["workers"])
     npartitions = max(2 * workers, math.ceil(len(features) / ROWS_PER_PARTITION))
     dealt = np.argsort(np.arange(len(features)) % npartitions, kind="stable")
-    return dd.from_pandas(features.iloc[dealt], npartitions=npartitions, sort=False)
+    return scatter_frame(features.iloc[dealt], client, npartitions)
 
 
 @flow(name="fraud_pipeline", log_prints=True, task_runner=runner_from_settings())
