@@ -9,6 +9,7 @@ registered and exported like the in-process one.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from prefect import flow, task
 
+from features.fraud_schema import CUSTOMER_ID, TERMINAL_ID, TX_DATETIME
 from features.fraud_windows import FRAUD_FEATURES
 from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
@@ -99,6 +101,31 @@ def test_the_runner_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> 
     remote = task_runner(Settings())
     assert isinstance(remote, DaskTaskRunner)
     assert remote.address == "tcp://scheduler:8786"
+
+
+def test_the_api_serves_the_cluster_model(
+    dask_run: dict[str, Any], fraud_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    monkeypatch.setenv("MLOPS_HOME", str(dask_run["home"]))
+    monkeypatch.setenv("MLOPS_SERVED_MODELS", "fraud")
+    history = fraud_run["transactions"]
+    card = history[CUSTOMER_ID].value_counts().index[0]
+    body = {
+        "customer_id": int(card),
+        "terminal_id": int(history.loc[history[CUSTOMER_ID] == card, TERMINAL_ID].mode()[0]),
+        "amount": 42.5,
+        "tx_datetime": (history[TX_DATETIME].max() + timedelta(hours=1)).isoformat(),
+    }
+    with TestClient(create_app(Settings())) as api:
+        response = api.post("/v1/fraud/score", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model"] == {"name": "fraud", "version": dask_run["model_version"]}
+    assert 0.0 <= answer["fraud_probability"] <= 1.0
 
 
 @task
