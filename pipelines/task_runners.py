@@ -3,7 +3,7 @@
 `MLOPS_TASK_RUNNER=local` (the default) keeps Prefect's in-process thread pool;
 `MLOPS_TASK_RUNNER=dask` gives the flow a `prefect_dask.DaskTaskRunner`, on the scheduler at
 `MLOPS_DASK_ADDRESS`, or on a LocalCluster of `MLOPS_DASK_WORKERS` workers started for the
-run and closed with it. Flows declare `task_runner=TaskRunnerFromSettings()`; stages that
+run and closed with it. Flows declare `task_runner=runner_from_settings()`; stages that
 work on whole datasets (the fraud window features, XGBoost) ask `cluster_client()` for the
 run's Dask client and partition their work on it, or run in-process when there is none.
 """

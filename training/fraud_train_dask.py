@@ -38,9 +38,9 @@ from training.fraud_models import ModelSpec
 from training.fraud_splits import TimeSplit, handbook_split, split_frame
 from training.fraud_train import (
     Period,
-    _describe,
-    _prefixed,
+    describe_split,
     fraud_report,
+    prefixed,
     register_fraud_winner,
 )
 from training.train import TrainingResult, log_native_model
@@ -96,7 +96,6 @@ def fit_on_cluster(spec: ModelSpec, rows: dd.DataFrame, client: Client, seed: in
     # making it every later computation's default.
     with client.as_current():
         distributed_model.fit(x, y)
-    del rows
     model = XGBClassifier(**params, n_jobs=1)
     model.load_model(bytearray(distributed_model.get_booster().save_raw("json")))
     return model
@@ -177,7 +176,7 @@ def train_fraud_on_cluster(
                 **CLUSTER_SPEC.log_params(),
             }
         )
-        mlflow.log_metrics({"threshold": threshold, **_prefixed("test_", test_metrics)})
+        mlflow.log_metrics({"threshold": threshold, **prefixed("test_", test_metrics)})
         model_uri = log_native_model(model, test.x[:5], FRAUD_FEATURES)
         mlflow.set_tag("winner", "true")
     winner = ClusterWinner(
@@ -186,10 +185,10 @@ def train_fraud_on_cluster(
     registration = register_fraud_winner(
         winner, test, test_frame, settings, auto_promote=auto_promote
     )
-    mlflow.log_params({"split": _describe(split), "test_rows": len(test.y)})
+    mlflow.log_params({"split": describe_split(split), "test_rows": len(test.y)})
     mlflow.log_metrics(
         {
-            **_prefixed("test_", test_metrics),
+            **prefixed("test_", test_metrics),
             "training_seconds": time.perf_counter() - started,
         }
     )
@@ -207,7 +206,7 @@ def train_fraud_on_cluster(
             "threshold": threshold,
             "threshold_chosen_on": "the last prequential fold's validation scores, by cost",
             "trained_on": "dask",
-            "split": _describe(split),
+            "split": describe_split(split),
         },
     )
 
