@@ -43,6 +43,9 @@ bench: install
 		apt-get update -qq && apt-get install -y -qq wrk; } || \
 		{ echo "cannot install wrk: run 'sudo apt-get install -y wrk'"; exit 1; }
 	$(RUN) mlops bench pipeline fraud
+	$(RUN) mlops bench pipeline fraud --scale 1 --in-process
+	MLOPS_DASK_MEMORY_LIMIT=6GB $(RUN) mlops bench pipeline fraud --scale 1
+	MLOPS_DASK_MEMORY_LIMIT=6GB $(RUN) mlops bench pipeline fraud --scale 10
 	$(RUN) mlops bench pipeline churn
 	$(RUN) mlops bench serving
 	$(RUN) mlops bench batch

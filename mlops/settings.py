@@ -145,6 +145,30 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:3000",
         description="Grafana the walkthrough pages link latency and drift panels to.",
     )
+    stack_dask_port: int = Field(default=8786, description="Port of the stack's Dask scheduler.")
+    stack_dask_http_port: int = Field(
+        default=8787, description="Port of the stack's Dask scheduler's HTTP (health) endpoint."
+    )
+    stack_dask_worker_port: int = Field(
+        default=8788, description="Port of the stack's Dask worker's HTTP (health) endpoint."
+    )
+
+    # Scaling out: where the flows' tasks, the fraud window features and XGBoost run.
+    task_runner: Literal["local", "dask"] = Field(
+        default="local",
+        description="'local' runs a flow's tasks in its process; 'dask' on a Dask cluster.",
+    )
+    dask_address: str = Field(
+        default="",
+        description="Dask scheduler (tcp://scheduler:8786); empty: a LocalCluster for the run.",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, description="Workers of the LocalCluster started when no address is set."
+    )
+    dask_memory_limit: str | None = Field(
+        default=None,
+        description="Memory limit per LocalCluster worker (e.g. '6GB'); default Dask's share.",
+    )
 
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
     # the promotion gate of monitoring.promotion and the online experiments of serving.

@@ -29,6 +29,7 @@ from monitoring.drift import build_drift_report, log_drift_to_mlflow
 from pipelines.sources.churn_files import load_churn_file
 from pipelines.sources.churn_simulator import simulate_customers
 from pipelines.stages import quarantine_and_check, transient
+from pipelines.task_runners import runner_from_settings
 from training import tracking
 from training.datasets import as_matrix, split_train_test
 from training.models import CANDIDATES
@@ -194,7 +195,7 @@ def drift_report(
     }
 
 
-@flow(name="churn_pipeline", log_prints=True)
+@flow(name="churn_pipeline", log_prints=True, task_runner=runner_from_settings())
 def churn_pipeline(
     source: Path | None = None,
     customers: int = 5000,

@@ -428,6 +428,20 @@ def bench_pipeline(
     home: Annotated[
         Path | None, typer.Option(help="MLOPS_HOME for the run (default: a new temporary one).")
     ] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Fraud only: N times the default data, features and training on the Dask "
+            "cluster of the settings (MLOPS_DASK_*), peak memory per worker.",
+        ),
+    ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process", help="With --scale: the same stages in this process, to compare."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON line of the figures.")
     ] = False,
@@ -437,9 +451,15 @@ def bench_pipeline(
 
     from pipelines.bench import bench_pipeline as run_benchmark
 
+    if scale is not None and case_study.value != "fraud":
+        typer.secho("error: --scale is for the fraud case study", fg="red", err=True)
+        raise typer.Exit(2)
     home = home or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{case_study.value}-"))
     os.environ["MLOPS_HOME"] = str(home)
-    _prepare()
+    settings = _prepare()
+    if scale is not None:
+        _bench_scaled(scale, settings, in_process, as_json)
+        return
     figures = run_benchmark(case_study.value, home)
     if as_json:
         typer.echo(json.dumps(figures, sort_keys=True, default=str))
@@ -453,6 +473,29 @@ def bench_pipeline(
     typer.echo(f"  winner            {figures['winner']}")
     typer.echo("  test metrics      " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     typer.echo(f"  machine           {figures['machine']}")
+
+
+def _bench_scaled(scale: int, settings: Settings, in_process: bool, as_json: bool) -> None:
+    from pipelines.bench_dask import bench_fraud_scaled, bench_fraud_scaled_in_process
+
+    where = "in this process" if in_process else "on Dask"
+    typer.secho(f"benchmark: fraud features and training at {scale}x {where}", bold=True)
+    run = bench_fraud_scaled_in_process if in_process else bench_fraud_scaled
+    figures = run(scale, settings, log=typer.echo)
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, default=str))
+        return
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in figures["stage_seconds"].items())
+    typer.echo(f"  transactions      {figures['transactions']:,}")
+    typer.echo(f"  wall time         {figures['wall_s']:.0f} s ({stages})")
+    if in_process:
+        typer.echo(f"  peak memory       {figures['peak_rss_mb']} MB (this process)")
+    else:
+        typer.echo(f"  peak memory       {figures['worker_peak_rss_mb']} MB per worker")
+        typer.echo(f"  client process    {figures['client_peak_rss_mb']} MB")
+    metrics = figures["test_metrics"]
+    typer.echo("  test metrics      " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    typer.echo(f"  machine           {figures['machine']}, load {figures['load_average_at_start']}")
 
 
 @bench_app.command("serving")

@@ -9,10 +9,12 @@ dict; the CLI prints it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -22,6 +24,11 @@ from features import store as feature_store
 from features.feature_repo.fraud import fraud_model
 from features.fraud_schema import LABEL_COLUMN, TX_DATETIME, TX_FRAUD, validate_fraud_frame
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
+from features.fraud_windows_dask import (
+    ROWS_PER_PARTITION,
+    fraud_window_features_on_cluster,
+    scatter_frame,
+)
 from features.quarantine import ValidationResult
 from mlops.settings import Settings
 from pipelines.sources.fraud_files import load_fraud_file
@@ -31,6 +38,7 @@ from pipelines.sources.fraud_simulator import (
     write_transactions,
 )
 from pipelines.stages import quarantine_and_check, transient
+from pipelines.task_runners import cluster_client, runner_from_settings
 from training import tracking
 from training.fraud_splits import (
     HANDBOOK_DELAY_DAYS,
@@ -41,6 +49,11 @@ from training.fraud_splits import (
     handbook_split,
 )
 from training.fraud_train import train_fraud
+from training.fraud_train_dask import train_fraud_on_cluster
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
 
 EXPERIMENT = "fraud"
 # Below this the training week holds a handful of frauds: no trustworthy model or estimate.
@@ -125,8 +138,17 @@ def validate(settings: Settings, run_dir: str, ingested: Ingested) -> Validation
 
 @task(cache_policy=NO_CACHE)
 def build_features(valid: pd.DataFrame) -> pd.DataFrame:
-    """Per transaction, the features known strictly before it, with its label."""
-    features = fraud_window_features(valid)
+    """Per transaction, the features known strictly before it, with its label.
+
+    On the flow's Dask cluster when it runs on one (partitioned by customer and terminal),
+    else in-process; both give the same values.
+    """
+    client = cluster_client()
+    if client is None:
+        features = fraud_window_features(valid)
+    else:
+        get_run_logger().info("window features partitioned on the Dask cluster")
+        features = fraud_window_features_on_cluster(valid, client)
     features[TX_FRAUD] = valid[TX_FRAUD].to_numpy()
     return features
 
@@ -150,8 +172,12 @@ def train(
     lineage: dict[str, Any],
     auto_promote: bool = True,
 ) -> dict[str, Any]:
-    """Train, search and gate in one parent MLflow run; register the winner."""
+    """Train, search and gate in one parent MLflow run; register the winner.
+
+    On the flow's Dask cluster, XGBoost trains there (`training.fraud_train_dask`).
+    """
     logger = get_run_logger()
+    client = cluster_client()
     with tracking.pipeline_run(
         settings,
         EXPERIMENT,
@@ -167,7 +193,12 @@ def train(
             "delay_days": split.delay.days,
         },
     ):
-        result = train_fraud(features, split, settings, auto_promote=auto_promote)
+        if client is None:
+            result = train_fraud(features, split, settings, auto_promote=auto_promote)
+        else:
+            result = train_fraud_on_cluster(
+                _partitioned(features, client), split, settings, client, auto_promote=auto_promote
+            )
     logger.info(
         "registered %s v%s as %s (%s); test average precision %.4f",
         result.model_name,
@@ -179,7 +210,19 @@ def train(
     return result.summary()
 
 
-@flow(name="fraud_pipeline", log_prints=True)
+def _partitioned(features: pd.DataFrame, client: Client) -> dd.DataFrame:
+    """The features as a Dask frame whose every partition spans the whole history.
+
+    Rows are dealt out like cards (row i to partition i mod n), so any period's rows,
+    hence XGBoost's training rows, are spread over every partition and every worker.
+    """
+    workers = len(client.scheduler_info()["workers"])
+    npartitions = max(2 * workers, math.ceil(len(features) / ROWS_PER_PARTITION))
+    dealt = np.argsort(np.arange(len(features)) % npartitions, kind="stable")
+    return scatter_frame(features.iloc[dealt], client, npartitions)
+
+
+@flow(name="fraud_pipeline", log_prints=True, task_runner=runner_from_settings())
 def fraud_pipeline(
     source: Path | None = None,
     simulation: Simulation | None = None,

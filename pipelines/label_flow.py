@@ -31,6 +31,7 @@ from features.fraud_online import epoch_ns
 from features.quarantine import QUARANTINE_REASON, ValidationResult
 from mlops.settings import Settings
 from monitoring import labels
+from pipelines.task_runners import runner_from_settings
 
 MODELS = ("churn", "fraud")
 
@@ -115,7 +116,7 @@ def join_labels(settings: Settings, model_name: str, valid: pd.DataFrame) -> dic
     return {"joined": len(logged), "unjoined": unjoined}
 
 
-@flow(name="ingest_labels", log_prints=True)
+@flow(name="ingest_labels", log_prints=True, task_runner=runner_from_settings())
 def ingest_labels(model: str = "churn", until: datetime | None = None) -> dict[str, Any]:
     """Deliver `model`'s labels due by `until` and return the counts of each step."""
     settings = Settings().prepare()

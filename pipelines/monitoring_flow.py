@@ -44,6 +44,7 @@ from mlops.model_bundle import RegisteredBundle
 from mlops.settings import Settings
 from monitoring.checks import MonitoringResult, json_ready
 from monitoring.decisions import Decision, Thresholds, decide
+from pipelines.task_runners import runner_from_settings
 
 MODELS = ("churn", "fraud")
 GATE_METRICS = {"churn": "roc_auc", "fraud": "average_precision"}
@@ -263,7 +264,7 @@ def gate(settings: Settings, name: str, labelled: pd.DataFrame, metric: str) -> 
     return decision.to_dict()
 
 
-@flow(name="monitor_model", log_prints=True)
+@flow(name="monitor_model", log_prints=True, task_runner=runner_from_settings())
 def monitor_model(
     model: str = "churn", window_hours: float | None = None, act: bool = True
 ) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class Topology:
             home=CONTAINER_HOME,
             postgres_url="postgresql+psycopg://mlops:${POSTGRES_PASSWORD}@postgres:5432",
             redis_url="redis:6379",
-            hosts={name: name for name in ("mlflow", "prefect-server")},
+            hosts={name: name for name in ("mlflow", "prefect-server", "dask-scheduler")},
             ports=default_ports(),
             admin_token="${MLOPS_ADMIN_TOKEN}",
             prefect_auth_string="${PREFECT_AUTH_STRING}",
@@ -92,7 +92,7 @@ class Topology:
             home=str(settings.home),
             postgres_url=settings.stack_postgres_url.rstrip("/"),
             redis_url=settings.redis_url,
-            hosts={"mlflow": "127.0.0.1", "prefect-server": "127.0.0.1"},
+            hosts={name: "127.0.0.1" for name in ("mlflow", "prefect-server", "dask-scheduler")},
             ports=ports_of(settings),
             admin_token=admin_token,
             prefect_auth_string=prefect_auth_string,
@@ -111,6 +111,10 @@ class Topology:
     def prefect_api_url(self) -> str:
         return f"http://{self.hosts['prefect-server']}:{self.ports['prefect-server']}/api"
 
+    @property
+    def dask_address(self) -> str:
+        return f"tcp://{self.hosts['dask-scheduler']}:{self.ports['dask-scheduler']}"
+
 
 def ports_of(settings: Settings) -> dict[str, int]:
     return {
@@ -119,6 +123,9 @@ def ports_of(settings: Settings) -> dict[str, int]:
         "prefect-worker": settings.stack_worker_port,
         "api": settings.api_port,
         "evidently-ui": settings.stack_evidently_port,
+        "dask-scheduler": settings.stack_dask_port,
+        "dask-http": settings.stack_dask_http_port,
+        "dask-worker": settings.stack_dask_worker_port,
     }
 
 
@@ -131,6 +138,9 @@ def default_ports() -> dict[str, int]:
         "prefect-worker": defaults["stack_worker_port"],
         "api": defaults["api_port"],
         "evidently-ui": defaults["stack_evidently_port"],
+        "dask-scheduler": defaults["stack_dask_port"],
+        "dask-http": defaults["stack_dask_http_port"],
+        "dask-worker": defaults["stack_dask_worker_port"],
     }
 
 
@@ -224,19 +234,59 @@ def services(topology: Topology) -> list[Service]:
             published=True,
         ),
         Service(
+            name="dask-scheduler",
+            description="Dask scheduler: the cluster of the flows run with MLOPS_TASK_RUNNER=dask",
+            command=(
+                "dask",
+                "scheduler",
+                "--host",
+                bind,
+                "--port",
+                str(ports["dask-scheduler"]),
+                "--dashboard-address",
+                f"{bind}:{ports['dask-http']}",
+            ),
+            environment={},
+            port=ports["dask-http"],
+            health_path="/health",
+        ),
+        Service(
+            name="dask-worker",
+            description="a Dask worker; more with `docker compose up --scale dask-worker=N`",
+            # One thread per worker: add workers (processes), not threads (see
+            # pipelines.task_runners). 0.0.0.0 is advertised as the container's own address.
+            command=(
+                "dask",
+                "worker",
+                "--host",
+                bind,
+                "--nthreads",
+                "1",
+                "--dashboard-address",
+                f"{bind}:{ports['dask-worker']}",
+            ),
+            # The scheduler from the environment, so the argv is the same in compose and natively.
+            environment={"DASK_SCHEDULER_ADDRESS": topology.dask_address},
+            port=ports["dask-worker"],
+            health_path="/health",
+            depends_on=("dask-scheduler",),
+        ),
+        Service(
             name="prefect-worker",
             description="serves the flows as Prefect deployments and runs them",
             command=("mlops", "flows", "serve"),
             environment={
                 **platform,
                 **prefect_client,
+                # The stack's cluster, used by the flows when MLOPS_TASK_RUNNER=dask.
+                "MLOPS_DASK_ADDRESS": topology.dask_address,
                 "PREFECT_RUNNER_SERVER_ENABLE": "true",
                 "PREFECT_RUNNER_SERVER_HOST": bind,
                 "PREFECT_RUNNER_SERVER_PORT": str(ports["prefect-worker"]),
             },
             port=ports["prefect-worker"],
             health_path="/health",
-            depends_on=("postgres", "redis", "mlflow", "prefect-server"),
+            depends_on=("postgres", "redis", "mlflow", "prefect-server", "dask-scheduler"),
         ),
         Service(
             name="bootstrap",

@@ -16,14 +16,19 @@ import pytest
 from mlops.settings import Settings
 
 
+def use_home(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """Drop the caller's MLOPS_*/MLFLOW_* variables and point MLOPS_HOME at `home`."""
+    for key in list(os.environ):
+        if key.startswith(("MLOPS_", "MLFLOW_")):
+            patch.delenv(key)
+    patch.setenv("MLOPS_HOME", str(home))
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Drop the caller's MLOPS_*/MLFLOW_* variables and point MLOPS_HOME at a temp folder."""
-    for key in list(os.environ):
-        if key.startswith(("MLOPS_", "MLFLOW_")):
-            monkeypatch.delenv(key)
     home = tmp_path / "mlops-home"
-    monkeypatch.setenv("MLOPS_HOME", str(home))
+    use_home(monkeypatch, home)
     yield home
 
 
@@ -40,6 +45,21 @@ def public_telco_csv() -> Path:
     if not path.is_file():
         pytest.skip(f"public Telco CSV not found at {path} (set TELCO_CSV to its path)")
     return path
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """One two-worker Dask LocalCluster for the session; yields its scheduler address.
+
+    Workers are threads of the test process (processes=False): a real scheduler, real
+    workers and real shuffles, without two more interpreters starting on a busy machine.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 # Big enough that the behavioural model tests are not at the mercy of sampling noise.
@@ -79,10 +99,7 @@ def churn_run(
 
     home = tmp_path_factory.mktemp("churn-run")
     with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith(("MLOPS_", "MLFLOW_")):
-                patch.delenv(key)
-        patch.setenv("MLOPS_HOME", str(home))
+        use_home(patch, home)
         summary = churn_pipeline(customers=CHURN_RUN_CUSTOMERS, current_scenario="price_rise")
     yield {**summary, "home": home}
 

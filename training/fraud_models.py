@@ -98,20 +98,30 @@ class ModelSpec:
                 ]
             )
             return model.fit(x_fit, y_fit)
-        positives = max(int(y_fit.sum()), 1)
-        spw = (len(y_fit) - positives) / positives if self.imbalance == "class_weight" else 1.0
-        params = {**XGBOOST_DEFAULTS, **self.params}
         model = XGBClassifier(
-            **params,
-            scale_pos_weight=spw,
-            tree_method="hist",
-            eval_metric="aucpr",
+            **self.xgboost_params(len(y_fit), int(y_fit.sum()), seed),
             # A week of transactions is small for XGBoost: one thread is about as fast
             # as two, and does not fight the other fits and onnxruntime for the cores.
             n_jobs=1,
-            random_state=seed,
         )
         return model.fit(x_fit, y_fit)
+
+    def xgboost_params(self, n_rows: int, n_positives: int, seed: int) -> dict[str, Any]:
+        """XGBoost's parameters for training rows with `n_positives` frauds out of `n_rows`.
+
+        One source for the in-process classifier and the one trained on a Dask cluster
+        (`training.fraud_train_dask`), so both learn the same model.
+        """
+        positives = max(n_positives, 1)
+        spw = (n_rows - positives) / positives if self.imbalance == "class_weight" else 1.0
+        return {
+            **XGBOOST_DEFAULTS,
+            **self.params,
+            "scale_pos_weight": spw,
+            "tree_method": "hist",
+            "eval_metric": "aucpr",
+            "random_state": seed,
+        }
 
     def log_params(self) -> dict[str, Any]:
         return {

@@ -60,7 +60,9 @@ from training.fraud_models import (
 )
 from training.fraud_splits import TimeSplit, model_selection_splits, split_frame
 from training.train import (
+    Registration,
     TrainingResult,
+    WinningModel,
     importances,
     log_native_model,
     onnx_champion_scorer,
@@ -190,7 +192,7 @@ def train_fraud(
             raise ValueError(f"the {name} period needs both frauds and genuine transactions")
     mlflow.log_params(
         {
-            "split": _describe(split),
+            "split": describe_split(split),
             "prequential_folds": len(folds),
             "prequential_tests": ",".join(_day(f.valid.frame) for f in folds),
             "train_rows": len(train.y),
@@ -234,19 +236,8 @@ def train_fraud(
     winner = max(variants, key=lambda v: v.selection_score)
     _log_winner_artifacts(winner, folds, test, settings)
 
-    registration = register_winner(
-        winner,
-        feature_names=FRAUD_FEATURES,
-        x_test=test.x,
-        y_test=test.y,
-        model_name=settings.fraud_model_name,
-        feature_service=FEATURE_SERVICE,
-        settings=settings,
-        gate_metric=SELECTION_METRIC,
-        score_champion=onnx_champion_scorer(
-            test_frame, lambda scores, _: float(average_precision_score(test.y, scores))
-        ),
-        auto_promote=auto_promote,
+    registration = register_fraud_winner(
+        winner, test, test_frame, settings, auto_promote=auto_promote
     )
     every = [*variants, anomaly_only]
     selection = {f"{v.name}_prequential_{SELECTION_METRIC}": v.selection_score for v in every}
@@ -273,8 +264,34 @@ def train_fraud(
             "selection_metric": f"prequential_{SELECTION_METRIC}",
             "search_trials_run": search.trials,
             "anomaly_only_test_average_precision": anomaly_only.test_metrics[SELECTION_METRIC],
-            "split": _describe(split),
+            "split": describe_split(split),
         },
+    )
+
+
+def register_fraud_winner(
+    winner: WinningModel,
+    test: Period,
+    test_frame: pd.DataFrame,
+    settings: Settings,
+    *,
+    auto_promote: bool,
+) -> Registration:
+    """Export, check and register the fraud winner, gated on test average precision
+    against the champion scored on the same rows (`test_frame`, its features by name)."""
+    return register_winner(
+        winner,
+        feature_names=FRAUD_FEATURES,
+        x_test=test.x,
+        y_test=test.y,
+        model_name=settings.fraud_model_name,
+        feature_service=FEATURE_SERVICE,
+        settings=settings,
+        gate_metric=SELECTION_METRIC,
+        score_champion=onnx_champion_scorer(
+            test_frame, lambda scores, _: float(average_precision_score(test.y, scores))
+        ),
+        auto_promote=auto_promote,
     )
 
 
@@ -320,9 +337,7 @@ def evaluate_variant(
         test_scores = model.predict_proba(test.x)[:, 1]
         metrics = fraud_report(test, test_scores, threshold, settings)
         mlflow.log_params({"candidate": name, **spec.log_params()})
-        mlflow.log_metrics(
-            {**result.metrics, "threshold": threshold, **_prefixed("test_", metrics)}
-        )
+        mlflow.log_metrics({**result.metrics, "threshold": threshold, **prefixed("test_", metrics)})
         return Evaluated(
             name, spec, model, run.info.run_id, threshold, result, test_scores, metrics
         )
@@ -340,9 +355,7 @@ def evaluate_anomaly_score(
         test_scores = anomaly_score(detector, test.x)
         metrics = fraud_report(test, test_scores, threshold, settings)
         mlflow.log_params({"candidate": ANOMALY_ONLY, "model.n_estimators": detector.n_estimators})
-        mlflow.log_metrics(
-            {**result.metrics, "threshold": threshold, **_prefixed("test_", metrics)}
-        )
+        mlflow.log_metrics({**result.metrics, "threshold": threshold, **prefixed("test_", metrics)})
         return Evaluated(
             ANOMALY_ONLY, None, detector, run.info.run_id, threshold, result, test_scores, metrics
         )
@@ -517,11 +530,11 @@ def _fraud_plots(winner: Evaluated, test: Period, settings: Settings, out: Path)
     return paths
 
 
-def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": v for k, v in metrics.items()}
 
 
-def _describe(split: TimeSplit) -> str:
+def describe_split(split: TimeSplit) -> str:
     return (
         f"train {split.train_start:%Y-%m-%d}..{split.train_end:%Y-%m-%d}, "
         f"delay {split.delay.days}d, test {split.test_start:%Y-%m-%d}..{split.test_end:%Y-%m-%d}"

@@ -110,3 +110,19 @@ def test_a_bad_fraud_split_is_refused_before_any_work(isolated_env: Path) -> Non
     assert result.exit_code == 2
     assert "start must be a midnight UTC" in result.stderr
     assert not isolated_env.exists()
+
+
+def test_bench_scale_is_for_the_fraud_case_study(isolated_env: Path) -> None:
+    result = runner.invoke(app, ["bench", "pipeline", "churn", "--scale", "2"])
+    assert result.exit_code == 2
+    assert "--scale is for the fraud case study" in result.output
+
+
+def test_an_unknown_task_runner_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from mlops.settings import Settings
+
+    monkeypatch.setenv("MLOPS_TASK_RUNNER", "ray")
+    with pytest.raises(ValidationError, match="task_runner"):
+        Settings()

@@ -93,7 +93,7 @@ def native_stack(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[
 
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     redis_db = _empty_redis_db()
-    mlflow, prefect, worker, api, evidently = _free_ports(5)
+    mlflow, prefect, worker, api, evidently, dask, dask_http, dask_worker = _free_ports(8)
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "PREFECT_"))
     }
@@ -107,6 +107,9 @@ def native_stack(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[
         "MLOPS_STACK_WORKER_PORT": str(worker),
         "MLOPS_API_PORT": str(api),
         "MLOPS_STACK_EVIDENTLY_PORT": str(evidently),
+        "MLOPS_STACK_DASK_PORT": str(dask),
+        "MLOPS_STACK_DASK_HTTP_PORT": str(dask_http),
+        "MLOPS_STACK_DASK_WORKER_PORT": str(dask_worker),
         # Small and quick: the flows' own settings reach the worker's flow runs.
         "MLOPS_SEED": "7",
         "MLOPS_FRAUD_SEARCH_TRIALS": "3",
@@ -151,6 +154,8 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         "redis": "external",
         "mlflow": "healthy",
         "prefect-server": "healthy",
+        "dask-scheduler": "healthy",
+        "dask-worker": "healthy",
         "prefect-worker": "healthy",
         "api": "healthy",
         "evidently-ui": "healthy",
@@ -275,6 +280,8 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         "redis": "external",
         "mlflow": "stopped",
         "prefect-server": "stopped",
+        "dask-scheduler": "stopped",
+        "dask-worker": "stopped",
         "prefect-worker": "stopped",
         "api": "stopped",
         "evidently-ui": "stopped",

@@ -9,7 +9,6 @@ training week from 2018-05-20.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from pipelines.sources.fraud_simulator import simulate_transactions
+from tests.conftest import use_home
 from training import tracking
 from training.fraud_metrics import SCORE_COLUMN, choose_cost_threshold
 from training.fraud_models import IMBALANCE
@@ -59,10 +59,7 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     home = tmp_path_factory.mktemp("fraud-train")
     with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith(("MLOPS_", "MLFLOW_")):
-                patch.delenv(key)
-        patch.setenv("MLOPS_HOME", str(home))
+        use_home(patch, home)
         settings = Settings().prepare()
         transactions = simulate_transactions(
             n_customers=300, n_terminals=600, n_days=70, start="2018-04-01", seed=5
