@@ -5,10 +5,6 @@ against the real CLI and appear in `EXERCISED`, which names the test (or fixture
 runs the same command with the same options (its own files, ports and values), or
 `mlops demo`. The test also checks the named test exists and passes each of the command's
 words and options, so the map cannot point at a test that runs something else.
-
-Blocks between `<!-- after-merge: NAME -->` and `<!-- /after-merge -->` describe commands
-of another branch that this CLI does not have yet; they are left out here and listed, for
-the lead to check once the branches are merged.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CASE_STUDIES = ROOT / "docs" / "case-studies"
 WALKTHROUGHS = ("churn.md", "fraud.md", "platform.md")
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
-AFTER_MERGE = re.compile(r"<!-- after-merge: [\w-]+ -->.*?<!-- /after-merge -->", re.DOTALL)
 DEMO = "mlops demo"
 
 # Command as the walkthroughs show it -> "path::test or fixture" that runs it, or DEMO.
@@ -79,10 +74,10 @@ EXERCISED: dict[str, str] = {
 
 
 def walkthrough_commands() -> list[tuple[str, str]]:
-    """(file, command) for every `mlops ...` line of a fenced block, after-merge blocks aside."""
+    """(file, command) for every `mlops ...` line of a fenced block."""
     found = []
     for name in WALKTHROUGHS:
-        text = AFTER_MERGE.sub("", (CASE_STUDIES / name).read_text(encoding="utf-8"))
+        text = (CASE_STUDIES / name).read_text(encoding="utf-8")
         for block in FENCE.findall(text):
             for line in block.splitlines():
                 command = line.split(" #")[0].strip()
@@ -117,12 +112,6 @@ def test_the_named_test_runs_that_command(command: str) -> None:
     for word in shlex.split(command)[1:]:
         if word.startswith("--") or (word.isidentifier() and not word.isupper()):
             assert f'"{word}"' in source, f"{where} never passes {word!r} for `{command}`"
-
-
-def test_after_merge_blocks_are_closed() -> None:
-    for name in WALKTHROUGHS:
-        text = (CASE_STUDIES / name).read_text(encoding="utf-8")
-        assert text.count("<!-- after-merge:") == text.count("<!-- /after-merge -->"), name
 
 
 def test_every_test_path_the_walkthroughs_run_exists() -> None:
