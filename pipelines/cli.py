@@ -279,6 +279,13 @@ class Model(StrEnum):
     fraud = "fraud"
 
 
+class ScoringEngine(StrEnum):
+    """pipelines.batch_scoring's engines (kept here: --help must not import the batch path)."""
+
+    onnx = "onnx"
+    native = "native"
+
+
 def _registry(settings: Settings, model: Model) -> tuple[Any, str]:
     from mlflow import MlflowClient
 
@@ -366,6 +373,13 @@ def score(
     version: Annotated[
         str | None, typer.Option(help="A registered version instead of the alias.")
     ] = None,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option(
+            help="onnx: the bundle serving runs; native: the trained model through MLflow "
+            "(faster on large tree ensembles). Either must first reproduce the parity sample."
+        ),
+    ] = ScoringEngine.onnx,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON summary line.")
     ] = False,
@@ -377,7 +391,9 @@ def score(
 
     scorer = {Model.churn: score_churn_file, Model.fraud: score_fraud_file}[model]
     try:
-        summary = scorer(settings, input_file, output, alias=alias, version=version)
+        summary = scorer(
+            settings, input_file, output, alias=alias, version=version, engine=engine.value
+        )
     except UnusableSource as error:
         typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
         raise typer.Exit(2) from error
@@ -389,7 +405,8 @@ def score(
         return
     typer.echo(
         f"scored {summary.rows_scored:,} rows with {summary.model_name} v{summary.model_version}"
-        f" -> {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s)"
+        f" ({summary.engine}) -> {summary.output} in {summary.seconds:.1f} s"
+        f" ({summary.rows_per_second:,.0f} rows/s)"
     )
     if summary.quarantine is not None:
         typer.echo(f"quarantined {summary.rows_quarantined:,} rows -> {summary.quarantine}")
