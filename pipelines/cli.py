@@ -509,7 +509,7 @@ def bench_batch(
         bool, typer.Option("--json", help="End with one JSON line of the figures.")
     ] = False,
 ) -> None:
-    """Batch scoring: ONNX alone on 1M rows, then score_fraud_file and score_churn_file."""
+    """Batch scoring: each engine alone on 1M rows, then score_fraud_file and score_churn_file."""
 
     from pipelines.bench_batch import bench_batch as run_benchmark
 
@@ -517,8 +517,11 @@ def bench_batch(
     home = settings.home
     typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
     figures = run_benchmark(settings, churn_rows, log=typer.echo)
-    typer.echo(f"  ONNX alone, all cores      {figures['onnx_rows_per_s_all_cores']:,.0f} rows/s")
-    typer.echo(f"  ONNX alone, one thread     {figures['onnx_rows_per_s_one_thread']:,.0f} rows/s")
+    for engine in ScoringEngine:
+        for label, key in (("all cores", "all_cores"), ("one thread", "one_thread")):
+            rate = figures[f"{engine}_rows_per_s_{key}"]
+            typer.echo(f"  {engine + ' alone, ' + label:<26} {rate:,.0f} rows/s")
+    typer.echo(f"  |native - onnx| probability {figures['native_onnx_max_abs_diff']:.1e}")
     for name in ("fraud_file", "churn_file"):
         run = figures[name]
         stages = ", ".join(f"{k} {v:.2f}" for k, v in run["stage_seconds"].items())
