@@ -25,6 +25,8 @@ class NativeScorer:
         classifier (estimator, pipeline or composed model) with `predict_proba`."""
         if threads < 1:
             raise ValueError("thread counts must be at least 1")
+        if not hasattr(model, "predict_proba"):
+            raise ValueError(f"the native model ({type(model).__name__}) has no predict_proba")
         self.model = model
         self._booster: Any = None
         self._iteration_range = (0, 0)
@@ -65,8 +67,13 @@ def load_native_scorer(tracking_uri: str, name: str, version: str, *, threads: i
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         location = client.get_model_version_download_uri(name, version)
+    except MlflowException as error:
+        raise LookupError(f"registered model '{name}' has no version {version}") from error
+    try:
         model = mlflow.pyfunc.load_model(location).get_raw_model()
-    except (MlflowException, OSError) as error:
+    # Flavours fail in many ways (missing files, a library not installed, skops refusing
+    # a type, unpickling errors): each is one model that cannot be loaded.
+    except Exception as error:
         raise LookupError(
             f"cannot load the native model of {name} v{version}: {error}".splitlines()[0]
         ) from error
