@@ -122,7 +122,9 @@ class ConcurrentOnnxScorer:
     session with 2 intra-op threads gave 100-245k rows/s (its pool spins against the other
     thread and the machine's other work; 340-520k without spinning), one session on one
     thread 230-295k, and two Python threads each running 50,000-row chunks on its own
-    one-thread session 550-570k. onnxruntime releases the GIL in `run`, so the threads
+    one-thread session 550-570k (the rows: the parity sample, tiled). On the demo's own
+    358,172 transactions' features, tiled, at load 1.4-2.2: 496k rows/s here, 355k for
+    two intra-op threads, 274k for one. onnxruntime releases the GIL in `run`, so the threads
     score in parallel with nothing shared; 10,000-50,000-row chunks were as fast as any and
     500,000-row ones 5-10% slower (the last chunks leave a core idle).
     """
