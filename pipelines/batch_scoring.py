@@ -1,7 +1,14 @@
 """Score a whole file with a registered model: the batch path beside the API.
 
 Churn and fraud share the machinery here: validation with a quarantine file beside the
-output, chunked ONNX scoring on every core, and outputs that appear complete or not at all.
+output, chunked scoring on every core, and outputs that appear complete or not at all.
+
+Two engines score (`engine`): "onnx", the bundle's ONNX file as serving runs it (the
+default), or "native", the registered version's native model through its MLflow flavour
+(`pipelines.native_scorer`), faster on large tree ensembles. Either must reproduce the
+native probabilities saved with the bundle (its parity sample, within
+`settings.parity_tolerance`) before it scores a row; one that does not is refused with
+`EngineParityMismatch`.
 
 `score_churn_file` reads a raw Telco-schema file (CSV or parquet, labels optional), checks
 it against the contract, computes the features with the same transforms the API and the
@@ -25,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import pandas as pd
@@ -46,7 +53,7 @@ from features.fraud_schema import TX_FRAUD, validate_fraud_frame
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.quarantine import QUARANTINE_REASON, UnusableSource
 from mlops.model_bundle import RegisteredBundle, download_bundle
-from mlops.onnx_scorer import OnnxScorer
+from mlops.onnx_scorer import ConcurrentOnnxScorer
 from mlops.settings import Settings
 from pipelines.sources.raw_files import read_raw_file
 
@@ -63,6 +70,19 @@ MODEL_VERSION = "model_version"
 _TRANSFORM_INPUTS = tuple(c for c in RAW_COLUMNS if c not in (ID_COLUMN, LABEL_COLUMN))
 _CSV_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
+Engine = Literal["onnx", "native"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+
+
+class ProbabilityScorer(Protocol):
+    """What an engine offers the batch path: positive-class probabilities of float32 rows."""
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+class EngineParityMismatch(ValueError):
+    """An engine does not reproduce the probabilities saved with the registered bundle."""
+
 
 @dataclass(frozen=True)
 class BatchScoreSummary:
@@ -75,6 +95,8 @@ class BatchScoreSummary:
     quarantine: Path | None
     model_name: str
     model_version: str
+    # Which engine scored: "onnx" (the bundle's ONNX file) or "native" (the native model).
+    engine: str
     seconds: float
     rows_per_second: float
     # Wall-clock seconds per stage: model_load, load_validate, features, score, write.
@@ -103,20 +125,24 @@ def score_churn_file(
     version: str | None = None,
     chunk_rows: int = 100_000,
     threads: int | None = None,
+    engine: Engine = "onnx",
 ) -> BatchScoreSummary:
     """Score every valid row of `source` with `churn@alias` (or `version`) into `output`.
 
     `output` is CSV or parquet by its suffix, with columns customerID, churn_probability,
     will_churn (probability >= the model's threshold, as the API decides), model_name,
     model_version, and event_timestamp when the source has one; rows keep the source's
-    order. `threads` is onnxruntime's intra-op thread count (default: every CPU).
+    order. `engine` scores with the bundle's ONNX file or the native model (see the
+    module's notes); `threads` is how many cores it uses (default: every CPU).
 
     Raises `UnusableSource` for a file that cannot be read, lacks a column or has no valid
     row (its quarantine file is still written), `LookupError` when the model alias or
-    version does not exist, and `ValueError` for an unsupported output suffix.
+    version (or its native model) does not exist, `EngineParityMismatch` when the engine
+    does not reproduce the parity sample, and `ValueError` for an unsupported output
+    suffix or engine.
     """
     source, output = Path(source), Path(output)
-    _check_output(output, chunk_rows)
+    _check_output(output, chunk_rows, engine)
     stages: dict[str, float] = dict.fromkeys(
         ("model_load", "load_validate", "features", "score", "write"), 0.0
     )
@@ -130,6 +156,7 @@ def score_churn_file(
             alias=alias,
             version=version,
             threads=threads,
+            engine=engine,
         )
 
     with _timed(stages, "load_validate"):
@@ -164,6 +191,7 @@ def score_churn_file(
         quarantine=quarantine,
         model_name=bundle.name,
         model_version=bundle.version,
+        engine=engine,
         seconds=seconds,
         rows_per_second=len(valid) / seconds if seconds > 0 else float("inf"),
         stage_seconds=stages,
@@ -181,6 +209,7 @@ def score_fraud_file(
     version: str | None = None,
     chunk_rows: int = 500_000,
     threads: int | None = None,
+    engine: Engine = "onnx",
 ) -> BatchScoreSummary:
     """Score every valid transaction of `source` with `fraud@alias` (or `version`).
 
@@ -205,7 +234,7 @@ def score_fraud_file(
     Raises like `score_churn_file`.
     """
     source, output = Path(source), Path(output)
-    _check_output(output, chunk_rows)
+    _check_output(output, chunk_rows, engine)
     stages: dict[str, float] = dict.fromkeys(
         ("model_load", "load_validate", "features", "score", "write"), 0.0
     )
@@ -219,6 +248,7 @@ def score_fraud_file(
             alias=alias,
             version=version,
             threads=threads,
+            engine=engine,
         )
 
     with _timed(stages, "load_validate"):
@@ -271,6 +301,7 @@ def score_fraud_file(
         quarantine=quarantine,
         model_name=bundle.name,
         model_version=bundle.version,
+        engine=engine,
         seconds=seconds,
         rows_per_second=len(valid) / seconds if seconds > 0 else float("inf"),
         stage_seconds=stages,
@@ -299,9 +330,10 @@ def _load_model(
     alias: str,
     version: str | None,
     threads: int | None,
-) -> tuple[RegisteredBundle, OnnxScorer]:
-    """The registered bundle and a session on every core; refused if it needs features
-    that the batch path does not compute (`computed`)."""
+    engine: Engine,
+) -> tuple[RegisteredBundle, ProbabilityScorer]:
+    """The registered bundle and its `engine`, checked on the parity sample; refused if it
+    needs features that the batch path does not compute (`computed`)."""
     models = settings.models_dir
     models.mkdir(parents=True, exist_ok=True)
     if version is not None:
@@ -314,12 +346,41 @@ def _load_model(
             f"{bundle.name} v{bundle.version} expects features the batch path does not "
             f"compute: {', '.join(missing)}"
         )
-    # A batch has many rows per call: unlike the API, let onnxruntime use every core.
-    scorer = OnnxScorer(bundle.onnx_path, intra_op_num_threads=threads or os.cpu_count() or 1)
-    return bundle, scorer
+    return bundle, load_scorer(settings, bundle, engine, threads=threads)
 
 
-def _check_output(output: Path, chunk_rows: int) -> None:
+def load_scorer(
+    settings: Settings, bundle: RegisteredBundle, engine: Engine, *, threads: int | None = None
+) -> ProbabilityScorer:
+    """`bundle`'s version scored by `engine` on `threads` cores (default: every CPU), once
+    it reproduces the bundle's parity sample within `settings.parity_tolerance`.
+
+    Raises `EngineParityMismatch` when it does not, `LookupError` when the native model
+    cannot be loaded.
+    """
+    # A batch has many rows per call: unlike the API, use every core.
+    cores = threads or os.cpu_count() or 1
+    scorer: ProbabilityScorer
+    if engine == "native":
+        from pipelines.native_scorer import load_native_scorer
+
+        scorer = load_native_scorer(
+            settings.tracking_uri, bundle.name, bundle.version, threads=cores
+        )
+    else:
+        scorer = ConcurrentOnnxScorer(bundle.onnx_path, threads=cores)
+    rows, expected = bundle.parity_sample()
+    gap = float(np.max(np.abs(scorer.predict_proba(rows) - expected)))
+    if not gap <= settings.parity_tolerance:  # written so that NaN fails
+        raise EngineParityMismatch(
+            f"{bundle.name} v{bundle.version}: the {engine} engine differs from the "
+            f"probabilities saved at training by {gap:.2e} on the parity sample (tolerance "
+            f"{settings.parity_tolerance:.0e}); refusing to score with it"
+        )
+    return scorer
+
+
+def _check_output(output: Path, chunk_rows: int, engine: str) -> None:
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ValueError(
             f"{output}: unsupported output type {output.suffix or '(no suffix)'!r}; "
@@ -327,6 +388,8 @@ def _check_output(output: Path, chunk_rows: int) -> None:
         )
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
 
 
 def _feature_matrix(chunk: pd.DataFrame, feature_names: list[str]) -> np.ndarray:

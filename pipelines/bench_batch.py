@@ -1,11 +1,14 @@
-"""Batch scoring benchmark: ONNX alone on a large matrix, then the whole file-to-file path.
+"""Batch scoring benchmark: each engine alone on a large matrix, then the file-to-file path.
 
-- model only: the fraud champion's ONNX session on every core, one `run` over a float32
-  matrix of `MODEL_ROWS` rows (the bundle's parity rows, tiled: real feature values);
-  best of `REPEATS` after a warm-up.
+- model only: the fraud champion scored by each batch engine (`pipelines.batch_scoring`:
+  the ONNX bundle, and the native model through MLflow) on every core and on one thread,
+  one `predict_proba` over a float32 matrix of `MODEL_ROWS` rows (the bundle's parity
+  rows, tiled: real feature values); best of `REPEATS` after a warm-up. Each engine is
+  loaded as `mlops score` loads it, parity check included.
 - whole path: `score_fraud_file` on a simulated transaction file of the default size
   (1.76 M rows: validation, window features over the file's history, ONNX, parquet out)
-  and `score_churn_file` on a simulated customer file, with the time of each stage.
+  and `score_churn_file` on a simulated customer file, with the time of each stage; both
+  with the default engine.
 """
 
 from __future__ import annotations
@@ -15,22 +18,22 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops.settings import Settings
 from pipelines.bench import machine
 
+if TYPE_CHECKING:
+    from pipelines.batch_scoring import ProbabilityScorer
+
 MODEL_ROWS = 1_000_000
 REPEATS = 3
 
 
-def onnx_rows_per_second(onnx_path: Path, rows: np.ndarray, threads: int) -> float:
+def model_rows_per_second(scorer: ProbabilityScorer, rows: np.ndarray) -> float:
     """Best rows/s of one predict_proba call over `rows` (after a warm-up call)."""
-    from mlops.onnx_scorer import OnnxScorer
-
-    scorer = OnnxScorer(onnx_path, intra_op_num_threads=threads)
     scorer.predict_proba(rows[:10_000])
     best = float("inf")
     for _ in range(REPEATS):
@@ -45,7 +48,7 @@ def bench_batch(
 ) -> dict[str, Any]:
     """Every batch figure for the champions of `settings.home`."""
     from mlops.model_bundle import download_bundle
-    from pipelines.batch_scoring import score_churn_file, score_fraud_file
+    from pipelines.batch_scoring import ENGINES, load_scorer, score_churn_file, score_fraud_file
     from pipelines.sources.churn_simulator import simulate_customers, write_customers
     from pipelines.sources.fraud_simulator import simulate_transactions, write_transactions
 
@@ -62,9 +65,15 @@ def bench_batch(
         "fraud_model": f"{fraud.name} v{fraud.version} ({fraud.meta.candidate})",
         "onnx_rows": MODEL_ROWS,
     }
-    log(f"  ONNX alone: {MODEL_ROWS:,} rows x {sample.shape[1]} features")
-    figures["onnx_rows_per_s_all_cores"] = onnx_rows_per_second(fraud.onnx_path, rows, cores)
-    figures["onnx_rows_per_s_one_thread"] = onnx_rows_per_second(fraud.onnx_path, rows, 1)
+    probabilities = {}
+    for engine in ENGINES:
+        log(f"  {engine} alone: {MODEL_ROWS:,} rows x {sample.shape[1]} features")
+        for threads, label in ((cores, "all_cores"), (1, "one_thread")):
+            scorer = load_scorer(settings, fraud, engine, threads=threads)
+            figures[f"{engine}_rows_per_s_{label}"] = model_rows_per_second(scorer, rows)
+        probabilities[engine] = scorer.predict_proba(rows[: len(sample)])
+    gap = np.abs(probabilities["native"] - probabilities["onnx"]).max()
+    figures["native_onnx_max_abs_diff"] = float(gap)
     del rows
 
     with tempfile.TemporaryDirectory(prefix="mlops-bench-batch-") as scratch:

@@ -289,6 +289,13 @@ class Model(StrEnum):
     fraud = "fraud"
 
 
+class ScoringEngine(StrEnum):
+    """pipelines.batch_scoring's engines (kept here: --help must not import the batch path)."""
+
+    onnx = "onnx"
+    native = "native"
+
+
 def _registry(settings: Settings, model: Model) -> tuple[Any, str]:
     from mlflow import MlflowClient
 
@@ -376,6 +383,13 @@ def score(
     version: Annotated[
         str | None, typer.Option(help="A registered version instead of the alias.")
     ] = None,
+    engine: Annotated[
+        ScoringEngine,
+        typer.Option(
+            help="onnx: the bundle serving runs; native: the trained model through MLflow "
+            "(faster on large tree ensembles). Either must first reproduce the parity sample."
+        ),
+    ] = ScoringEngine.onnx,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON summary line.")
     ] = False,
@@ -387,7 +401,9 @@ def score(
 
     scorer = {Model.churn: score_churn_file, Model.fraud: score_fraud_file}[model]
     try:
-        summary = scorer(settings, input_file, output, alias=alias, version=version)
+        summary = scorer(
+            settings, input_file, output, alias=alias, version=version, engine=engine.value
+        )
     except UnusableSource as error:
         typer.secho(f"error: cannot use {error.path}: {error.problem}", fg="red", err=True)
         raise typer.Exit(2) from error
@@ -399,7 +415,8 @@ def score(
         return
     typer.echo(
         f"scored {summary.rows_scored:,} rows with {summary.model_name} v{summary.model_version}"
-        f" -> {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s)"
+        f" ({summary.engine}) -> {summary.output} in {summary.seconds:.1f} s"
+        f" ({summary.rows_per_second:,.0f} rows/s)"
     )
     if summary.quarantine is not None:
         typer.echo(f"quarantined {summary.rows_quarantined:,} rows -> {summary.quarantine}")
@@ -548,7 +565,7 @@ def bench_batch(
         bool, typer.Option("--json", help="End with one JSON line of the figures.")
     ] = False,
 ) -> None:
-    """Batch scoring: ONNX alone on 1M rows, then score_fraud_file and score_churn_file."""
+    """Batch scoring: each engine alone on 1M rows, then score_fraud_file and score_churn_file."""
 
     from pipelines.bench_batch import bench_batch as run_benchmark
 
@@ -556,8 +573,11 @@ def bench_batch(
     home = settings.home
     typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
     figures = run_benchmark(settings, churn_rows, log=typer.echo)
-    typer.echo(f"  ONNX alone, all cores      {figures['onnx_rows_per_s_all_cores']:,.0f} rows/s")
-    typer.echo(f"  ONNX alone, one thread     {figures['onnx_rows_per_s_one_thread']:,.0f} rows/s")
+    for engine in ScoringEngine:
+        for label, key in (("all cores", "all_cores"), ("one thread", "one_thread")):
+            rate = figures[f"{engine}_rows_per_s_{key}"]
+            typer.echo(f"  {engine + ' alone, ' + label:<26} {rate:,.0f} rows/s")
+    typer.echo(f"  |native - onnx| probability {figures['native_onnx_max_abs_diff']:.1e}")
     for name in ("fraud_file", "churn_file"):
         run = figures[name]
         stages = ", ".join(f"{k} {v:.2f}" for k, v in run["stage_seconds"].items())

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlops.settings import Settings
@@ -126,6 +128,16 @@ def run_mlops(
         timeout=900,
         check=False,
     )
+
+
+def assert_same_probabilities(
+    got: pd.DataFrame, want: pd.DataFrame, columns: tuple[str, str], *, tolerance: float
+) -> None:
+    """Two score files hold the same ids in the same order and probabilities within
+    `tolerance`; `columns` names the id and the probability column."""
+    ids, probability = columns
+    assert list(got[ids]) == list(want[ids])
+    np.testing.assert_allclose(got[probability], want[probability], atol=tolerance, rtol=0)
 
 
 # Small, but long enough for the protocol: 30 days of window history before the four

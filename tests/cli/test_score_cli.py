@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,30 @@ import pandas as pd
 import pytest
 
 from features.fraud_schema import TX_FRAUD, TX_FRAUD_SCENARIO
-from tests.conftest import FRAUD_RUN_BROKEN
+from mlops.model_bundle import PARITY_FILE, download_bundle
+from mlops.settings import Settings
+from pipelines.batch_scoring import score_fraud_file
+from tests.conftest import FRAUD_RUN_BROKEN, assert_same_probabilities
 from tests.conftest import run_mlops as mlops
 
 pytestmark = pytest.mark.slow
+
+
+def score_cli(
+    model: str, source: Path, output: Path, *options: str, home: Path, prefect_api: str
+) -> subprocess.CompletedProcess[str]:
+    """`mlops score MODEL --input SOURCE --output OUTPUT [OPTIONS]`, in its own process."""
+    return mlops(
+        "score",
+        model,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        *options,
+        home=home,
+        prefect_api=prefect_api,
+    )
 
 
 def summary_of(stdout: str) -> dict[str, Any]:
@@ -26,13 +48,10 @@ def test_score_fraud_file_scores_valid_rows_and_quarantines_the_rest(
     fraud_run: dict[str, Any], prefect_api: str, tmp_path: Path
 ) -> None:
     output = tmp_path / "scores.parquet"
-    result = mlops(
-        "score",
+    result = score_cli(
         "fraud",
-        "--input",
-        str(fraud_run["source"]),
-        "--output",
-        str(output),
+        fraud_run["source"],
+        output,
         "--json",
         home=fraud_run["home"],
         prefect_api=prefect_api,
@@ -70,16 +89,7 @@ def test_score_fraud_without_labels_says_terminal_risk_is_zero(
         unlabelled, index=False
     )
     output = tmp_path / "scores.csv"
-    result = mlops(
-        "score",
-        "fraud",
-        "--input",
-        str(unlabelled),
-        "--output",
-        str(output),
-        home=fraud_run["home"],
-        prefect_api=prefect_api,
-    )
+    result = score_cli("fraud", unlabelled, output, home=fraud_run["home"], prefect_api=prefect_api)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "terminal risk windows are 0" in result.stdout
     scores = pd.read_csv(output)
@@ -92,16 +102,8 @@ def test_score_churn_writes_csv_like_the_batch_function(
 ) -> None:
     source = churn_run["home"] / "raw" / churn_run["pipeline_run"] / "customers.parquet"
     output = tmp_path / "churn.csv"
-    result = mlops(
-        "score",
-        "churn",
-        "--input",
-        str(source),
-        "--output",
-        str(output),
-        "--json",
-        home=churn_run["home"],
-        prefect_api=prefect_api,
+    result = score_cli(
+        "churn", source, output, "--json", home=churn_run["home"], prefect_api=prefect_api
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = summary_of(result.stdout)
@@ -128,17 +130,73 @@ def test_score_errors_exit_2_with_a_message(
 ) -> None:
     source = churn_run["home"] / "raw" / churn_run["pipeline_run"] / "customers.parquet"
     output = tmp_path / output_name
-    result = mlops(
-        "score",
-        "churn",
-        "--input",
-        str(source),
-        "--output",
-        str(output),
-        *extra,
-        home=churn_run["home"],
-        prefect_api=prefect_api,
+    result = score_cli(
+        "churn", source, output, *extra, home=churn_run["home"], prefect_api=prefect_api
     )
     assert result.returncode == 2
     assert message in result.stderr
+    assert not output.exists()
+
+
+def test_score_fraud_with_the_native_engine_gives_the_onnx_probabilities(
+    fraud_run: dict[str, Any], fraud_settings: Settings, prefect_api: str, tmp_path: Path
+) -> None:
+    native_output = tmp_path / "native.parquet"
+    result = score_cli(
+        "fraud",
+        fraud_run["source"],
+        native_output,
+        "--engine",
+        "native",
+        "--json",
+        home=fraud_run["home"],
+        prefect_api=prefect_api,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert summary_of(result.stdout)["engine"] == "native"
+
+    onnx = score_fraud_file(fraud_settings, fraud_run["source"], tmp_path / "onnx.parquet")
+    assert onnx.engine == "onnx"
+    assert_same_probabilities(
+        pd.read_parquet(native_output),
+        pd.read_parquet(onnx.output),
+        ("TRANSACTION_ID", "fraud_probability"),
+        tolerance=fraud_settings.parity_tolerance,
+    )
+
+
+def test_a_native_model_that_misses_its_parity_sample_is_refused_before_scoring(
+    fraud_run: dict[str, Any], fraud_settings: Settings, prefect_api: str, tmp_path: Path
+) -> None:
+    """A home whose registry is the fraud run's but whose cached bundle carries a parity
+    sample the native model does not reproduce (as if the file were from another fit)."""
+    version = fraud_run["model_version"]
+    bundle = download_bundle(
+        fraud_settings.tracking_uri, "fraud", fraud_settings.models_dir, version=version
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(fraud_run["home"] / "mlflow.db", home / "mlflow.db")
+    altered = home / "models" / bundle.folder.name
+    shutil.copytree(bundle.folder, altered)
+    rows, probabilities = bundle.parity_sample()
+    np.savez(altered / PARITY_FILE, rows=rows, probabilities=np.clip(probabilities + 0.01, 0, 1))
+    output = tmp_path / "scores.parquet"
+
+    result = score_cli(
+        "fraud",
+        fraud_run["source"],
+        output,
+        "--version",
+        version,
+        "--engine",
+        "native",
+        home=home,
+        prefect_api=prefect_api,
+    )
+
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: fraud v{version}: the native engine differs")
+    assert "parity sample" in message and "Traceback" not in result.stderr
     assert not output.exists()

@@ -17,10 +17,11 @@ from features.churn_schema import LABEL_COLUMN, TIMESTAMP_COLUMN
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from features.quarantine import QUARANTINE_REASON, QUARANTINE_VALUE, UnusableSource
 from mlops.model_bundle import download_bundle
-from mlops.onnx_scorer import OnnxScorer
+from mlops.onnx_scorer import ConcurrentOnnxScorer, OnnxScorer
 from mlops.settings import Settings
 from pipelines.batch_scoring import score_churn_file
 from pipelines.sources.churn_simulator import write_customers
+from tests.conftest import assert_same_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -183,10 +184,42 @@ def test_chunking_does_not_change_the_results(
     assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
 
 
-def test_an_unknown_model_version_or_output_type_is_refused(
+def test_an_unknown_model_version_output_type_or_engine_is_refused(
     churn_settings: Settings, raw_csv: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(LookupError, match="version 999"):
         score_churn_file(churn_settings, raw_csv, tmp_path / "s.csv", version="999")
     with pytest.raises(ValueError, match="unsupported output type"):
         score_churn_file(churn_settings, raw_csv, tmp_path / "s.json")
+    with pytest.raises(ValueError, match="unknown engine 'tensorflow'"):
+        score_churn_file(churn_settings, raw_csv, tmp_path / "s.csv", engine="tensorflow")  # type: ignore[arg-type]
+
+
+def test_native_and_onnx_engines_give_the_same_churn_probabilities(
+    churn_settings: Settings, raw_csv: Path, tmp_path: Path
+) -> None:
+    """The churn champion may be the logistic baseline: MLflow's scikit-learn flavour."""
+    onnx = score_churn_file(churn_settings, raw_csv, tmp_path / "onnx.parquet")
+    native = score_churn_file(churn_settings, raw_csv, tmp_path / "native.parquet", engine="native")
+
+    assert (onnx.engine, native.engine) == ("onnx", "native")
+    assert_same_probabilities(
+        read_output(native.output),
+        read_output(onnx.output),
+        ("customerID", "churn_probability"),
+        tolerance=churn_settings.parity_tolerance,
+    )
+
+
+def test_concurrent_onnx_chunks_are_stitched_back_in_row_order(churn_settings: Settings) -> None:
+    bundle = download_bundle(
+        churn_settings.tracking_uri, "churn", churn_settings.models_dir, alias="champion"
+    )
+    sample, _ = bundle.parity_sample()
+    # More rows than two chunks, not a multiple of the chunk size, every row different.
+    rows = np.resize(sample, (2 * ConcurrentOnnxScorer.CHUNK_ROWS + 123, sample.shape[1]))
+    rows[:, 0] += np.arange(len(rows), dtype=np.float32) / len(rows)
+
+    concurrent = ConcurrentOnnxScorer(bundle.onnx_path, threads=2).predict_proba(rows)
+
+    np.testing.assert_array_equal(concurrent, OnnxScorer(bundle.onnx_path).predict_proba(rows))
