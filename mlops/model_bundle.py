@@ -137,3 +137,30 @@ def _fetch(tracking_uri: str, run_id: str, folder: Path) -> None:
         fetched = Path(scratch) / BUNDLE_ARTIFACT_PATH
         for item in sorted(fetched.iterdir(), key=lambda p: p.name == META_FILE):
             shutil.move(str(item), folder / item.name)
+
+
+def load_native_model(tracking_uri: str, name: str, version: str) -> Any:
+    """The native model registered as `name` version `version`, through the MLflow flavour
+    training logged (an `XGBClassifier` or a scikit-learn model). For batch jobs and
+    reports: loading it imports the training libraries, which serving never does.
+
+    Raises `LookupError` when the version or its model files cannot be found or loaded.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    # The client, not a models:/ URI: that one reads the process-wide tracking URI.
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        location = client.get_model_version_download_uri(name, version)
+    except MlflowException as error:
+        raise LookupError(f"registered model '{name}' has no version {version}") from error
+    try:
+        return mlflow.pyfunc.load_model(location).get_raw_model()
+    # Flavours fail in many ways (missing files, a library not installed, skops refusing
+    # a type, unpickling errors): each is one model that cannot be loaded.
+    except Exception as error:
+        raise LookupError(
+            f"cannot load the native model of {name} v{version}: {error}".splitlines()[0]
+        ) from error

@@ -54,27 +54,10 @@ class NativeScorer:
 
 
 def load_native_scorer(tracking_uri: str, name: str, version: str, *, threads: int) -> NativeScorer:
-    """The native model registered as `name` version `version`, through its MLflow flavour.
+    """The native model registered as `name` version `version`, ready to score.
 
     Raises `LookupError` when the version or its model files cannot be found or loaded.
     """
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+    from mlops.model_bundle import load_native_model
 
-    # The client, not mlflow.pyfunc's models:/ URI: that one reads the process-wide
-    # tracking URI, which a batch run does not set.
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        location = client.get_model_version_download_uri(name, version)
-    except MlflowException as error:
-        raise LookupError(f"registered model '{name}' has no version {version}") from error
-    try:
-        model = mlflow.pyfunc.load_model(location).get_raw_model()
-    # Flavours fail in many ways (missing files, a library not installed, skops refusing
-    # a type, unpickling errors): each is one model that cannot be loaded.
-    except Exception as error:
-        raise LookupError(
-            f"cannot load the native model of {name} v{version}: {error}".splitlines()[0]
-        ) from error
-    return NativeScorer(model, threads=threads)
+    return NativeScorer(load_native_model(tracking_uri, name, version), threads=threads)

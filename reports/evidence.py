@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
-from mlops.model_bundle import RegisteredBundle, download_bundle
+from mlops.model_bundle import RegisteredBundle, download_bundle, load_native_model
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from monitoring.reference import LABEL_COLUMN, SCORE_COLUMN, load_reference
@@ -157,7 +157,7 @@ def gather(
     features = tuple(bundle.meta.feature_names)
     rows = reference.loc[:, list(features)].to_numpy(dtype=np.float32)
 
-    model = _native_model(settings, name, bundle.version)
+    model = load_native_model(settings.tracking_uri, name, bundle.version)
     contributions = tree_or_linear_contributions(model, rows, features)
     importance, importance_kind = _importance(model, features)
     return ModelEvidence(
@@ -310,24 +310,6 @@ def read_serving_bench(path: Path) -> dict[str, Any]:
             if "servers" in figures:
                 return figures
     raise ValueError(f"{path} holds no `mlops bench serving --json` line")
-
-
-def _native_model(settings: Settings, name: str, version: str) -> Any:
-    import mlflow
-
-    # The flavours' loaders resolve `models:/` through the global URIs: point them here for
-    # the load, then give the caller's back.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    try:
-        uri = f"models:/{name}/{version}"
-        if "xgboost" in mlflow.models.get_model_info(uri).flavors:
-            return mlflow.xgboost.load_model(uri)
-        return mlflow.sklearn.load_model(uri)
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 def _importance(model: Any, feature_names: tuple[str, ...]) -> tuple[dict[str, float], str]:
