@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -60,6 +61,8 @@ from serving.schemas import (
 )
 
 logger = logging.getLogger("serving")
+
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def create_app(
@@ -133,6 +136,11 @@ def create_app(
         # as long as the process: frozen, the cyclic collector's full collections, which
         # pause every request, no longer walk those objects.
         gc.freeze()
+        # The prediction log's writer thread takes the GIL for a few ms a second; a request
+        # on the event loop waits for it up to the switch interval (5 ms by default) each
+        # time. At 0.5 ms the p99 at one connection fell from 6-8 ms to 3.2-3.7 ms here.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         followers = (
             [asyncio.create_task(_follow_alias(h, settings)) for h in followed]
             if settings.model_refresh_s > 0
@@ -145,6 +153,7 @@ def create_app(
             for task in background:
                 task.cancel()
             access.flush()
+            sys.setswitchinterval(switch_interval)
             # Off the event loop: writing the last batch may take a moment.
             await asyncio.to_thread(log.close)
             metrics.unwatch()
