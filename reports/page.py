@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -491,7 +491,8 @@ def _latency(evidence: ModelEvidence, settings: Settings) -> Section:
     bench = evidence.serving_bench
     if bench is not None:
         ours = bench["servers"]["ours"]
-        model, machine = (html.escape(str(bench.get(k, ""))) for k in ("model", "machine"))
+        model = html.escape(str(bench.get("model", "")))
+        machine = _machine(bench.get("machine"), bench.get("load_avg_before"))
         paragraphs.append(
             f"The API over HTTP, from <code>mlops bench serving --json</code> ({model}"
             f", wrk on loopback): at 1 connection p50 {ours['c1']['p50_ms']:.2f} ms, p99 "
@@ -501,10 +502,21 @@ def _latency(evidence: ModelEvidence, settings: Settings) -> Section:
         )
     else:
         paragraphs.append(
-            "No API benchmark was given: save <code>mlops bench serving --json</code> to a file "
-            "and pass it with <code>--serving-bench FILE</code> to show the latency over HTTP."
+            "No API benchmark on this home yet: <code>mlops bench serving</code> measures the "
+            "API over HTTP and saves its figures where this page finds them (or pass a saved "
+            "<code>--json</code> line with <code>--serving-bench FILE</code>)."
         )
     return Section("latency", "Serving latency", paragraphs, _svg("latency", draw), len(timings))
+
+
+def _machine(machine: Any, load: Any) -> str:
+    """`mlops bench serving`'s machine figures as a phrase: cores, memory, load."""
+    if not isinstance(machine, dict):
+        return "not recorded"
+    parts = [f"{machine.get('cpus', '?')} cores", f"{machine.get('memory_gib', '?')} GiB"]
+    if isinstance(load, int | float):
+        parts.append(f"load average {load:.2f} at the start")
+    return html.escape(", ".join(parts))
 
 
 def _svg(key: str, draw: Callable[[Axes], None], size: tuple[float, float] = (5.6, 4.2)) -> str:

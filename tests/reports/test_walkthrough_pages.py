@@ -264,14 +264,20 @@ def test_a_serving_benchmark_file_adds_the_apis_latency(
     ours = {"c1": {"p50_ms": 0.91, "p99_ms": 6.72, "rps": 924.0}}
     ours["c16"] = {"p50_ms": 15.4, "p99_ms": 44.7, "rps": 941.0}
     saved = tmp_path / "bench.txt"
-    figures = {"model": "churn v1", "machine": "test box", "servers": {"ours": ours}}
+    machine = {"cpus": 2, "memory_gib": 23.5}
+    figures = {
+        "model": "churn v1",
+        "machine": machine,
+        "load_avg_before": 0.8,
+        "servers": {"ours": ours},
+    }
     saved.write_text("serving churn\n  ours  1  0.91\n" + json.dumps(figures) + "\n")
 
     page = render_page(
         replace(built["churn"].evidence, serving_bench=read_serving_bench(saved)), Settings()
     )
     assert "at 1 connection p50 0.91 ms, p99 6.72 ms, 924 req/s" in page
-    assert "p99 44.70 ms, 941 req/s. Machine: test box." in page
+    assert "p99 44.70 ms, 941 req/s. Machine: 2 cores, 23.5 GiB, load average 0.80" in page
 
     (tmp_path / "other.txt").write_text('{"not": "a benchmark"}\n')
     result = CliRunner().invoke(
