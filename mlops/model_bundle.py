@@ -9,6 +9,7 @@ onnxruntime, without the training libraries.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ class BundleMeta:
         return cls(**data)
 
 
+class ParityMismatch(ValueError):
+    """A scorer does not reproduce the native probabilities saved with its bundle."""
+
+
 @dataclass(frozen=True)
 class RegisteredBundle:
     """A bundle downloaded for one registered model version."""
@@ -66,6 +71,23 @@ class RegisteredBundle:
         """(float32 rows, native probabilities) saved at training time."""
         with np.load(self.folder / PARITY_FILE) as sample:
             return sample["rows"], sample["probabilities"]
+
+    def check_parity(
+        self,
+        predict_proba: Callable[[np.ndarray], np.ndarray],
+        tolerance: float,
+        scorer: str = "ONNX",
+    ) -> float:
+        """The largest gap between `predict_proba` and the native probabilities of the
+        parity sample; `ParityMismatch` when it exceeds `tolerance` (or is NaN)."""
+        rows, expected = self.parity_sample()
+        gap = float(np.max(np.abs(predict_proba(rows) - expected)))
+        if not gap <= tolerance:  # written so that NaN fails
+            raise ParityMismatch(
+                f"{self.name} v{self.version}: {scorer} differs from the native model by "
+                f"{gap:.2e} on its parity sample (tolerance {tolerance:.0e})"
+            )
+        return gap
 
 
 def write_parity_sample(folder: Path, model: Any, rows: np.ndarray) -> Path:

@@ -14,6 +14,7 @@ faster on one thread than paying the cost of waking a pool. Batch scoring uses
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from queue import Empty, SimpleQueue
 from typing import Final
@@ -117,16 +118,12 @@ class OnnxScorer:
 class ConcurrentOnnxScorer:
     """A batch scorer: chunks of a large matrix scored at once on one-thread sessions.
 
-    Measured on the fraud champion (tuned XGBoost, 200 trees, one TreeEnsembleClassifier),
-    1,000,000 float32 rows on this project's 2-core machine at load average 2.5-4: one
-    session with 2 intra-op threads gave 100-245k rows/s (its pool spins against the other
-    thread and the machine's other work; 340-520k without spinning), one session on one
-    thread 230-295k, and two Python threads each running 50,000-row chunks on its own
-    one-thread session 550-570k (the rows: the parity sample, tiled). On the demo's own
-    358,172 transactions' features, tiled, at load 1.4-2.2: 496k rows/s here, 355k for
-    two intra-op threads, 274k for one. onnxruntime releases the GIL in `run`, so the threads
-    score in parallel with nothing shared; 10,000-50,000-row chunks were as fast as any and
-    500,000-row ones 5-10% slower (the last chunks leave a core idle).
+    onnxruntime releases the GIL in `run`, so one Python thread per core, each on its own
+    one-thread session, scores in parallel with nothing shared. On the fraud champion
+    (200 trees in one TreeEnsembleClassifier) that nearly doubled the rows/s of one
+    session with two intra-op threads, whose pool spins against other work on the
+    machine (`mlops bench batch`; figures in docs/benchmarks.md). Chunks of 10,000-50,000
+    rows were as fast as any; much larger ones leave a core idle at the end.
     """
 
     # Rows per `run` call: small enough to keep both threads busy to the end.
@@ -166,3 +163,23 @@ class ConcurrentOnnxScorer:
             # list(): re-raise the first worker's error here.
             list(pool.map(score_chunks, self._scorers))
         return probabilities
+
+
+def single_row_timings_ms(
+    model: str | os.PathLike[str], rows: np.ndarray, calls: int, warm_up: int
+) -> np.ndarray:
+    """Milliseconds of `calls` single-row calls as the API makes them (one thread, one
+    float32 row a call), cycling through `rows`, after `warm_up` calls not timed."""
+    scorer = OnnxScorer(model)
+    singles = [
+        np.ascontiguousarray(rows[i : i + 1], dtype=np.float32) for i in range(min(len(rows), 256))
+    ]
+    for i in range(warm_up):
+        scorer.predict_proba(singles[i % len(singles)])
+    timings = np.empty(calls, dtype=np.float64)
+    for i in range(calls):
+        row = singles[i % len(singles)]
+        started = time.perf_counter_ns()
+        scorer.predict_proba(row)
+        timings[i] = (time.perf_counter_ns() - started) / 1e6
+    return timings

@@ -26,7 +26,6 @@ uses). A challenger that fails keeps its `challenger` alias for inspection.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -115,18 +114,11 @@ def judge(
 
 def single_row_p99_ms(bundle: RegisteredBundle, row: np.ndarray) -> float:
     """p99 of `LATENCY_CALLS` single-row ONNX calls, as serving makes them (one thread)."""
-    from mlops.onnx_scorer import OnnxScorer
+    from mlops.onnx_scorer import single_row_timings_ms
 
-    scorer = OnnxScorer(bundle.onnx_path)
-    one = np.ascontiguousarray(row.reshape(1, -1), dtype=np.float32)
-    for _ in range(_WARM_UP_CALLS):
-        scorer.predict_proba(one)
-    took = np.empty(LATENCY_CALLS)
-    for i in range(LATENCY_CALLS):
-        started = time.perf_counter()
-        scorer.predict_proba(one)
-        took[i] = time.perf_counter() - started
-    return float(np.quantile(took, 0.99) * 1000)
+    one = row.reshape(1, -1)
+    timings = single_row_timings_ms(bundle.onnx_path, one, LATENCY_CALLS, _WARM_UP_CALLS)
+    return float(np.quantile(timings, 0.99))
 
 
 def _rows(labelled: pd.DataFrame, bundle: RegisteredBundle) -> np.ndarray:

@@ -8,7 +8,7 @@ default), or "native", the registered version's native model through its MLflow 
 (`pipelines.native_scorer`), faster on large tree ensembles. Either must reproduce the
 native probabilities saved with the bundle (its parity sample, within
 `settings.parity_tolerance`) before it scores a row; one that does not is refused with
-`EngineParityMismatch`.
+`mlops.model_bundle.ParityMismatch`.
 
 `score_churn_file` reads a raw Telco-schema file (CSV or parquet, labels optional), checks
 it against the contract, computes the features with the same transforms the API and the
@@ -80,10 +80,6 @@ class ProbabilityScorer(Protocol):
     def predict_proba(self, rows: np.ndarray) -> np.ndarray: ...
 
 
-class EngineParityMismatch(ValueError):
-    """An engine does not reproduce the probabilities saved with the registered bundle."""
-
-
 @dataclass(frozen=True)
 class BatchScoreSummary:
     """What one batch scoring run read, scored, set aside and wrote, and how fast."""
@@ -137,9 +133,9 @@ def score_churn_file(
 
     Raises `UnusableSource` for a file that cannot be read, lacks a column or has no valid
     row (its quarantine file is still written), `LookupError` when the model alias or
-    version (or its native model) does not exist, `EngineParityMismatch` when the engine
-    does not reproduce the parity sample, and `ValueError` for an unsupported output
-    suffix or engine.
+    version (or its native model) does not exist, `ParityMismatch` (`mlops.model_bundle`)
+    when the engine does not reproduce the parity sample, and `ValueError` for an
+    unsupported output suffix or engine.
     """
     source, output = Path(source), Path(output)
     _check_output(output, chunk_rows, engine)
@@ -355,7 +351,7 @@ def load_scorer(
     """`bundle`'s version scored by `engine` on `threads` cores (default: every CPU), once
     it reproduces the bundle's parity sample within `settings.parity_tolerance`.
 
-    Raises `EngineParityMismatch` when it does not, `LookupError` when the native model
+    Raises `mlops.model_bundle.ParityMismatch` when it does not, `LookupError` when the native model
     cannot be loaded.
     """
     # A batch has many rows per call: unlike the API, use every core.
@@ -369,14 +365,7 @@ def load_scorer(
         )
     else:
         scorer = ConcurrentOnnxScorer(bundle.onnx_path, threads=cores)
-    rows, expected = bundle.parity_sample()
-    gap = float(np.max(np.abs(scorer.predict_proba(rows) - expected)))
-    if not gap <= settings.parity_tolerance:  # written so that NaN fails
-        raise EngineParityMismatch(
-            f"{bundle.name} v{bundle.version}: the {engine} engine differs from the "
-            f"probabilities saved at training by {gap:.2e} on the parity sample (tolerance "
-            f"{settings.parity_tolerance:.0e}); refusing to score with it"
-        )
+    bundle.check_parity(scorer.predict_proba, settings.parity_tolerance, f"the {engine} engine")
     return scorer
 
 

@@ -11,7 +11,6 @@ typed in: a page built from another run shows that run's numbers.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.model_bundle import RegisteredBundle, download_bundle, load_native_model
-from mlops.onnx_scorer import OnnxScorer
+from mlops.onnx_scorer import single_row_timings_ms
 from mlops.settings import Settings
 from monitoring.reference import LABEL_COLUMN, SCORE_COLUMN, load_reference
 
@@ -269,17 +268,7 @@ def explain_examples(
 
 def measure_latency(onnx_path: Path, rows: np.ndarray) -> Latency:
     """Time single-row scoring as the API does it: one float32 row, one session call."""
-    scorer = OnnxScorer(onnx_path)
-    singles = [np.ascontiguousarray(rows[i : i + 1]) for i in range(min(len(rows), 256))]
-    for i in range(LATENCY_WARMUP):
-        scorer.predict_proba(singles[i % len(singles)])
-    timings = np.empty(LATENCY_CALLS, dtype=np.float64)
-    for i in range(LATENCY_CALLS):
-        row = singles[i % len(singles)]
-        started = time.perf_counter_ns()
-        scorer.predict_proba(row)
-        timings[i] = (time.perf_counter_ns() - started) / 1e6
-    return Latency(timings)
+    return Latency(single_row_timings_ms(onnx_path, rows, LATENCY_CALLS, LATENCY_WARMUP))
 
 
 def drift_points(decisions: Sequence[dict[str, Any]]) -> list[DriftPoint]:

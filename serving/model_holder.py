@@ -24,10 +24,6 @@ from serving.errors import ModelNotReady
 CHAMPION = "champion"
 
 
-class ParityMismatch(ValueError):
-    """The ONNX file does not reproduce the probabilities saved with it."""
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     bundle: RegisteredBundle
@@ -106,7 +102,7 @@ class ModelHolder:
                 loaded = LoadedModel(
                     bundle=bundle, alias=self.alias, scorer=OnnxScorer(bundle.onnx_path)
                 )
-                _check_parity(loaded, settings.parity_tolerance)
+                bundle.check_parity(loaded.scorer.predict_proba, settings.parity_tolerance)
             except (LookupError, OSError, ValueError) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
                 self.loads["rejected"] += 1
@@ -115,13 +111,3 @@ class ModelHolder:
             self.last_error = None
             self.loads["loaded"] += 1
             return loaded
-
-
-def _check_parity(model: LoadedModel, tolerance: float) -> None:
-    rows, expected = model.bundle.parity_sample()
-    gap = float(np.max(np.abs(model.scorer.predict_proba(rows) - expected)))
-    if not gap <= tolerance:
-        raise ParityMismatch(
-            f"{model.bundle.name} v{model.version}: ONNX differs from the native model "
-            f"by {gap:.2e} on its parity sample (tolerance {tolerance:.0e})"
-        )

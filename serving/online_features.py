@@ -34,9 +34,8 @@ from typing import Any
 import numpy as np
 from feast import FeatureStore, FeatureView, ValueType
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import compute_table_id
 from feast.infra.online_stores.online_store import OnlineStore
-from feast.infra.online_stores.sqlite import SqliteOnlineStore
+from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
@@ -74,10 +73,10 @@ class ViewReader:
             raise ValueError(f"view '{view_name}' has no features {unknown}")
         sqlite_table = None
         if isinstance(store.provider.online_store, SqliteOnlineStore):
+            # The name and quoting Feast's SQLite store itself uses for the view's table.
             config = store.config
             versioned = config.registry.enable_online_feature_view_versioning
-            table = compute_table_id(config.project, view, versioned)
-            sqlite_table = '"' + table.replace('"', '""') + '"'
+            sqlite_table = _quote_id(_table_id(config.project, view, versioned))
         return cls(
             store,
             view,
@@ -107,29 +106,26 @@ class ViewReader:
         """Feast's SQLite lookup (a row per entity and feature), less the timestamps."""
         version = self.store.config.entity_key_serialization_version
         keys = [serialize_entity_key(key, version) for key in self._keys(entity_ids)]
-        connection = online._get_conn(self.store.config)
-        wanted = self._wanted
-        if len(keys) == 1:  # the request path: no key column to group by
-            rows = connection.execute(self._sqlite_one, keys).fetchall()
-            return [_known({name: _python(v) for name, v in rows if name in wanted})]
         marks = ",".join("?" * len(keys))
+        rows = (
+            online._get_conn(self.store.config)
+            .execute(
+                f"SELECT entity_key, feature_name, value FROM {self.sqlite_table} "
+                f"WHERE entity_key IN ({marks})",
+                keys,
+            )
+            .fetchall()
+        )
+        wanted = self._wanted
         found: dict[bytes, dict[str, Any]] = {}
-        for key, name, value in connection.execute(
-            f"SELECT entity_key, feature_name, value FROM {self.sqlite_table} "
-            f"WHERE entity_key IN ({marks})",
-            keys,
-        ).fetchall():
+        for key, name, value in rows:
             if name in wanted:
-                found.setdefault(key, {})[name] = _python(value)
+                found.setdefault(key, {})[name] = _python(ValueProto.FromString(value))
         return [_known(found.get(key)) for key in keys]
 
     @cached_property
     def _wanted(self) -> frozenset[str]:
         return frozenset(self.features)
-
-    @cached_property
-    def _sqlite_one(self) -> str:
-        return f"SELECT feature_name, value FROM {self.sqlite_table} WHERE entity_key = ?"
 
     async def read_async(self, entity_ids: Sequence[Any]) -> list[dict[str, Any] | None]:
         """`read` for the event loop: Feast's async read where the store has one."""
@@ -183,11 +179,8 @@ def _known(values: dict[str, Any] | None) -> dict[str, Any] | None:
     return values if values and any(v is not None for v in values.values()) else None
 
 
-def _python(value: ValueProto | bytes) -> Any:
-    """The Python value of a Feast value (or of its serialized bytes); None for null."""
-    if isinstance(value, bytes):
-        value = ValueProto.FromString(value)
-    assert isinstance(value, ValueProto)
+def _python(value: ValueProto) -> Any:
+    """The Python value of a Feast value; None for null."""
     kind = value.WhichOneof("val")
     if kind is None or kind == "null_val":
         return None

@@ -436,9 +436,16 @@ def _fold_metrics(folds: list[Fold], scores: list[np.ndarray]) -> dict[str, floa
 
 def _cost_threshold(folds: list[Fold], scores: list[np.ndarray], settings: Settings) -> float:
     """The expected-cost threshold on the folds' validation scores (never the test's)."""
+    return cost_threshold(
+        np.concatenate([f.valid.y for f in folds]), np.concatenate(scores), settings
+    )
+
+
+def cost_threshold(labels: np.ndarray, scores: np.ndarray, settings: Settings) -> float:
+    """The threshold of least expected cost at the settings' costs of a miss and an alarm."""
     return choose_cost_threshold(
-        np.concatenate([f.valid.y for f in folds]),
-        np.concatenate(scores),
+        labels,
+        scores,
         cost_missed_fraud=settings.fraud_cost_missed_fraud,
         cost_false_alarm=settings.fraud_cost_false_alarm,
     )

@@ -33,11 +33,11 @@ from xgboost import XGBClassifier
 from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES
 from mlops.settings import Settings
-from training.fraud_metrics import choose_cost_threshold
 from training.fraud_models import ModelSpec
 from training.fraud_splits import TimeSplit, handbook_split, split_frame
 from training.fraud_train import (
     Period,
+    cost_threshold,
     describe_split,
     fraud_report,
     prefixed,
@@ -157,12 +157,7 @@ def train_fraud_on_cluster(
         fold_model = fit_on_cluster(
             CLUSTER_SPEC, period_rows(features, fold.train_start, fold.train_end), client, seed
         )
-        threshold = choose_cost_threshold(
-            valid.y,
-            fold_model.predict_proba(valid.x)[:, 1],
-            cost_missed_fraud=settings.fraud_cost_missed_fraud,
-            cost_false_alarm=settings.fraud_cost_false_alarm,
-        )
+        threshold = cost_threshold(valid.y, fold_model.predict_proba(valid.x)[:, 1], settings)
         model = fit_on_cluster(
             CLUSTER_SPEC, period_rows(features, split.train_start, split.train_end), client, seed
         )
@@ -223,11 +218,6 @@ def train_in_process_reference(
     fold_rows, valid = Period.of(fold_train), Period.of(valid_frame)
     train, test = Period.of(train_frame), Period.of(test_frame)
     fold_model = CLUSTER_SPEC.fit_classifier(fold_rows.x, fold_rows.y, settings.seed)
-    threshold = choose_cost_threshold(
-        valid.y,
-        fold_model.predict_proba(valid.x)[:, 1],
-        cost_missed_fraud=settings.fraud_cost_missed_fraud,
-        cost_false_alarm=settings.fraud_cost_false_alarm,
-    )
+    threshold = cost_threshold(valid.y, fold_model.predict_proba(valid.x)[:, 1], settings)
     model = CLUSTER_SPEC.fit_classifier(train.x, train.y, settings.seed)
     return model, fraud_report(test, model.predict_proba(test.x)[:, 1], threshold, settings)
