@@ -14,7 +14,7 @@ help:
 	@echo "make demo   run the churn case study end to end, then serve the API on :8000"
 	@echo "make test   run the test suite (unit, data, model, end-to-end)"
 	@echo "make bench  the benchmarks (the figures of docs/benchmarks.md)"
-	@echo "make lint   ruff and mypy"
+	@echo "make lint   ruff, mypy and the import layers (lint-imports)"
 	@echo "make gate   train churn on small data; fail if the model misses its quality bar"
 	@echo "make image  build the project image (infra/Dockerfile)"
 
@@ -55,6 +55,7 @@ lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 # CI's model check: a fresh home, a small simulated run, then the bar the model must
 # clear on its time-ordered test window (5,000 customers give ROC-AUC ~0.85).

@@ -1,7 +1,7 @@
 """Monitoring checks of a served model: drift, prediction drift, data quality, quality on labels.
 
 `run_checks` compares a window of served predictions (`current`, from the prediction log)
-with the model version's training reference (`monitoring.reference`) and, once delayed
+with the model version's training reference (`mlops.reference`) and, once delayed
 labels have arrived, scores the labelled predictions against the model's test metrics. It
 runs up to three Evidently reports, and every number and pass/fail in the result is read
 from their snapshots:
@@ -59,6 +59,7 @@ from evidently.metrics import (
 from evidently.tests import gte, lte
 from sklearn.metrics import average_precision_score
 
+from mlops.reference import LABEL_COLUMN, SCORE_COLUMN
 from monitoring.drift import (
     DRIFT_SHARE_THRESHOLD,
     ColumnDrift,
@@ -68,7 +69,6 @@ from monitoring.drift import (
     read_drift,
     test_statuses,
 )
-from monitoring.reference import LABEL_COLUMN, SCORE_COLUMN
 
 __all__ = [
     "DRIFT_SAMPLE_ROWS",

@@ -33,7 +33,9 @@ Evidently chose for the window's size: a K-S p-value (drifted below `p_value`) u
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from mlops.monitoring_results import Action
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Action", "Decision", "Thresholds", "decide", "prediction_drifted"]
 
-Action = Literal["nothing", "alert", "retrain"]
 _RANK: dict[Action, int] = {"nothing": 0, "alert": 1, "retrain": 2}
 _THRESHOLD_METRICS = "a metric at the threshold moves with the share of positives"
 

@@ -7,7 +7,7 @@ time it becomes due (`due_at`). `take_due` hands over the rows due by a cut-off 
 leaves the others in place, so every row is delivered exactly once; `validate_labels`
 checks them as text (bad rows quarantined with a reason, as `features.quarantine` does
 for raw data); `write_labels` stores the valid ones in the `labels` table, in the same
-database as the prediction log (`serving.prediction_log`), ignoring a label already
+database as the prediction log (`mlops.prediction_log`), ignoring a label already
 stored, so a delivery that is retried after a crash writes nothing twice.
 
 Join key: the request id. It is the one key the prediction log holds for every
@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from features.fraud_schema import MAX_INTEGER
 from features.quarantine import RowChecks, ValidationResult
-from serving.prediction_log import log_engine, predictions
+from mlops.prediction_log import log_engine, predictions
 
 REQUEST_ID = "request_id"
 ENTITY_ID = "entity_id"
@@ -297,11 +297,11 @@ def labelled_predictions(
     """The logged predictions of `model` in [since, until) that have a label, oldest first.
 
     One row per prediction: `time`, `request_id`, `model_version`, `score`, `decision`,
-    the entity keys and one column per feature (as `serving.prediction_log.read_predictions`
+    the entity keys and one column per feature (as `mlops.prediction_log.read_predictions`
     gives them), then `label` (0/1) and `label_event_time`. Predictions still waiting for
     their label are left out.
     """
-    from serving.prediction_log import read_predictions
+    from mlops.prediction_log import read_predictions
 
     logged = read_predictions(url, model=model, since=since, until=until)
     stored = read_labels(url, model)[[REQUEST_ID, LABEL, EVENT_TIME]]

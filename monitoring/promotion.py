@@ -20,7 +20,7 @@ traffic it will actually serve. So a retrained model is registered as `challenge
    experiment that finds it significantly worse refuses the promotion.
 
 `judge` is the rule as a pure function; `gate_challenger` gathers the figures and, on a
-pass, promotes with `training.registry.promote` (the champion history that rollback
+pass, promotes with `mlops.registry.promote` (the champion history that rollback
 uses). A challenger that fails keeps its `challenger` alias for inspection.
 """
 
@@ -141,7 +141,7 @@ def gate_challenger(
 
     from mlops.model_bundle import download_bundle
     from mlops.onnx_scorer import OnnxScorer
-    from training.registry import CHALLENGER, CHAMPION, promote
+    from mlops.registry import CHALLENGER, CHAMPION, promote
 
     if metric not in METRICS:
         raise ValueError(f"unknown gate metric {metric!r}")

@@ -8,18 +8,17 @@
 - **HTML reports** (`MLOPS_HOME/monitoring/reports/<model>/`): Evidently's self-contained
   report of each snapshot.
 - **Latest figures** (`MLOPS_HOME/monitoring/latest/<model>.json`): the last check's
-  result and the last decision, written atomically; `monitoring.prometheus` exports them.
+  result and the last decision, written atomically; `mlops.monitoring_results` exports them.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
+
+from mlops.monitoring_results import ACTIONS, Action, read_latest, write_latest
 
 if TYPE_CHECKING:
     from evidently.ui.workspace import Project, Workspace
@@ -29,21 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DASHBOARD_PANELS",
-    "DECISIONS",
-    "Decision",
     "RecordedCheck",
     "ensure_project",
-    "latest_path",
     "open_workspace",
-    "read_latest",
     "record_check",
     "record_decision",
     "reports_dir",
     "workspace_dir",
 ]
-
-Decision = Literal["nothing", "alert", "retrain"]
-DECISIONS: Final[tuple[Decision, ...]] = ("nothing", "alert", "retrain")
 
 # (tab, title, plot type, [(metric, labels, legend, snapshot tags)]): the dashboard of every
 # model. Panels select values by metric type and labels, so a panel follows its metric
@@ -124,10 +116,6 @@ def reports_dir(settings: Settings) -> Path:
     return settings.monitoring_dir / "reports"
 
 
-def latest_path(monitoring_dir: Path, model_name: str) -> Path:
-    return monitoring_dir / "latest" / f"{model_name}.json"
-
-
 def open_workspace(settings: Settings) -> Workspace:
     """The local Evidently workspace under MLOPS_HOME, created if needed."""
     from evidently.ui.workspace import Workspace
@@ -172,10 +160,10 @@ def record_check(settings: Settings, result: MonitoringResult) -> RecordedCheck:
         # Evidently's save_* silently write nothing unless given a str.
         report.snapshot.save_html(str(html))
         html_reports[report.kind] = html
-    path = latest_path(settings.monitoring_dir, result.model_name)
     previous = read_latest(settings.monitoring_dir, result.model_name) or {}
-    _write_json(
-        path,
+    path = write_latest(
+        settings.monitoring_dir,
+        result.model_name,
         {
             **json_ready(_headline(result)),
             "decision": previous.get("decision"),
@@ -191,33 +179,21 @@ def record_check(settings: Settings, result: MonitoringResult) -> RecordedCheck:
 def record_decision(
     settings: Settings,
     model_name: str,
-    decision: Decision,
+    decision: Action,
     reason: str,
     *,
     decided_at: datetime | None = None,
 ) -> Path:
     """Keep the latest decision for the model beside its latest check (for Prometheus)."""
-    if decision not in DECISIONS:
-        raise ValueError(f"unknown decision {decision!r}; known: {', '.join(DECISIONS)}")
-    path = latest_path(settings.monitoring_dir, model_name)
+    if decision not in ACTIONS:
+        raise ValueError(f"unknown decision {decision!r}; known: {', '.join(ACTIONS)}")
     latest = read_latest(settings.monitoring_dir, model_name) or {"model": model_name}
     latest["decision"] = {
         "decision": decision,
         "reason": reason,
         "decided_at": (decided_at or datetime.now(UTC)).astimezone(UTC).isoformat(),
     }
-    _write_json(path, latest)
-    return path
-
-
-def read_latest(monitoring_dir: Path, model_name: str) -> dict[str, Any] | None:
-    """The latest figures of a model, or None before its first check."""
-    path = latest_path(monitoring_dir, model_name)
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    return data
+    return write_latest(settings.monitoring_dir, model_name, latest)
 
 
 def _headline(result: MonitoringResult) -> dict[str, Any]:
@@ -239,17 +215,6 @@ def _headline(result: MonitoringResult) -> dict[str, Any]:
         "quality": None if classification is None else classification.metrics,
         "labelled_rows": 0 if classification is None else classification.labelled_rows,
     }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write then rename, so a reader (the metrics endpoint) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-    ) as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)
-        handle.write("\n")
-    os.replace(handle.name, path)
 
 
 def _dashboard() -> Any:

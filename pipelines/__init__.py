@@ -1,1 +1,1 @@
-"""Prefect flows, the `mlops` command line, and the data sources they ingest."""
+"""The Prefect flows and their tasks: the wiring of the stages, nothing else."""

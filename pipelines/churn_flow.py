@@ -26,10 +26,10 @@ from features.feature_repo.churn import churn_model
 from features.quarantine import ValidationResult
 from mlops.settings import Settings
 from monitoring.drift import build_drift_report, log_drift_to_mlflow
-from pipelines.sources.churn_files import load_churn_file
-from pipelines.sources.churn_simulator import simulate_customers
 from pipelines.stages import quarantine_and_check, transient
 from pipelines.task_runners import runner_from_settings
+from sources.churn_files import load_churn_file
+from sources.churn_simulator import simulate_customers
 from training import tracking
 from training.datasets import as_matrix, split_train_test
 from training.models import CANDIDATES

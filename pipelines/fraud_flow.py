@@ -31,14 +31,14 @@ from features.fraud_windows_dask import (
 )
 from features.quarantine import ValidationResult
 from mlops.settings import Settings
-from pipelines.sources.fraud_files import load_fraud_file
-from pipelines.sources.fraud_simulator import (
+from pipelines.stages import quarantine_and_check, transient
+from pipelines.task_runners import cluster_client, runner_from_settings
+from sources.fraud_files import load_fraud_file
+from sources.fraud_simulator import (
     DEFAULT_START,
     simulate_transactions,
     write_transactions,
 )
-from pipelines.stages import quarantine_and_check, transient
-from pipelines.task_runners import cluster_client, runner_from_settings
 from training import tracking
 from training.fraud_splits import (
     HANDBOOK_DELAY_DAYS,

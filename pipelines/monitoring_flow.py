@@ -5,7 +5,7 @@ the recent labelled predictions -> load the champion's training reference -> Evi
 checks (`monitoring.checks`) -> snapshots in the workspace, HTML reports, the latest
 figures for Prometheus (`monitoring.workspace`) -> decide (`monitoring.decisions`) ->
 log the decision with its evidence (an MLflow run in `monitoring-<model>`, a JSON line
-in `MLOPS_HOME/monitoring/decisions/<model>.jsonl`) -> act:
+in `MLOPS_HOME/monitoring/decisions/<model>.jsonl`, `monitoring.decision_log`) -> act:
 
 - **alert**: a warning in the flow's log and `mlops_monitoring_decision{decision="alert"}`;
 - **retrain**: the model's training flow on fresh data, registering a challenger
@@ -22,17 +22,15 @@ online histories, which equal the served ones under the same scenario (one seed,
 The labelled traffic is not added to the training data: the log holds the model's
 features, not the raw fields the pipelines ingest.
 
-The check's cursor (`MLOPS_HOME/monitoring/state/<model>.json`) moves only when a check
-ran: a window with fewer than `MLOPS_MONITOR_MIN_ROWS` predictions waits for more.
+The check's cursor (`monitoring.decision_log`) moves only when a check ran: a window with
+fewer than `MLOPS_MONITOR_MIN_ROWS` predictions waits for more.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import pandas as pd
@@ -42,6 +40,7 @@ from prefect.runtime import flow_run
 
 from mlops.model_bundle import RegisteredBundle
 from mlops.settings import Settings
+from monitoring import decision_log
 from monitoring.checks import MonitoringResult, json_ready
 from monitoring.decisions import Decision, Thresholds, decide
 from pipelines.task_runners import runner_from_settings
@@ -58,22 +57,6 @@ def model_name(settings: Settings, model: str) -> str:
     return settings.churn_model_name if model == "churn" else settings.fraud_model_name
 
 
-def state_path(settings: Settings, name: str) -> Path:
-    return settings.monitoring_dir / "state" / f"{name}.json"
-
-
-def decisions_path(settings: Settings, name: str) -> Path:
-    return settings.monitoring_dir / "decisions" / f"{name}.jsonl"
-
-
-def read_decisions(settings: Settings, name: str) -> list[dict[str, Any]]:
-    """Every decision logged for the model, oldest first."""
-    path = decisions_path(settings, name)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 @dataclass(frozen=True)
 class Window:
     since: datetime | None
@@ -84,18 +67,15 @@ def _window(settings: Settings, name: str, window_hours: float | None, now: date
     hours = window_hours or settings.monitor_window_hours
     if hours is not None:
         return Window(now - timedelta(hours=hours), now)
-    path = state_path(settings, name)
-    if path.exists():
-        return Window(datetime.fromisoformat(json.loads(path.read_text())["checked_until"]), now)
-    return Window(None, now)
+    return Window(decision_log.checked_until(settings, name), now)
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def load_champion(settings: Settings, name: str) -> tuple[RegisteredBundle, pd.DataFrame]:
     """The champion's bundle and its training reference."""
     from mlops.model_bundle import download_bundle
-    from monitoring.reference import load_reference
-    from training.registry import CHAMPION
+    from mlops.reference import load_reference
+    from mlops.registry import CHAMPION
 
     bundle = download_bundle(settings.tracking_uri, name, settings.models_dir, alias=CHAMPION)
     return bundle, load_reference(settings, name, bundle.version)
@@ -112,8 +92,8 @@ def _served_by(frame: pd.DataFrame, version: str) -> pd.DataFrame:
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def read_window(settings: Settings, name: str, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every prediction of the model in the window, and the recent labelled ones."""
+    from mlops.prediction_log import read_predictions
     from monitoring.labels import labelled_predictions
-    from serving.prediction_log import read_predictions
 
     url = settings.prediction_log_uri
     current = read_predictions(url, model=name, since=window.since, until=window.until)
@@ -200,10 +180,7 @@ def log_decision(
         if result is not None:
             mlflow.log_dict(result.to_dict(), "check.json")
         entry["mlflow_run_id"] = run.info.run_id
-    path = decisions_path(settings, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(json_ready(entry), sort_keys=True, default=str) + "\n")
+    decision_log.append_decision(settings, name, entry)
     return str(run.info.run_id)
 
 
@@ -219,11 +196,11 @@ def _retrain_churn(settings: Settings) -> dict[str, Any]:
 
 def _retrain_fraud(settings: Settings) -> dict[str, Any]:
     from pipelines.fraud_flow import Periods, Simulation, fraud_pipeline
-    from pipelines.traffic import TrafficError, fraud_history
+    from sources.fraud_world import NoFraudHistory, fraud_history
 
     try:
         world = fraud_history(settings, None)
-    except TrafficError:
+    except NoFraudHistory:
         # No served world on record: the simulator's default world and the handbook's split.
         return fraud_pipeline(
             simulation=Simulation(scenario=settings.retrain_fraud_scenario), auto_promote=False
@@ -310,9 +287,7 @@ def monitor_model(
             check(settings, name, champion, reference, current, champion_labelled),
         )
         decision = decide(result, Thresholds.from_settings(settings, GATE_METRICS[model]))
-        path = state_path(settings, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"checked_until": window.until.isoformat()}))
+        decision_log.move_cursor(settings, name, window.until)
     entry["decision"] = decision.to_dict()
     logger.info(
         "decision for %s v%s: %s (%s)", name, champion.version, decision.action, decision.reason

@@ -3,7 +3,7 @@
 Everything comes from the registry's champion of a case study: its bundle (threshold,
 test metrics on the whole test window), its run, its training reference (a seeded sample
 of the test rows it was evaluated on, with the exported model's score and the label:
-`monitoring.reference`), its native model (for per-prediction contributions), the
+`mlops.reference`), its native model (for per-prediction contributions), the
 monitoring decisions logged for it, and single-row ONNX timings measured now. Nothing is
 typed in: a page built from another run shows that run's numbers.
 """
@@ -21,8 +21,8 @@ import pandas as pd
 
 from mlops.model_bundle import RegisteredBundle, download_bundle, load_native_model
 from mlops.onnx_scorer import single_row_timings_ms
+from mlops.reference import LABEL_COLUMN, SCORE_COLUMN, load_reference
 from mlops.settings import Settings
-from monitoring.reference import LABEL_COLUMN, SCORE_COLUMN, load_reference
 
 CaseStudy = Literal["churn", "fraud"]
 CHAMPION: Final = "champion"

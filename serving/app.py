@@ -29,8 +29,9 @@ from starlette.concurrency import run_in_threadpool
 
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import churn_model
+from mlops.monitoring_results import MonitoringCollector
+from mlops.prediction_log import PredictionLog
 from mlops.settings import Settings
-from monitoring.prometheus import MonitoringCollector
 from serving.churn_batch import router as churn_batch_router
 from serving.context import RequestContext, request_context
 from serving.deps import (
@@ -48,7 +49,6 @@ from serving.metrics import Metrics
 from serving.middleware import AccessLog, BoundedRequests, ObservedRequests
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
-from serving.prediction_log import PredictionLog
 from serving.predictors import CHURN_ENDPOINT, FRAUD_ENDPOINT, ChurnPredictor, FraudPredictor
 from serving.report_pages import router as report_pages_router
 from serving.schemas import (

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mlops.prediction_log import PredictionLog
 from serving.model_holder import ModelHolder
-from serving.prediction_log import PredictionLog
 
 # From 100 µs (a feature read from SQLite, an ONNX run) to seconds (a store timing out).
 LATENCY_BUCKETS = (

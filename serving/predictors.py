@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from features.churn_transforms import churn_features
+from mlops.prediction_log import Prediction, PredictionLog
 from serving.context import RequestContext
 from serving.errors import InvalidInput
 from serving.experiments import SHADOW_KEY, ChallengerArm, in_canary
@@ -21,7 +22,6 @@ from serving.fraud_features import FraudOnlineFeatures
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
-from serving.prediction_log import Prediction, PredictionLog
 from serving.schemas import (
     ChurnPrediction,
     ChurnPredictRequest,

@@ -121,7 +121,7 @@ def run_mlops(
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
     clean |= {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=clean,
         capture_output=True,
         text=True,
@@ -152,7 +152,7 @@ FRAUD_RUN_BROKEN = {"TX_AMOUNT: not a number": 2, "TRANSACTION_ID: duplicate": 1
 def fraud_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[str, Any]:
     """`mlops pipeline fraud --source FILE --json`, run once as a user would, on a simulated
     file with a few broken rows. Returns the JSON summary plus `home` and `source`."""
-    from pipelines.sources.fraud_simulator import simulate_transactions, write_transactions
+    from sources.fraud_simulator import simulate_transactions, write_transactions
 
     home = tmp_path_factory.mktemp("fraud-run")
     frame = simulate_transactions(**FRAUD_RUN_SIMULATION)

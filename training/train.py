@@ -34,11 +34,11 @@ from mlops.model_bundle import (
     write_parity_sample,
 )
 from mlops.onnx_scorer import OnnxScorer
+from mlops.reference import reference_sample, save_reference
+from mlops.registry import CHALLENGER, CHAMPION, mark_challenger, promote
 from mlops.settings import Settings
-from monitoring.reference import reference_sample, save_reference
 from training.evaluate import choose_threshold, classification_metrics, write_plots
 from training.export import assert_parity, check_parity, export_onnx, onnx_sha256
-from training.registry import CHALLENGER, CHAMPION, mark_challenger, promote
 from training.tracking import package_version
 
 SELECTION_METRIC = "roc_auc"

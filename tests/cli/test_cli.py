@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from features.quarantine import QUARANTINE_REASON
-from pipelines.cli import app
-from pipelines.sources.churn_simulator import simulate_customers, write_customers
+from sources.churn_simulator import simulate_customers, write_customers
 from tests.conftest import run_mlops as mlops
 
 runner = CliRunner()
@@ -92,7 +92,7 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
 def test_a_fraud_file_missing_a_column_stops_with_the_file_and_the_column(
     tmp_path: Path, isolated_env: Path, prefect_api: str
 ) -> None:
-    from pipelines.sources.fraud_simulator import simulate_transactions, write_transactions
+    from sources.fraud_simulator import simulate_transactions, write_transactions
 
     frame = simulate_transactions(20, 40, 3, seed=1).drop(columns=["TX_AMOUNT"])
     path = write_transactions(frame, tmp_path / "no_amount.csv")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.cli import app
+from cli.main import app
 from tests.snapshots.behaviour import compare_or_update, help_texts
 
 

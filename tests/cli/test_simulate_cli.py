@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pipelines.bench_serving import free_port
-from pipelines.cli import app
+from benchmarks.serving import free_port
+from cli.main import app
 
 runner = CliRunner()
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.serving import free_port
 from mlops.settings import Settings
-from pipelines.bench_serving import free_port
 from tests.conftest import CHURN_RUN_CUSTOMERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -81,7 +81,7 @@ def served_api(churn_run: dict[str, Any]) -> Iterator[str]:
     env["MLOPS_HOME"] = str(churn_run["home"])
     env["MLOPS_SERVED_MODELS"] = "churn"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

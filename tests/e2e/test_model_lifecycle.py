@@ -24,17 +24,17 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from benchmarks.serving import free_port, wait_ready
+from cli.main import app as cli
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.model_bundle import download_bundle
+from mlops.prediction_log import read_predictions
+from mlops.registry import champion_history
 from mlops.settings import Settings
-from pipelines.bench_serving import free_port, wait_ready
-from pipelines.cli import app as cli
 from serving.app import create_app
 from serving.model_holder import ModelHolder
-from serving.prediction_log import read_predictions
 from tests.conftest import CHURN_RUN_CUSTOMERS
-from training.registry import champion_history
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 runner = CliRunner()
@@ -163,7 +163,7 @@ def test_load_through_reloads_and_a_graceful_shutdown_loses_nothing(
         # Writes on a slow clock: the shutdown, not the clock, must write the tail.
         "MLOPS_PREDICTION_LOG_FLUSH_S": "30",
     }
-    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
     server_log = tmp_path / "server.log"
     with server_log.open("wb") as sink:
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=sink)

@@ -29,14 +29,15 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry, generate_latest
 
+from mlops.monitoring_results import MonitoringCollector
+from mlops.prediction_log import read_predictions
 from mlops.settings import Settings
-from monitoring.prometheus import MonitoringCollector
+from monitoring.decision_log import read_decisions
 from pipelines.label_flow import ingest_labels
-from pipelines.monitoring_flow import monitor_model, read_decisions
-from pipelines.traffic import run_traffic
-from serving.prediction_log import read_predictions
+from pipelines.monitoring_flow import monitor_model
+from stack.traffic import run_traffic
 from tests.conftest import run_mlops
-from tests.monitoring.test_traffic import live_api
+from tests.stack.test_traffic import live_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,9 +14,9 @@ from features.churn_frames import ENTITY_KEY, feature_frame, label_frame
 from features.churn_schema import TIMESTAMP_COLUMN, validate_churn_frame
 from features.churn_transforms import CHURN_FEATURES
 from mlops.settings import Settings
-from pipelines.sources.churn_simulator import simulate_customers
 from serving.errors import UnknownEntity
 from serving.online_features import OnlineFeatures
+from sources.churn_simulator import simulate_customers
 
 
 def snapshots() -> pd.DataFrame:

@@ -22,9 +22,9 @@ from features.fraud_online import (
 )
 from features.fraud_windows import FRAUD_FEATURES, SECONDS_SINCE_PREV_CAP, fraud_window_features
 from mlops.settings import Settings
-from pipelines.sources.fraud_simulator import simulate_transactions
 from serving.errors import FeatureStoreUnavailable, InvalidInput
 from serving.fraud_features import FraudOnlineFeatures
+from sources.fraud_simulator import simulate_transactions
 
 START = pd.Timestamp("2018-04-01", tz="UTC")
 CUT_OFF = START + pd.Timedelta(days=38)

@@ -15,7 +15,7 @@ from features.fraud_windows_dask import (
     fraud_window_features_dask,
     fraud_window_features_on_cluster,
 )
-from pipelines.sources.fraud_simulator import simulate_transactions
+from sources.fraud_simulator import simulate_transactions
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from pipelines.cli import app
+from cli.main import app
 
 
 def parse_mlops(arguments: list[str]) -> Any:

@@ -43,7 +43,7 @@ EXERCISED: dict[str, str] = {
         "tests/cli/test_score_cli.py::test_score_fraud_file_scores_valid_rows_and_quarantines_the_rest"
     ),
     "mlops gate churn --alias champion --min roc_auc=0.6 --max brier=0.3 --json": (
-        "tests/infra/test_gate.py::test_a_model_that_clears_its_bounds_passes"
+        "tests/cli/test_gate.py::test_a_model_that_clears_its_bounds_passes"
     ),
     "mlops promote churn --version 2 --reason test": (
         "tests/e2e/test_model_lifecycle.py::test_promote_rollback_and_the_holder_follows"
@@ -56,11 +56,11 @@ EXERCISED: dict[str, str] = {
     ),
     "mlops simulate traffic --model fraud --scenario new_fraud_pattern --rate 60 --duration 1 "
     "--url URL --history FILE --json": (
-        "tests/monitoring/test_traffic.py::"
+        "tests/stack/test_traffic.py::"
         "test_fraud_traffic_continues_the_history_and_its_labels_rewrite_the_online_terminals"
     ),
     "mlops simulate labels --model fraud --until TIME --json": (
-        "tests/monitoring/test_traffic.py::"
+        "tests/stack/test_traffic.py::"
         "test_fraud_traffic_continues_the_history_and_its_labels_rewrite_the_online_terminals"
     ),
     "mlops ui monitoring --port 8001": "tests/monitoring/test_ui.py::evidently_ui",

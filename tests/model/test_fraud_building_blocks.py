@@ -13,7 +13,7 @@ import pytest
 
 from features.fraud_schema import TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
-from pipelines.sources.fraud_simulator import simulate_transactions
+from sources.fraud_simulator import simulate_transactions
 from training.fraud_metrics import choose_cost_threshold, fraud_metrics
 from training.fraud_splits import handbook_split, split_frame
 from training.models import logistic_baseline, xgboost_classifier

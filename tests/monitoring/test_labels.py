@@ -11,8 +11,8 @@ import pytest
 
 from features.fraud_online import TerminalHistory, relabel_terminal_history
 from features.quarantine import QUARANTINE_REASON
+from mlops.prediction_log import Prediction, PredictionLog
 from monitoring import labels
-from serving.prediction_log import Prediction, PredictionLog
 
 T0 = datetime(2018, 6, 10, 12, tzinfo=UTC)
 

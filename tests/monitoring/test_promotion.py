@@ -10,9 +10,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from mlops.reference import load_reference
 from mlops.settings import Settings
 from monitoring.promotion import gate_challenger
-from monitoring.reference import load_reference
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.serving import free_port
 from mlops.settings import Settings
 from monitoring.checks import run_checks
 from monitoring.workspace import DASHBOARD_PANELS, record_check
-from pipelines.bench_serving import free_port
 from tests.conftest import require_chromium
 from tests.monitoring.test_checks import served_frame
 
@@ -51,7 +51,7 @@ def evidently_ui(settings: Settings, tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "MLOPS_HOME": str(settings.home), "DO_NOT_TRACK": "1"}
     log = (tmp_path / "evidently-ui.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "ui", "monitoring", "--port", str(port)],
+        [sys.executable, "-m", "cli", "ui", "monitoring", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

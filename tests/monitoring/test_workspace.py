@@ -10,13 +10,11 @@ from evidently.ui.workspace import Workspace
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops.monitoring_results import MonitoringCollector, latest_path, read_latest
 from mlops.settings import Settings
 from monitoring.checks import MonitoringResult
-from monitoring.prometheus import MonitoringCollector
 from monitoring.workspace import (
     DASHBOARD_PANELS,
-    latest_path,
-    read_latest,
     record_check,
     record_decision,
     workspace_dir,

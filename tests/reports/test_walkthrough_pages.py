@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from mlops.settings import Settings
-from pipelines.cli import app
 from reports.evidence import ModelEvidence, drift_points, gather, read_serving_bench
 from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL, render_page
 from tests.conftest import require_chromium, run_mlops

@@ -11,9 +11,9 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.python.asgi import get_client
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
+from mlops.prediction_log import read_predictions
 from mlops.settings import Settings
 from serving.app import create_app
-from serving.prediction_log import read_predictions
 
 pytestmark = pytest.mark.slow
 

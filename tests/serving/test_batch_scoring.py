@@ -19,8 +19,8 @@ from features.quarantine import QUARANTINE_REASON, QUARANTINE_VALUE, UnusableSou
 from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import ConcurrentOnnxScorer, OnnxScorer
 from mlops.settings import Settings
-from pipelines.batch_scoring import score_churn_file
-from pipelines.sources.churn_simulator import write_customers
+from serving.batch.scoring import score_churn_file
+from sources.churn_simulator import write_customers
 from tests.conftest import assert_same_probabilities
 
 pytestmark = pytest.mark.slow

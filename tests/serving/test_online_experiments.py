@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
+from mlops.prediction_log import read_predictions
 from mlops.settings import Settings
 from serving.app import create_app
 from serving.experiments import in_canary
-from serving.prediction_log import read_predictions
 
 pytestmark = pytest.mark.slow
 

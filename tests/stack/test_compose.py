@@ -1,6 +1,6 @@
 """docker-compose.yml against the Compose Specification and against the code it runs.
 
-The project services must be the service table of `pipelines.stack` (same argv, same
+The project services must be the service table of `stack.services` (same argv, same
 environment), every command must exist in the image's venv, every MLOPS_* variable must be
 a setting, secrets must be required, and only the API, the UIs and Grafana are published,
 on 127.0.0.1, on ports that do not clash.
@@ -22,9 +22,9 @@ import pytest
 import typer
 import yaml
 
+from cli.main import app
 from mlops.settings import Settings
-from pipelines.cli import app
-from pipelines.stack import BOOTSTRAP_STEPS, DATABASES, Service, Topology, services
+from stack.services import BOOTSTRAP_STEPS, DATABASES, Service, Topology, services
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.serving import free_port
 from mlops.settings import Settings
-from pipelines import native_stack
-from pipelines.bench_serving import free_port
-from pipelines.native_stack import Running, StackError, StateFile, _launch, down
+from stack import native
+from stack.native import Running, StackError, StateFile, _launch, down
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **variables: str) -> Settings:
@@ -29,11 +29,11 @@ def test_a_database_elsewhere_that_does_not_answer_is_reported(
         monkeypatch, MLOPS_STACK_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.2:{port}"
     )
     with pytest.raises(StackError, match=f"does not answer at 127.0.0.2:{port}.*point the setting"):
-        native_stack.ensure_postgres(settings, {}, print)
+        native.ensure_postgres(settings, {}, print)
 
 
 def test_a_postgres_that_cannot_be_started_here_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    can_start = os.geteuid() != 0 and native_stack._postgres_binary("initdb") is not None
+    can_start = os.geteuid() != 0 and native._postgres_binary("initdb") is not None
     if can_start:
         pytest.skip("this machine could start PostgreSQL: nothing to report")
     port = free_port()
@@ -41,7 +41,7 @@ def test_a_postgres_that_cannot_be_started_here_says_why(monkeypatch: pytest.Mon
         monkeypatch, MLOPS_STACK_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     )
     with pytest.raises(StackError, match=r"refuses to run as root|no PostgreSQL binaries"):
-        native_stack.ensure_postgres(settings, {}, print)
+        native.ensure_postgres(settings, {}, print)
 
 
 def test_redis_is_started_when_none_answers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +52,7 @@ def test_redis_is_started_when_none_answers(monkeypatch: pytest.MonkeyPatch) -> 
     port = free_port()
     settings = _settings(monkeypatch, MLOPS_REDIS_URL=f"127.0.0.1:{port}")
     state: dict[str, Running] = {}
-    native_stack.ensure_redis(settings, state, print)
+    native.ensure_redis(settings, state, print)
     try:
         assert redis.Redis(host="127.0.0.1", port=port).ping()
         assert (settings.home / "stack" / "redis").is_dir()

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from mlops.settings import Settings
-from pipelines.native_stack import drop_databases
+from stack.native import drop_databases
 from tests.conftest import FRAUD_RUN_SIMULATION, FRAUD_RUN_TRAIN_START
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -66,7 +66,7 @@ class NativeStack:
     redis_db: int
 
     def mlops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return _run([sys.executable, "-m", "pipelines.cli", *args], self.env, timeout)
+        return _run([sys.executable, "-m", "cli", *args], self.env, timeout)
 
     def prefect(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         prefect = str(Path(sys.executable).parent / "prefect")
@@ -259,7 +259,7 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
 
     # The bootstrap (compose's one-shot) trains nothing once both models have a champion.
     bootstrap = _run(
-        [sys.executable, "-m", "pipelines.cli", "stack", "bootstrap"],
+        [sys.executable, "-m", "cli", "stack", "bootstrap"],
         {**stack.env, **stack.client},
         300,
     )

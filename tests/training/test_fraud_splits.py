@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.sources.fraud_simulator import simulate_transactions
+from sources.fraud_simulator import simulate_transactions
 from training.fraud_splits import (
     TimeSplit,
     handbook_split,

@@ -22,7 +22,7 @@ from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
-from pipelines.sources.fraud_simulator import simulate_transactions
+from sources.fraud_simulator import simulate_transactions
 from tests.conftest import use_home
 from training import tracking
 from training.fraud_splits import handbook_split

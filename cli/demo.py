@@ -1,0 +1,99 @@
+"""`mlops demo`: both case studies end to end, their walkthrough pages, then the API."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.common import echo_json, prepare
+from cli.pipeline import print_churn, print_fraud, run_churn, run_fraud
+from cli.report import build_pages, pages_address
+from cli.serve import serve_api
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
+
+
+def demo(
+    serve: Annotated[bool, typer.Option(help="Serve the API when the pipelines are done.")] = True,
+    customers: Annotated[int, typer.Option(min=200, help="Churn customers to simulate.")] = 5000,
+    fraud_customers: Annotated[
+        int, typer.Option(min=10, help="Cards to simulate (the handbook's size is 5000).")
+    ] = 1000,
+    fraud_terminals: Annotated[
+        int, typer.Option(min=10, help="Terminals to simulate (the handbook's size is 10000).")
+    ] = 2000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line: both summaries.")
+    ] = False,
+) -> None:
+    """Run both case studies end to end, build their walkthrough pages, then serve them."""
+    settings = prepare()  # before Prefect is imported: it reads its settings on import
+    from pipelines.fraud_flow import Periods, Simulation
+
+    churn = run_churn(None, customers, "baseline", "price_rise")
+    # A fifth of the handbook's cards over its 183 days: the same protocol, a demo's wait.
+    fraud = run_fraud(None, Simulation(fraud_customers, fraud_terminals), Periods())
+    if as_json:
+        echo_json({"churn": churn, "fraud": fraud})
+    else:
+        print_churn(churn, settings)
+        print_fraud(fraud, settings)
+        _print_api(settings, fraud["online_state_as_of"])
+    # The walkthrough pages of both champions, served by the API under /reports/.
+    pages = build_pages(settings)
+    if not as_json:
+        typer.echo("")
+        typer.secho("walkthrough pages", bold=True)
+        for page in pages:
+            typer.echo(f"  {page.stem:<17} {page}")
+        typer.echo(f"  served at         {pages_address(settings)}")
+    if serve:
+        serve_api(settings)
+
+
+def _print_api(settings: Settings, online_state_as_of: str) -> None:
+    """Where the API will answer, and one curl per scoring route that works on this home."""
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    typer.echo("")
+    typer.secho("the API", bold=True)
+    typer.echo(f"  API docs          {base}/docs")
+    for path, body in (
+        ("/v1/churn/predict", {"customer_id": example_customer_id(settings)}),
+        ("/v1/fraud/score", example_transaction(settings, online_state_as_of)),
+    ):
+        typer.echo(
+            f"  curl -s -X POST {base}{path} "
+            f"-H 'content-type: application/json' -d '{json.dumps(body)}'"
+        )
+
+
+def example_customer_id(settings: Settings) -> str:
+    """A customer id that is in the online store, for the printed curl example."""
+    import pandas as pd
+
+    from features.feature_repo.churn import CHURN_FEATURES_FILE
+
+    frame = pd.read_parquet(settings.features_dir / CHURN_FEATURES_FILE, columns=["customer_id"])
+    return str(frame["customer_id"].iloc[-1])
+
+
+def example_transaction(settings: Settings, as_of: str) -> dict[str, Any]:
+    """A payment of the busiest card at its usual terminal, an hour after the online state."""
+    import numpy as np
+    import pandas as pd
+
+    from features.feature_repo.fraud import CUSTOMER_STATE_FILE
+
+    states = pd.read_parquet(settings.features_dir / CUSTOMER_STATE_FILE)
+    busiest = states.iloc[int(states["customer_tx_amounts"].map(len).to_numpy().argmax())]
+    terminals, counts = np.unique(busiest["customer_tx_terminal_ids"], return_counts=True)
+    stamp = pd.Timestamp(as_of) + pd.Timedelta(hours=1)
+    return {
+        "customer_id": int(busiest["customer_id"]),
+        "terminal_id": int(terminals[counts.argmax()]),
+        "amount": round(float(np.median(busiest["customer_tx_amounts"])), 2),
+        "tx_datetime": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }

@@ -1,0 +1,52 @@
+"""The root of the `mlops` command: it registers the command groups, and does nothing else.
+
+Each command lives in the module named after it (`cli.pipeline`, `cli.bench`...), and the
+modules share `cli.common`; none imports this one.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import (
+    bench,
+    demo,
+    models,
+    monitor,
+    pipeline,
+    quality_bar,
+    report,
+    score,
+    serve,
+    simulate,
+    stack,
+    ui,
+)
+
+app = typer.Typer(
+    help="Reference MLOps platform: pipelines, training, serving and monitoring.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+for command in (
+    quality_bar.gate,
+    monitor.monitor,
+    report.report,
+    demo.demo,
+    models.promote,
+    models.rollback,
+    serve.serve,
+    score.score,
+):
+    app.command()(command)
+
+for name, group in (
+    ("pipeline", pipeline.pipeline_app),
+    ("bench", bench.bench_app),
+    ("simulate", simulate.simulate_app),
+    ("ui", ui.ui_app),
+    ("stack", stack.stack_app),
+    ("flows", stack.flows_app),
+):
+    app.add_typer(group, name=name)

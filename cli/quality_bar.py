@@ -1,0 +1,180 @@
+"""`mlops gate`: fail when a registered model misses its quality bar (CI's model check).
+
+The figures checked are the test metrics a registered version carries in its bundle
+(`model_meta.json`, the same ones `GET /v1/<model>/model` reports), measured on the
+held-out test window when the version was trained. Each bound is a floor (`--min
+roc_auc=0.80`) or a ceiling (`--max brier=0.20`). Exit codes: 0 when every bound holds,
+1 when one does not, 2 when the check cannot be made (no such model or version, a metric
+the model does not have, a malformed bound).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import fail, prepare
+
+
+class GatedModel(StrEnum):
+    churn = "churn"
+    fraud = "fraud"
+
+
+class GateError(ValueError):
+    """The gate cannot be evaluated: a malformed bound or a metric the model lacks."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    metric: str
+    limit: float
+    floor: bool  # True: the metric must be >= limit; False: <= limit
+
+    @property
+    def operator(self) -> str:
+        return ">=" if self.floor else "<="
+
+    def holds(self, value: float) -> bool:
+        # A NaN metric (e.g. ROC-AUC of a one-class test set) never passes.
+        if math.isnan(value):
+            return False
+        return value >= self.limit if self.floor else value <= self.limit
+
+
+@dataclass(frozen=True)
+class Check:
+    bound: Bound
+    value: float
+
+    @property
+    def passed(self) -> bool:
+        return self.bound.holds(self.value)
+
+    def describe(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        return (
+            f"{self.bound.metric} {self.value:.4f} "
+            f"(required {self.bound.operator} {self.bound.limit:g}) {verdict}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.bound.metric,
+            "operator": self.bound.operator,
+            "limit": self.bound.limit,
+            "value": self.value,
+            "passed": self.passed,
+        }
+
+
+def parse_bound(text: str, *, floor: bool) -> Bound:
+    """`METRIC=VALUE`, e.g. `roc_auc=0.8`."""
+    metric, sep, limit = text.partition("=")
+    try:
+        if not sep or not metric.strip():
+            raise ValueError
+        value = float(limit)
+    except ValueError:
+        raise GateError(f"bound {text!r} is not METRIC=NUMBER (e.g. roc_auc=0.8)") from None
+    if math.isnan(value):
+        raise GateError(f"bound {text!r} is not a number")
+    return Bound(metric.strip(), value, floor)
+
+
+def check_bounds(metrics: Mapping[str, float], bounds: Sequence[Bound]) -> list[Check]:
+    """One check per bound; a metric the model does not report is an error, not a pass."""
+    missing = sorted({b.metric for b in bounds} - set(metrics))
+    if missing:
+        known = ", ".join(sorted(metrics))
+        raise GateError(f"the model has no test metric(s) {', '.join(missing)}; it has {known}")
+    return [Check(bound, float(metrics[bound.metric])) for bound in bounds]
+
+
+def latest_version(client: Any, name: str) -> str:
+    """The highest version number registered under `name` (the last one trained)."""
+    versions = [int(v.version) for v in client.search_model_versions(f"name = '{name}'")]
+    if not versions:
+        raise LookupError(f"registered model '{name}' has no versions")
+    return str(max(versions))
+
+
+def gate(
+    model: Annotated[GatedModel, typer.Argument(help="Which case study's model.")],
+    minimum: Annotated[
+        list[str] | None,
+        typer.Option("--min", metavar="METRIC=VALUE", help="Floor on a test metric (repeatable)."),
+    ] = None,
+    maximum: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max", metavar="METRIC=VALUE", help="Ceiling on a test metric (repeatable)."
+        ),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Registered version to check (default: the latest).")
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Check the version an alias points at instead.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line: the checks.")
+    ] = False,
+) -> None:
+    """Fail (exit 1) when a registered model's test metrics miss their bounds."""
+
+    settings = prepare()
+    try:
+        bounds = [parse_bound(t, floor=True) for t in minimum or []]
+        bounds += [parse_bound(t, floor=False) for t in maximum or []]
+        if not bounds:
+            raise GateError("give at least one --min or --max bound")
+        if version is not None and alias is not None:
+            raise GateError("give --version or --alias, not both")
+    except GateError as error:
+        fail(str(error))
+
+    from mlflow import MlflowClient
+
+    from mlops.model_bundle import download_bundle
+
+    name = {
+        GatedModel.churn: settings.churn_model_name,
+        GatedModel.fraud: settings.fraud_model_name,
+    }[model]
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    try:
+        if alias is None and version is None:
+            version = latest_version(client, name)
+        bundle = download_bundle(
+            settings.tracking_uri, name, settings.models_dir, alias=alias, version=version
+        )
+        checks = check_bounds(bundle.meta.test_metrics, bounds)
+    except (LookupError, GateError) as error:
+        fail(str(error))
+
+    passed = all(check.passed for check in checks)
+    for check in checks:
+        typer.echo(f"{name} v{bundle.version}  {check.describe()}")
+    if as_json:
+        summary = {
+            "model": name,
+            "version": bundle.version,
+            "passed": passed,
+            "checks": [check.to_dict() for check in checks],
+        }
+        typer.echo(json.dumps(summary, sort_keys=True))
+    if not passed:
+        failed = ", ".join(c.bound.metric for c in checks if not c.passed)
+        typer.secho(
+            f"gate failed: {name} v{bundle.version} misses its bound on {failed}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -1,0 +1,137 @@
+"""`mlops stack ...` (the stack's services as local processes) and `mlops flows serve` (the worker).
+
+The services come from `stack.services`, the table docker-compose.yml follows too.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from typing import Annotated
+
+import typer
+
+from cli.common import fail, prepare
+
+stack_app = typer.Typer(
+    help="The docker-compose stack's services as local processes, for machines without Docker.",
+    no_args_is_help=True,
+)
+flows_app = typer.Typer(help="The flows as Prefect deployments.", no_args_is_help=True)
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+
+
+@stack_app.command("up")
+def stack_up(
+    bootstrap: Annotated[
+        bool, typer.Option(help="Train both models first when they have no champion yet.")
+    ] = True,
+) -> None:
+    """Start PostgreSQL and Redis if needed, then MLflow, Prefect, the worker, API, Evidently UI."""
+    from stack.native import StackError, up
+
+    settings = prepare()
+    try:
+        up(settings, bootstrap=bootstrap, log=_echo)
+    except StackError as error:
+        fail(str(error), code=1)
+    _print_status(as_json=False)
+    typer.echo(f"\nlogs: {settings.home / 'stack' / 'logs'}")
+    typer.echo('clients: eval "$(mlops stack env)"  then mlops or prefect commands use the stack')
+
+
+@stack_app.command("down")
+def stack_down(
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds between SIGTERM and SIGKILL.")
+    ] = 20.0,
+) -> None:
+    """Stop what `mlops stack up` started: SIGTERM, then SIGKILL after the timeout."""
+    from stack.native import down
+
+    stopped = down(prepare(), log=_echo, timeout=timeout)
+    typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack_app.command("status")
+def stack_status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line.")] = False,
+) -> None:
+    """Each service's state (healthy, unhealthy, stopped, external) and URL."""
+    _print_status(as_json)
+
+
+def _print_status(as_json: bool) -> None:
+    from stack.native import status
+
+    rows = status(prepare())
+    if as_json:
+        typer.echo(json.dumps([row.to_dict() for row in rows]))
+        return
+    for row in rows:
+        pid = f"pid {row.pid}" if row.pid else ""
+        typer.echo(f"{row.name:<17} {row.state:<10} {row.url or '':<28} {pid}")
+
+
+@stack_app.command("env")
+def stack_env(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The variables that point `mlops`, `mlflow` and `prefect` commands at the native stack."""
+    from stack.native import topology
+    from stack.services import client_environment
+
+    environment = client_environment(topology(prepare()))
+    if as_json:
+        typer.echo(json.dumps(environment, sort_keys=True))
+        return
+    for key, value in sorted(environment.items()):
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@stack_app.command("bootstrap")
+def stack_bootstrap(
+    force: Annotated[bool, typer.Option(help="Train even when a champion exists.")] = False,
+) -> None:
+    """Run each case study's pipeline once, unless its model already has a champion."""
+
+    settings = prepare()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from stack.native import _executable
+    from stack.services import BOOTSTRAP_STEPS
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    names = {"churn": settings.churn_model_name, "fraud": settings.fraud_model_name}
+    for model, argv in BOOTSTRAP_STEPS:
+        try:
+            version = client.get_model_version_by_alias(names[model], "champion").version
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            version = None
+        if version is not None and not force:
+            typer.echo(f"{model}: {names[model]}@champion is v{version}, not training again")
+            continue
+        typer.echo(f"{model}: {' '.join(argv)}")
+        result = subprocess.run([_executable(argv[0]), *argv[1:]], check=False)
+        if result.returncode:
+            typer.secho(f"error: {model} bootstrap failed", fg="red", err=True)
+            raise typer.Exit(result.returncode)
+
+
+@flows_app.command("serve")
+def flows_serve(
+    limit: Annotated[int, typer.Option(min=1, help="Flow runs at a time.")] = 1,
+) -> None:
+    """Register the deployments (pipelines.deployments) and run their flow runs until stopped."""
+
+    prepare()  # before Prefect is imported: it reads its settings on import
+    from pipelines.deployments import serve_deployments
+
+    serve_deployments(limit=limit)

@@ -1,1 +1,0 @@
-"""Where raw data comes from: simulators and loaders for the public files."""

@@ -1,0 +1,6 @@
+"""The stack: the service table, its docker-compose rendering and native supervisor, traffic.
+
+`stack.services` declares every service once; docker-compose.yml follows it, and
+`stack.native` runs the same commands as local processes (`mlops stack`). `stack.traffic`
+sends simulated traffic to a running API and files its delayed labels.
+"""
