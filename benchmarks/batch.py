@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmarks.pipeline import machine
+from mlops.names import CHAMPION
 from mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def bench_batch(
 
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     fraud = download_bundle(
-        settings.tracking_uri, settings.fraud_model_name, settings.models_dir, alias="champion"
+        settings.tracking_uri, settings.fraud_model_name, settings.models_dir, alias=CHAMPION
     )
     log("  simulating the default payments (5,000 cards, 183 days) and their window features")
     simulated = simulate_transactions()

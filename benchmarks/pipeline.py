@@ -6,6 +6,7 @@ docs/benchmarks.md records: the figures, and the machine they were measured on.
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import resource
@@ -13,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from mlops.case_studies import case_study as case_study_of
 
 
 def machine() -> dict[str, Any]:
@@ -39,16 +42,8 @@ def bench_pipeline(case_study: str, home: Path) -> dict[str, Any]:
     """
     os.environ["MLOPS_HOME"] = str(home)
     started = time.perf_counter()
-    if case_study == "fraud":
-        from pipelines.fraud_flow import fraud_pipeline
-
-        summary = fraud_pipeline()
-    elif case_study == "churn":
-        from pipelines.churn_flow import churn_pipeline
-
-        summary = churn_pipeline()
-    else:
-        raise ValueError(f"unknown case study {case_study!r}; known: churn, fraud")
+    module, name = case_study_of(case_study).pipeline_flow.split(":")
+    summary = getattr(importlib.import_module(module), name)()
     return {
         "benchmark": f"pipeline {case_study}",
         "wall_s": round(time.perf_counter() - started, 1),

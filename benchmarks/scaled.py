@@ -25,8 +25,9 @@ import mlflow
 
 from benchmarks.pipeline import machine, peak_rss_mb
 from features.fraud_schema import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_FRAUD
+from mlops.case_studies import FRAUD
 from mlops.settings import Settings
-from pipelines.fraud_flow import EXPERIMENT, Periods, Simulation
+from pipelines.fraud_flow import Periods, Simulation
 from pipelines.task_runners import local_cluster_kwargs
 
 # Larger than any region's transaction count (1.8 M at the default size).
@@ -103,7 +104,7 @@ def bench_fraud_scaled(
         log(f"features written in {seconds['features']:.0f} s")
 
         started = time.perf_counter()
-        tracking.use_experiment(settings, EXPERIMENT)
+        tracking.use_experiment(settings, FRAUD.experiment)
         with mlflow.start_run(run_name=f"bench-scale-{scale}"):
             result = train_fraud_on_cluster(
                 dd.read_parquet(str(features_dir)), split, settings, client

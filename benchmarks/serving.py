@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.pipeline import machine
+from mlops.case_studies import CHURN, FRAUD
+from mlops.names import CHAMPION
 from mlops.settings import Settings
 
 CONCURRENCIES = (1, 16)
@@ -269,7 +271,7 @@ def sample_customers(settings: Settings, feature_names: list[str]) -> tuple[list
 
 def _targets(settings: Settings, feature_names: list[str], ports: dict[str, int]) -> list[Target]:
     ids, rows = sample_customers(settings, feature_names)
-    python, model_uri = sys.executable, f"models:/{settings.churn_model_name}@champion"
+    python, model_uri = sys.executable, f"models:/{settings.churn_model_name}@{CHAMPION}"
     features = [dict(zip(feature_names, map(float, r), strict=True)) for r in rows.to_numpy()]
     return [
         Target(
@@ -317,15 +319,10 @@ def _targets(settings: Settings, feature_names: list[str], ports: dict[str, int]
 
 def has_champion(settings: Settings, name: str) -> bool:
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    try:
-        MlflowClient(tracking_uri=settings.tracking_uri).get_model_version_by_alias(
-            name, "champion"
-        )
-    except MlflowException:
-        return False
-    return True
+    from mlops.registry import champion_version
+
+    return champion_version(MlflowClient(tracking_uri=settings.tracking_uri), name) is not None
 
 
 def bench_serving(
@@ -339,7 +336,7 @@ def bench_serving(
         raise BenchmarkError(f"{settings.home} has no {settings.churn_model_name}@champion")
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     bundle = download_bundle(
-        settings.tracking_uri, settings.churn_model_name, settings.models_dir, alias="champion"
+        settings.tracking_uri, settings.churn_model_name, settings.models_dir, alias=CHAMPION
     )
     names = list(bundle.meta.feature_names)
     figures: dict[str, Any] = {
@@ -355,7 +352,7 @@ def bench_serving(
         for target in _targets(settings, names, ports):
             port = ports[target.name]
             log(f"  {target.name}: starting on 127.0.0.1:{port}")
-            env = _server_env(settings, MLOPS_SERVED_MODELS=settings.churn_model_name)
+            env = _server_env(settings, MLOPS_SERVED_MODELS=CHURN.name)
             with running(
                 target.command, env, port, target.ready_path, workdir / f"{target.name}.log"
             ) as process:
@@ -376,7 +373,7 @@ def bench_serving(
                 figures["servers"][target.name] = result
         figures["ours_both_models"] = _both_models(settings, ports["ours_both"], wrk, workdir, log)
         figures["serving_imports"] = serving_imports(
-            _server_env(settings, MLOPS_SERVED_MODELS=settings.churn_model_name)
+            _server_env(settings, MLOPS_SERVED_MODELS=CHURN.name)
         )
     servers = figures["servers"]
     # Same customer, same registered version: ONNX must agree with the native model.
@@ -399,9 +396,7 @@ def _both_models(
     """
     if not has_champion(settings, settings.fraud_model_name):
         return "no fraud champion in this home"
-    env = _server_env(
-        settings, MLOPS_SERVED_MODELS=f"{settings.churn_model_name},{settings.fraud_model_name}"
-    )
+    env = _server_env(settings, MLOPS_SERVED_MODELS=f"{CHURN.name},{FRAUD.name}")
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
     log(f"  ours (churn + fraud): starting on 127.0.0.1:{port}")
     with running(command, env, port, "/health/ready", workdir / "ours_both.log") as process:

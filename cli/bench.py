@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli.common import fail, machine_line, prepare
+from cli.common import CaseStudy, fail, machine_line, prepare
 from cli.score import ScoringEngine
 from mlops.settings import Settings
 
 bench_app = typer.Typer(
     help="Benchmarks: the figures docs/benchmarks.md records.", no_args_is_help=True
 )
-
-
-class CaseStudy(StrEnum):
-    churn = "churn"
-    fraud = "fraud"
 
 
 @bench_app.command("monitoring")

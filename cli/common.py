@@ -11,17 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from mlops.case_studies import CASE_STUDIES, case_study
 from mlops.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class CaseStudy(StrEnum):
-    """The case studies, as a choice of `--help` and of validation."""
-
-    churn = "churn"
-    fraud = "fraud"
+# The case studies of the registry, as a choice of `--help` and of validation.
+CaseStudy = StrEnum("CaseStudy", {name: name for name in CASE_STUDIES})  # type: ignore[misc]
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="End with one JSON summary line.")]
@@ -51,6 +49,11 @@ def prepare() -> Settings:
     # Prefect's temporary server can be slow to start on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return settings
+
+
+def model_name(settings: Settings, choice: str) -> str:
+    """The registered model of the case study a command was given."""
+    return case_study(choice).model_name(settings)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -11,6 +11,7 @@ from cli.common import echo_json, prepare
 from cli.pipeline import print_churn, print_fraud, run_churn, run_fraud
 from cli.report import build_pages, pages_address
 from cli.serve import serve_api
+from mlops.case_studies import CHURN, FRAUD
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -61,8 +62,8 @@ def _print_api(settings: Settings, online_state_as_of: str) -> None:
     typer.secho("the API", bold=True)
     typer.echo(f"  API docs          {base}/docs")
     for path, body in (
-        ("/v1/churn/predict", {"customer_id": example_customer_id(settings)}),
-        ("/v1/fraud/score", example_transaction(settings, online_state_as_of)),
+        (CHURN.score_route, {"customer_id": example_customer_id(settings)}),
+        (FRAUD.score_route, example_transaction(settings, online_state_as_of)),
     ):
         typer.echo(
             f"  curl -s -X POST {base}{path} "

@@ -30,23 +30,23 @@ app = typer.Typer(
 )
 
 for command in (
-    quality_bar.gate,
-    monitor.monitor,
-    report.report,
     demo.demo,
-    models.promote,
-    models.rollback,
     serve.serve,
     score.score,
+    monitor.monitor,
+    report.report,
+    models.promote,
+    models.rollback,
 ):
     app.command()(command)
+app.command("quality-bar")(quality_bar.quality_bar)
 
 for name, group in (
     ("pipeline", pipeline.pipeline_app),
-    ("bench", bench.bench_app),
     ("simulate", simulate.simulate_app),
-    ("ui", ui.ui_app),
+    ("bench", bench.bench_app),
     ("stack", stack.stack_app),
     ("flows", stack.flows_app),
+    ("ui", ui.ui_app),
 ):
     app.add_typer(group, name=name)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import CaseStudy, fail, prepare
+from cli.common import CaseStudy, fail, model_name, prepare
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -16,10 +16,7 @@ def _client_and_name(model: CaseStudy) -> tuple[MlflowClient, str]:
     from mlflow import MlflowClient
 
     settings = prepare()
-    name = {CaseStudy.churn: settings.churn_model_name, CaseStudy.fraud: settings.fraud_model_name}[
-        model
-    ]
-    return MlflowClient(tracking_uri=settings.tracking_uri), name
+    return MlflowClient(tracking_uri=settings.tracking_uri), model_name(settings, model)
 
 
 def promote(

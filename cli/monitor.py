@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from cli.common import fail, prepare
-
-
-class MonitoredModel(StrEnum):
-    churn = "churn"
-    fraud = "fraud"
+from cli.common import CaseStudy, fail, prepare
 
 
 def monitor(
-    model: Annotated[MonitoredModel, typer.Argument(help="Which model to check.")],
+    model: Annotated[CaseStudy, typer.Argument(help="Which model to check.")],
     window: Annotated[
         float | None,
         typer.Option(
@@ -56,8 +50,8 @@ def monitor(
     if "retrain" in summary:
         retrained = summary["retrain"]
         typer.echo(f"retrained: v{retrained['model_version']} registered as {retrained['aliases']}")
-    if "promotion" in summary:
-        promotion = summary["promotion"]
-        verdict = "PROMOTED" if promotion["promoted"] else "not promoted"
-        typer.echo(f"promotion gate: {verdict}: {promotion['reason']}")
+    if "challenger_test" in summary:
+        verdict = summary["challenger_test"]
+        outcome = "PROMOTED" if verdict["promoted"] else "not promoted"
+        typer.echo(f"challenger test: {outcome}: {verdict['reason']}")
     typer.echo(f"decision log: MLflow run {summary['mlflow_run_id']}")

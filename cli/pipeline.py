@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.common import echo_json, fail, prepare, run_flow
+from mlops.case_studies import CHURN, FRAUD
 from sources.churn_simulator import SCENARIOS
 from sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
 
@@ -72,7 +73,7 @@ def _print_run(
 
 def print_churn(summary: dict[str, Any], settings: Settings) -> None:
     """The churn flow's summary for a person, and where to look next."""
-    _print_run(summary, "churn pipeline finished", ("roc_auc", "pr_auc", "f1", "recall"), {})
+    _print_run(summary, "churn pipeline finished", CHURN.headline_metrics, {})
     drift = summary["drift"]
     typer.echo(
         f"  drift             {len(drift['drifted_columns'])} drifted features "
@@ -94,7 +95,7 @@ def print_fraud(summary: dict[str, Any], settings: Settings) -> None:
     _print_run(
         summary,
         "fraud pipeline finished",
-        ("roc_auc", "average_precision", "card_precision_at_100"),
+        FRAUD.headline_metrics,
         {"split": split, "online windows": f"as of {summary['online_state_as_of']}"},
     )
     typer.echo(f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}")

@@ -1,4 +1,4 @@
-"""`mlops gate`: fail when a registered model misses its quality bar (CI's model check).
+"""`mlops quality-bar`: fail when a registered model misses its quality bar (CI's model check).
 
 The figures checked are the test metrics a registered version carries in its bundle
 (`model_meta.json`, the same ones `GET /v1/<model>/model` reports), measured on the
@@ -14,21 +14,15 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from cli.common import fail, prepare
+from cli.common import CaseStudy, fail, model_name, prepare
 
 
-class GatedModel(StrEnum):
-    churn = "churn"
-    fraud = "fraud"
-
-
-class GateError(ValueError):
-    """The gate cannot be evaluated: a malformed bound or a metric the model lacks."""
+class QualityBarError(ValueError):
+    """The bar cannot be checked: a malformed bound or a metric the model lacks."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +76,9 @@ def parse_bound(text: str, *, floor: bool) -> Bound:
             raise ValueError
         value = float(limit)
     except ValueError:
-        raise GateError(f"bound {text!r} is not METRIC=NUMBER (e.g. roc_auc=0.8)") from None
+        raise QualityBarError(f"bound {text!r} is not METRIC=NUMBER (e.g. roc_auc=0.8)") from None
     if math.isnan(value):
-        raise GateError(f"bound {text!r} is not a number")
+        raise QualityBarError(f"bound {text!r} is not a number")
     return Bound(metric.strip(), value, floor)
 
 
@@ -93,7 +87,9 @@ def check_bounds(metrics: Mapping[str, float], bounds: Sequence[Bound]) -> list[
     missing = sorted({b.metric for b in bounds} - set(metrics))
     if missing:
         known = ", ".join(sorted(metrics))
-        raise GateError(f"the model has no test metric(s) {', '.join(missing)}; it has {known}")
+        raise QualityBarError(
+            f"the model has no test metric(s) {', '.join(missing)}; it has {known}"
+        )
     return [Check(bound, float(metrics[bound.metric])) for bound in bounds]
 
 
@@ -105,8 +101,8 @@ def latest_version(client: Any, name: str) -> str:
     return str(max(versions))
 
 
-def gate(
-    model: Annotated[GatedModel, typer.Argument(help="Which case study's model.")],
+def quality_bar(
+    model: Annotated[CaseStudy, typer.Argument(help="Which case study's model.")],
     minimum: Annotated[
         list[str] | None,
         typer.Option("--min", metavar="METRIC=VALUE", help="Floor on a test metric (repeatable)."),
@@ -134,20 +130,17 @@ def gate(
         bounds = [parse_bound(t, floor=True) for t in minimum or []]
         bounds += [parse_bound(t, floor=False) for t in maximum or []]
         if not bounds:
-            raise GateError("give at least one --min or --max bound")
+            raise QualityBarError("give at least one --min or --max bound")
         if version is not None and alias is not None:
-            raise GateError("give --version or --alias, not both")
-    except GateError as error:
+            raise QualityBarError("give --version or --alias, not both")
+    except QualityBarError as error:
         fail(str(error))
 
     from mlflow import MlflowClient
 
     from mlops.model_bundle import download_bundle
 
-    name = {
-        GatedModel.churn: settings.churn_model_name,
-        GatedModel.fraud: settings.fraud_model_name,
-    }[model]
+    name = model_name(settings, model)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     try:
         if alias is None and version is None:
@@ -156,7 +149,7 @@ def gate(
             settings.tracking_uri, name, settings.models_dir, alias=alias, version=version
         )
         checks = check_bounds(bundle.meta.test_metrics, bounds)
-    except (LookupError, GateError) as error:
+    except (LookupError, QualityBarError) as error:
         fail(str(error))
 
     passed = all(check.passed for check in checks)
@@ -173,7 +166,7 @@ def gate(
     if not passed:
         failed = ", ".join(c.bound.metric for c in checks if not c.passed)
         typer.secho(
-            f"gate failed: {name} v{bundle.version} misses its bound on {failed}",
+            f"quality bar missed: {name} v{bundle.version} misses its bound on {failed}",
             fg="red",
             err=True,
         )

@@ -9,21 +9,17 @@ both pages with `build_pages` before it serves. Exit codes: 0 when the page is w
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.common import fail, prepare
+from cli.common import CaseStudy, fail, prepare
+from mlops.case_studies import CASE_STUDIES
+from mlops.case_studies import case_study as case_study_of
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
-
-
-class ReportedModel(StrEnum):
-    churn = "churn"
-    fraud = "fraud"
 
 
 def pages_address(settings: Settings) -> str:
@@ -36,27 +32,22 @@ def build_page(
 ) -> Path:
     """Gather the champion's evidence and write its page; raises `NoChampion` without one."""
     from monitoring.decision_log import read_decisions
-    from pipelines.monitoring_flow import model_name
     from reports.evidence import gather
     from reports.page import write_page
 
-    decisions = read_decisions(settings, model_name(settings, case_study))
-    evidence = gather(
-        settings,
-        "churn" if case_study == "churn" else "fraud",
-        decisions=decisions,
-        serving_bench=serving_bench,
-    )
+    study = case_study_of(case_study)
+    decisions = read_decisions(settings, study.model_name(settings))
+    evidence = gather(settings, study.name, decisions=decisions, serving_bench=serving_bench)
     return write_page(evidence, settings)
 
 
 def build_pages(settings: Settings) -> list[Path]:
     """Both case studies' pages (what `mlops demo` ends with)."""
-    return [build_page(settings, model.value) for model in ReportedModel]
+    return [build_page(settings, name) for name in CASE_STUDIES]
 
 
 def report(
-    model: Annotated[ReportedModel, typer.Argument(help="Which case study's champion.")],
+    model: Annotated[CaseStudy, typer.Argument(help="Which case study's champion.")],
     serving_bench: Annotated[
         Path | None,
         typer.Option(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import CaseStudy, echo_json, fail, prepare
+from mlops.case_studies import CHURN, FRAUD, case_study
 
 
 class ScoringEngine(StrEnum):
@@ -44,7 +45,7 @@ def score(
     from features.quarantine import UnusableSource
     from serving.batch.scoring import score_churn_file, score_fraud_file
 
-    scorer = {CaseStudy.churn: score_churn_file, CaseStudy.fraud: score_fraud_file}[model]
+    scorer = {CHURN.name: score_churn_file, FRAUD.name: score_fraud_file}[case_study(model).name]
     try:
         summary = scorer(
             settings, input_file, output, alias=alias, version=version, engine=engine.value

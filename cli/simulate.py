@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import fail, prepare
+from cli.common import CaseStudy, fail, prepare
 
 simulate_app = typer.Typer(
     help="Simulated traffic against the running API, and the delivery of its labels.",
@@ -21,14 +20,9 @@ simulate_app = typer.Typer(
 JsonOption = Annotated[bool, typer.Option("--json", help="End with one JSON summary line.")]
 
 
-class Model(StrEnum):
-    churn = "churn"
-    fraud = "fraud"
-
-
 @simulate_app.command("traffic")
 def traffic(
-    model: Annotated[Model, typer.Option(help="Which case study's endpoint to call.")],
+    model: Annotated[CaseStudy, typer.Option(help="Which case study's endpoint to call.")],
     scenario: Annotated[
         str,
         typer.Option(
@@ -105,7 +99,7 @@ def traffic(
 
 @simulate_app.command("labels")
 def deliver_labels(
-    model: Annotated[Model, typer.Option(help="Whose labels to deliver.")],
+    model: Annotated[CaseStudy, typer.Option(help="Whose labels to deliver.")],
     until: Annotated[
         str | None,
         typer.Option(

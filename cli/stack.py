@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import fail, prepare
+from cli.common import fail, model_name, prepare
 
 stack_app = typer.Typer(
     help="The docker-compose stack's services as local processes, for machines without Docker.",
@@ -101,22 +101,17 @@ def stack_bootstrap(
 
     settings = prepare()
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
+    from mlops.registry import champion_version
     from stack.native import _executable
     from stack.services import BOOTSTRAP_STEPS
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    names = {"churn": settings.churn_model_name, "fraud": settings.fraud_model_name}
     for model, argv in BOOTSTRAP_STEPS:
-        try:
-            version = client.get_model_version_by_alias(names[model], "champion").version
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-            version = None
+        name = model_name(settings, model)
+        version = champion_version(client, name)
         if version is not None and not force:
-            typer.echo(f"{model}: {names[model]}@champion is v{version}, not training again")
+            typer.echo(f"{model}: {name}@champion is v{version}, not training again")
             continue
         typer.echo(f"{model}: {' '.join(argv)}")
         result = subprocess.run([_executable(argv[0]), *argv[1:]], check=False)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.common import fail, prepare
+from mlops.case_studies import CASE_STUDIES
 
 ui_app = typer.Typer(help="Web UIs of the platform's tools.", no_args_is_help=True)
 
@@ -36,8 +37,8 @@ def ui_monitoring(
 
     # Both projects exist before the first check, so the UI shows them from the start.
     workspace = open_workspace(settings)
-    for name in (settings.churn_model_name, settings.fraud_model_name):
-        ensure_project(workspace, name)
+    for study in CASE_STUDIES.values():
+        ensure_project(workspace, study.model_name(settings))
     executable = evidently_executable()
     if executable is None:
         fail("the evidently CLI is not installed here")

@@ -48,6 +48,10 @@ predictions = sa.Table(
     sa.Index("ix_predictions_model_time", "model_name", "time"),
 )
 
+SHADOW_KEY = "shadow"
+"""Set to true in the entity of a prediction that was scored in shadow and never answered
+(`serving.challenger`); monitoring leaves such rows out of the served traffic."""
+
 # Written together in one transaction; larger batches gain little and hold the GIL longer.
 _BATCH = 500
 # A flood of drops gives one warning per interval, not one per dropped request.

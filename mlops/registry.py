@@ -13,13 +13,23 @@ from datetime import UTC, datetime
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from mlops.names import CHALLENGER, CHAMPION
+
 HISTORY_TAG = "champion_history"
 
 
 class RegistryError(ValueError):
     """A promotion or rollback that cannot be done (unknown version, no earlier champion)."""
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The version `champion` points at, or None when there is none (or no such model)."""
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return None
 
 
 def champion_history(client: MlflowClient, name: str) -> list[str]:

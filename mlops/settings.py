@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mlops.case_studies import CASE_STUDIES, CaseStudyName
+
 # Good enough on a laptop; any other profile must set its own (see `_no_default_secret_off_local`).
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
 
@@ -73,8 +75,8 @@ class Settings(BaseSettings):
     parity_tolerance: float = Field(
         default=1e-4, description="Largest allowed |p_onnx - p_native| on the test set."
     )
-    served_models: Annotated[list[Literal["churn", "fraud"]], NoDecode] = Field(
-        default=["churn", "fraud"],
+    served_models: Annotated[list[CaseStudyName], NoDecode] = Field(
+        default=list(CASE_STUDIES),
         description="Models the API serves (comma-separated); readiness waits for each.",
     )
     api_host: str = Field(default="127.0.0.1", description="Address the prediction API binds.")
@@ -171,7 +173,7 @@ class Settings(BaseSettings):
     )
 
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
-    # the promotion gate of monitoring.promotion and the online experiments of serving.
+    # the promotion gate of monitoring.challenger_test and the online experiments of serving.
     monitor_interval_s: float = Field(
         default=3600.0, gt=0, description="How often each model's monitoring deployment runs."
     )
@@ -214,7 +216,7 @@ class Settings(BaseSettings):
         default=0.05,
         ge=0,
         lt=1,
-        description="Largest drop of the gate metric on labelled rows below the test metric.",
+        description="Largest drop of the primary metric on labelled rows below the test metric.",
     )
     retrain_churn_customers: int = Field(
         default=5000, ge=200, description="Customers the churn retraining simulates."

@@ -91,13 +91,6 @@ DRIFT_SAMPLE_ROWS: Final = 20_000
 MIN_LABELLED_ROWS: Final = 30
 """Fewer labelled rows than this give no quality check: the metrics would be noise."""
 QUALITY_METRICS: Final = ("roc_auc", "average_precision", "precision", "recall")
-# The bundle's test metric each quality metric is compared with (churn says pr_auc).
-_TEST_METRIC_NAMES: Final = {
-    "roc_auc": ("roc_auc",),
-    "average_precision": ("average_precision", "pr_auc"),
-    "precision": ("precision",),
-    "recall": ("recall",),
-}
 _SAMPLE_SEED: Final = 0
 
 
@@ -497,12 +490,8 @@ def _why_no_quality_check(labelled: pd.DataFrame | None) -> str | None:
 
 
 def _compared_test_metrics(test_metrics: Mapping[str, float]) -> dict[str, float]:
-    compared = {}
-    for name, candidates in _TEST_METRIC_NAMES.items():
-        found = next((test_metrics[c] for c in candidates if c in test_metrics), None)
-        if found is not None:
-            compared[name] = float(found)
-    return compared
+    """The model's test metrics that a quality metric of the check is compared with."""
+    return {name: float(test_metrics[name]) for name in QUALITY_METRICS if name in test_metrics}
 
 
 def _classification_report(

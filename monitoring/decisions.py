@@ -7,7 +7,7 @@ that fired and the evidence they read, so every decision can be logged and audit
 Rules, the strongest action wins:
 
 - **retrain** when the model's quality decayed: on at least `min_labelled_rows`
-  labelled predictions, its gate metric (ROC-AUC for churn, average precision for
+  labelled predictions, its primary metric (ROC-AUC for churn, average precision for
   fraud) is more than `max_quality_drop` below the model's own test metric;
 - **retrain** when the inputs moved a lot: the share of drifted features reaches
   `drift_share_retrain` (Evidently's dataset drift);
@@ -23,7 +23,7 @@ Rules, the strongest action wins:
   are late by design. A drop of precision or recall at the model's threshold is noted
   too, not acted on: both move with the share of positives in the window (a new
   population) even when the model ranks as well as ever, and on a few hundred rows they
-  move by several points by chance; the gate metric is the decay signal.
+  move by several points by chance; the primary metric is the decay signal.
 
 Prediction drift is judged here with the declared thresholds, whichever method
 Evidently chose for the window's size: a K-S p-value (drifted below `p_value`) up to
@@ -57,7 +57,7 @@ class Thresholds:
     prediction_drift_distance: float = 0.1
     max_quality_drop: float = 0.05
     min_labelled_rows: int = 200
-    gate_metric: str = "roc_auc"
+    primary_metric: str = "roc_auc"
 
     def __post_init__(self) -> None:
         if not 0 < self.drift_share_alert <= self.drift_share_retrain <= 1:
@@ -67,7 +67,7 @@ class Thresholds:
             )
 
     @classmethod
-    def from_settings(cls, settings: Settings, gate_metric: str) -> Thresholds:
+    def from_settings(cls, settings: Settings, primary_metric: str) -> Thresholds:
         return cls(
             drift_share_alert=settings.monitor_drift_share_alert,
             drift_share_retrain=settings.monitor_drift_share_retrain,
@@ -75,7 +75,7 @@ class Thresholds:
             prediction_drift_distance=settings.monitor_prediction_drift_distance,
             max_quality_drop=settings.monitor_max_quality_drop,
             min_labelled_rows=settings.monitor_min_labelled_rows,
-            gate_metric=gate_metric,
+            primary_metric=primary_metric,
         )
 
 
@@ -164,7 +164,7 @@ def decide(result: MonitoringResult, thresholds: Thresholds) -> Decision:
                 f"is {-change:.3f} below the test {quality.test_metrics[name]:.3f} "
                 f"(allowed {thresholds.max_quality_drop:.3f})"
             )
-            if name == thresholds.gate_metric:
+            if name == thresholds.primary_metric:
                 fired.append(("retrain", drop))
             else:
                 fired.append(("nothing", f"{drop}; noted, not acted on: {_THRESHOLD_METRICS}"))

@@ -24,6 +24,7 @@ from features.churn_schema import LABEL_COLUMN, TIMESTAMP_COLUMN, validate_churn
 from features.churn_transforms import CHURN_FEATURES
 from features.feature_repo.churn import churn_model
 from features.quarantine import ValidationResult
+from mlops.case_studies import CHURN
 from mlops.settings import Settings
 from monitoring.drift import build_drift_report, log_drift_to_mlflow
 from pipelines.stages import quarantine_and_check, transient
@@ -35,7 +36,6 @@ from training.datasets import as_matrix, split_train_test
 from training.models import CANDIDATES
 from training.train import TrainingData, train_and_register
 
-EXPERIMENT = "churn"
 # Fewer valid rows than this cannot give a trustworthy model or test estimate.
 MIN_VALID_ROWS = 200
 
@@ -131,7 +131,7 @@ def train(
     )
     with tracking.pipeline_run(
         settings,
-        EXPERIMENT,
+        CHURN.experiment,
         lineage=lineage,
         feature_service=churn_model.name,
         features=CHURN_FEATURES,

@@ -1,16 +1,21 @@
 """The Prefect deployments the stack's worker serves (`mlops flows serve`).
 
 One entry per deployment: the flow by import path, its default parameters and an optional
-schedule. Add a deployment by adding an entry to `DEPLOYMENTS`; the worker serves every
-entry, and `prefect deployment run '<flow name>/<deployment name>'` runs one on it.
+schedule: each case study's pipeline (from `mlops.case_studies`), then each one's
+scheduled monitoring flow. Add a deployment by adding an entry to `DEPLOYMENTS`; the
+worker serves every entry, and `prefect deployment run '<flow name>/<deployment name>'`
+runs one on it.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from mlops.case_studies import CASE_STUDIES
 
 
 @dataclass(frozen=True)
@@ -23,19 +28,15 @@ class DeploymentSpec:
     interval: timedelta | None = None
 
 
+# Each case study's training pipeline, at the stack's size (`CaseStudy.deployment_parameters`).
 DEPLOYMENTS: list[DeploymentSpec] = [
     DeploymentSpec(
-        name="churn",
-        flow="pipelines.churn_flow:churn_pipeline",
-        description="The churn case study on simulated customers (or a --source file).",
-    ),
-    DeploymentSpec(
-        name="fraud",
-        flow="pipelines.fraud_flow:fraud_pipeline",
-        description="The fraud case study on simulated payments, at the demo's size by default.",
-        # A fifth of the handbook's cards and terminals, like `mlops demo` and the bootstrap.
-        parameters={"simulation": {"customers": 1000, "terminals": 2000}},
-    ),
+        name=study.name,
+        flow=study.pipeline_flow,
+        description=f"{study.title}: the case study's pipeline on simulated data.",
+        parameters=copy.deepcopy(study.deployment_parameters),
+    )
+    for study in CASE_STUDIES.values()
 ]
 
 

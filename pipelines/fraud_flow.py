@@ -30,6 +30,7 @@ from features.fraud_windows_dask import (
     scatter_frame,
 )
 from features.quarantine import ValidationResult
+from mlops.case_studies import FRAUD
 from mlops.settings import Settings
 from pipelines.stages import quarantine_and_check, transient
 from pipelines.task_runners import cluster_client, runner_from_settings
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
     from distributed import Client
 
-EXPERIMENT = "fraud"
 # Below this the training week holds a handful of frauds: no trustworthy model or estimate.
 MIN_VALID_ROWS = 1000
 
@@ -180,7 +180,7 @@ def train(
     client = cluster_client()
     with tracking.pipeline_run(
         settings,
-        EXPERIMENT,
+        FRAUD.experiment,
         lineage=lineage,
         feature_service=fraud_model.name,
         features=FRAUD_FEATURES,

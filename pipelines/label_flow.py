@@ -29,17 +29,10 @@ from prefect.runtime import flow_run
 
 from features.fraud_online import epoch_ns
 from features.quarantine import QUARANTINE_REASON, ValidationResult
+from mlops.case_studies import FRAUD, case_study
 from mlops.settings import Settings
 from monitoring import labels
 from pipelines.task_runners import runner_from_settings
-
-MODELS = ("churn", "fraud")
-
-
-def _model_name(settings: Settings, model: str) -> str:
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-    return settings.churn_model_name if model == "churn" else settings.fraud_model_name
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -120,7 +113,10 @@ def join_labels(settings: Settings, model_name: str, valid: pd.DataFrame) -> dic
 def ingest_labels(model: str = "churn", until: datetime | None = None) -> dict[str, Any]:
     """Deliver `model`'s labels due by `until` and return the counts of each step."""
     settings = Settings().prepare()
-    model_name = _model_name(settings, model)
+    study = case_study(model)
+    model_name = study.model_name(settings)
+    # Fraud labels are payments: they name their terminal, whose online history they amend.
+    payments = study is FRAUD
     run_dir = f"labels-{flow_run.get_id() or 'local'}"
     summary: dict[str, Any] = {"model": model_name, "until": None, "delivered": 0}
     # Prefect's task typing admits a coroutine; these tasks are synchronous.
@@ -130,14 +126,14 @@ def ingest_labels(model: str = "churn", until: datetime | None = None) -> dict[s
     # The feed gives up its rows last: a failure above leaves them for the next run.
     summary["until"] = due.until.isoformat()
     result, quarantine_file = validate_labels(
-        settings, run_dir, model_name, due.rows, with_terminal=model == "fraud"
+        settings, run_dir, model_name, due.rows, with_terminal=payments
     )
     summary |= {
         "delivered": len(due.rows),
         **{k: v for k, v in result.counts.items() if k != "rows_in"},
         "quarantine_file": quarantine_file,
     }
-    if model == "fraud":
+    if payments:
         summary |= relabel_terminals(settings, result.valid)
     summary |= write_labels(settings, model_name, result.valid)
     summary |= join_labels(settings, model_name, result.valid)

@@ -9,8 +9,9 @@ in `MLOPS_HOME/monitoring/decisions/<model>.jsonl`, `monitoring.decision_log`) -
 
 - **alert**: a warning in the flow's log and `mlops_monitoring_decision{decision="alert"}`;
 - **retrain**: the model's training flow on fresh data, registering a challenger
-  without promoting it (`auto_promote=False`), then the online promotion gate
-  (`monitoring.promotion`) on the recent labelled window. Serving follows `champion`.
+  without promoting it (`auto_promote=False`), then the challenger test
+  (`monitoring.challenger_test`) on the recent labelled window, which promotes it if it
+  beats the champion on live labels. Serving follows `champion`.
 
 Fresh data, honestly: the platform's worlds are simulators, so fresh data is the
 simulator run under the world as it now is: `MLOPS_RETRAIN_CHURN_SCENARIO` and
@@ -31,30 +32,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from mlops.case_studies import CASE_STUDIES, CHURN, FRAUD, CaseStudy, case_study
 from mlops.model_bundle import RegisteredBundle
+from mlops.prediction_log import SHADOW_KEY
 from mlops.settings import Settings
 from monitoring import decision_log
 from monitoring.checks import MonitoringResult, json_ready
 from monitoring.decisions import Decision, Thresholds, decide
 from pipelines.task_runners import runner_from_settings
 
-MODELS = ("churn", "fraud")
-GATE_METRICS = {"churn": "roc_auc", "fraud": "average_precision"}
 EXPERIMENT_PREFIX = "monitoring-"
-ModelKey = Literal["churn", "fraud"]
-
-
-def model_name(settings: Settings, model: str) -> str:
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-    return settings.churn_model_name if model == "churn" else settings.fraud_model_name
 
 
 @dataclass(frozen=True)
@@ -74,8 +68,8 @@ def _window(settings: Settings, name: str, window_hours: float | None, now: date
 def load_champion(settings: Settings, name: str) -> tuple[RegisteredBundle, pd.DataFrame]:
     """The champion's bundle and its training reference."""
     from mlops.model_bundle import download_bundle
+    from mlops.names import CHAMPION
     from mlops.reference import load_reference
-    from mlops.registry import CHAMPION
 
     bundle = download_bundle(settings.tracking_uri, name, settings.models_dir, alias=CHAMPION)
     return bundle, load_reference(settings, name, bundle.version)
@@ -84,8 +78,8 @@ def load_champion(settings: Settings, name: str) -> tuple[RegisteredBundle, pd.D
 def _served_by(frame: pd.DataFrame, version: str) -> pd.DataFrame:
     """The rows answered by `version`: shadow predictions were never answered."""
     mine = frame["model_version"].astype(str) == version
-    if "shadow" in frame.columns:
-        mine &= ~frame["shadow"].eq(True)  # absent (None, NaN) on served rows
+    if SHADOW_KEY in frame.columns:
+        mine &= ~frame[SHADOW_KEY].eq(True)  # absent (None, NaN) on served rows
     return frame[mine].reset_index(drop=True)
 
 
@@ -222,33 +216,45 @@ def _retrain_fraud(settings: Settings) -> dict[str, Any]:
     )
 
 
-def retrain(settings: Settings, model: str) -> dict[str, Any]:
-    """The model's training flow on fresh data (a subflow); registers a challenger."""
-    summary = _retrain_churn(settings) if model == "churn" else _retrain_fraud(settings)
+_RETRAINERS = {CHURN.name: _retrain_churn, FRAUD.name: _retrain_fraud}
+
+
+def retrain(settings: Settings, study: CaseStudy) -> dict[str, Any]:
+    """The case study's training flow on fresh data (a subflow); registers a challenger."""
+    summary = _RETRAINERS[study.name](settings)
     get_run_logger().info(
-        "retrained %s: v%s registered as %s", model, summary["model_version"], summary["aliases"]
+        "retrained %s: v%s registered as %s",
+        study.name,
+        summary["model_version"],
+        summary["aliases"],
     )
     return summary
 
 
 @task(cache_policy=NO_CACHE)
-def gate(settings: Settings, name: str, labelled: pd.DataFrame, metric: str) -> dict[str, Any]:
-    """The online promotion gate on the recent labelled window."""
-    from monitoring.promotion import gate_challenger
+def challenger_test(
+    settings: Settings, name: str, labelled: pd.DataFrame, metric: str
+) -> dict[str, Any]:
+    """The challenger test on the recent labelled window; promotes a challenger that passes."""
+    from monitoring.challenger_test import run_challenger_test
 
-    decision = gate_challenger(settings, name, labelled, metric)
-    get_run_logger().info("promotion gate: %s", decision.reason)
-    return decision.to_dict()
+    verdict = run_challenger_test(settings, name, labelled, metric)
+    get_run_logger().info("challenger test: %s", verdict.reason)
+    return verdict.to_dict()
 
 
 @flow(name="monitor_model", log_prints=True, task_runner=runner_from_settings())
 def monitor_model(
     model: str = "churn", window_hours: float | None = None, act: bool = True
 ) -> dict[str, Any]:
-    """Check `model`'s champion on its recent traffic, decide, log, and (if `act`) act."""
+    """Check `model`'s champion on its recent traffic, decide, log, and (if `act`) act.
+
+    Returns the decision log's entry (`monitoring.decision_log`): the window, the counts,
+    the decision with its evidence, and what acting did (`retrain`, `challenger_test`).
+    """
     settings = Settings().prepare()
-    name = model_name(settings, model)
-    logger = get_run_logger()
+    study = case_study(model)
+    name = study.model_name(settings)
     now = datetime.now(UTC)
     window = _window(settings, name, window_hours, now)
     champion, reference = cast(
@@ -271,39 +277,67 @@ def monitor_model(
         "predictions": len(current),
         "labelled_predictions": len(champion_labelled),
     }
-    result: MonitoringResult | None = None
+    result, decision = _check_and_decide(
+        settings, study, champion, reference, current, champion_labelled
+    )
+    if result is not None:
+        decision_log.move_cursor(settings, name, window.until)
+    entry["decision"] = decision.to_dict()
+    get_run_logger().info(
+        "decision for %s v%s: %s (%s)", name, champion.version, decision.action, decision.reason
+    )
+    if act:
+        entry |= _act(settings, study, champion, decision, labelled)
+    entry["mlflow_run_id"] = log_decision(settings, name, entry, result)
+    return json_ready(entry)
+
+
+def _check_and_decide(
+    settings: Settings,
+    study: CaseStudy,
+    champion: RegisteredBundle,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    labelled: pd.DataFrame,
+) -> tuple[MonitoringResult | None, Decision]:
+    """The checks' result and the decision; no check (and `nothing`) on too few predictions."""
     if len(current) < settings.monitor_min_rows:
-        decision = Decision(
+        waiting = Decision(
             "nothing",
             [
                 f"{len(current)} predictions of v{champion.version} in the window, fewer than "
                 f"{settings.monitor_min_rows}: waiting for more"
             ],
-            {"current_rows": len(current), "labelled_rows": len(champion_labelled)},
+            {"current_rows": len(current), "labelled_rows": len(labelled)},
         )
-    else:
-        result = cast(
-            MonitoringResult,
-            check(settings, name, champion, reference, current, champion_labelled),
-        )
-        decision = decide(result, Thresholds.from_settings(settings, GATE_METRICS[model]))
-        decision_log.move_cursor(settings, name, window.until)
-    entry["decision"] = decision.to_dict()
-    logger.info(
-        "decision for %s v%s: %s (%s)", name, champion.version, decision.action, decision.reason
-    )
+        return None, waiting
+    name = study.model_name(settings)
+    result = cast(MonitoringResult, check(settings, name, champion, reference, current, labelled))
+    return result, decide(result, Thresholds.from_settings(settings, study.primary_metric))
 
-    if act and decision.action == "alert":
-        logger.warning("ALERT %s v%s: %s", name, champion.version, decision.reason)
-    if act and decision.action == "retrain":
-        summary = retrain(settings, model)
-        entry["retrain"] = {
+
+def _act(
+    settings: Settings,
+    study: CaseStudy,
+    champion: RegisteredBundle,
+    decision: Decision,
+    labelled: pd.DataFrame,
+) -> dict[str, Any]:
+    """Alert in the flow's log, or retrain and test the challenger; what was done, for the
+    decision log."""
+    name = study.model_name(settings)
+    if decision.action == "alert":
+        get_run_logger().warning("ALERT %s v%s: %s", name, champion.version, decision.reason)
+    if decision.action != "retrain":
+        return {}
+    summary = retrain(settings, study)
+    return {
+        "retrain": {
             key: summary.get(key)
             for key in ("run_id", "model_version", "aliases", "gate_reason", "test_metrics")
-        }
-        entry["promotion"] = gate(settings, name, labelled, GATE_METRICS[model])
-    entry["mlflow_run_id"] = log_decision(settings, name, entry, result)
-    return json_ready(entry)
+        },
+        "challenger_test": challenger_test(settings, name, labelled, study.primary_metric),
+    }
 
 
 def monitoring_deployments(settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -317,11 +351,12 @@ def monitoring_deployments(settings: Settings | None = None) -> list[dict[str, A
     interval = timedelta(seconds=settings.monitor_interval_s)
     return [
         {
-            "name": f"monitor-{model}",
+            "name": f"monitor-{name}",
             "flow": "pipelines.monitoring_flow:monitor_model",
-            "description": f"Check the {model} champion's traffic, decide, retrain and gate.",
-            "parameters": {"model": model},
+            "description": f"Check the {name} champion's traffic, decide, retrain and test "
+            "the challenger.",
+            "parameters": {"model": name},
             "interval": interval,
         }
-        for model in MODELS
+        for name in CASE_STUDIES
     ]

@@ -14,18 +14,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
+from mlops.case_studies import CASE_STUDIES, CaseStudyName
 from mlops.model_bundle import RegisteredBundle, download_bundle, load_native_model
+from mlops.names import CHAMPION
 from mlops.onnx_scorer import single_row_timings_ms
 from mlops.reference import LABEL_COLUMN, SCORE_COLUMN, load_reference
 from mlops.settings import Settings
 
-CaseStudy = Literal["churn", "fraud"]
-CHAMPION: Final = "champion"
 LATENCY_CALLS: Final = 1000
 """Single-row calls timed per page: enough for a stable p99, about a tenth of a second."""
 LATENCY_WARMUP: Final = 50
@@ -94,7 +94,7 @@ class DriftPoint:
 class ModelEvidence:
     """Everything one page shows about one champion."""
 
-    case_study: CaseStudy
+    case_study: CaseStudyName
     bundle: RegisteredBundle
     experiment_id: str
     tags: dict[str, str]
@@ -119,13 +119,9 @@ class ModelEvidence:
         return self.reference[SCORE_COLUMN].to_numpy(dtype=np.float64)
 
 
-def model_name(settings: Settings, case_study: CaseStudy) -> str:
-    return settings.churn_model_name if case_study == "churn" else settings.fraud_model_name
-
-
 def gather(
     settings: Settings,
-    case_study: CaseStudy,
+    case_study: CaseStudyName,
     *,
     decisions: Sequence[dict[str, Any]] = (),
     serving_bench: dict[str, Any] | None = None,
@@ -140,7 +136,8 @@ def gather(
     """
     from mlflow import MlflowClient
 
-    name = model_name(settings, case_study)
+    study = CASE_STUDIES[case_study]
+    name = study.model_name(settings)
     local_db = settings.tracking_uri.removeprefix("sqlite:///")
     if local_db != settings.tracking_uri and not Path(local_db).exists():
         # Opening a missing database would create an empty registry just to find no model.
@@ -173,7 +170,7 @@ def gather(
         drift=drift_points(decisions),
         costs=(
             (settings.fraud_cost_missed_fraud, settings.fraud_cost_false_alarm)
-            if case_study == "fraud"
+            if study.threshold_rule == "min_expected_cost"
             else None
         ),
         serving_bench=serving_bench,

@@ -102,7 +102,7 @@ def _header(evidence: ModelEvidence, settings: Settings, title: str) -> str:
         f'<tr><th>{html.escape(k)}</th><td class="num">{_fmt(v)}</td></tr>'
         for k, v in sorted(meta.test_metrics.items())
     )
-    gate = evidence.tags.get("gate", "not recorded")
+    gate = evidence.tags.get("promotion_gate", "not recorded")
     return (
         f"<header><h1>{html.escape(title)}</h1>"
         f'<p class="lede">The registry\'s <code>champion</code> of <code>{bundle.name}</code> is '

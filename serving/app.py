@@ -30,8 +30,10 @@ from starlette.concurrency import run_in_threadpool
 from features.churn_frames import ENTITY_KEY
 from features.feature_repo.churn import churn_model
 from mlops.monitoring_results import MonitoringCollector
+from mlops.names import CHALLENGER
 from mlops.prediction_log import PredictionLog
 from mlops.settings import Settings
+from serving.challenger import ChallengerArm
 from serving.churn_batch import router as churn_batch_router
 from serving.context import RequestContext, request_context
 from serving.deps import (
@@ -42,7 +44,6 @@ from serving.deps import (
     FraudModelDep,
 )
 from serving.errors import install_error_handlers
-from serving.experiments import CHALLENGER, ChallengerArm
 from serving.fraud_features import FraudOnlineFeatures
 from serving.json_route import JsonRoute
 from serving.metrics import Metrics

@@ -17,11 +17,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mlops.model_bundle import RegisteredBundle, download_bundle
+from mlops.names import CHAMPION
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from serving.errors import ModelNotReady
-
-CHAMPION = "champion"
 
 
 @dataclass(frozen=True)

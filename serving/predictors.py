@@ -14,10 +14,11 @@ from typing import Literal
 import numpy as np
 
 from features.churn_transforms import churn_features
-from mlops.prediction_log import Prediction, PredictionLog
+from mlops.case_studies import CHURN, FRAUD
+from mlops.prediction_log import SHADOW_KEY, Prediction, PredictionLog
+from serving.challenger import ChallengerArm, in_canary
 from serving.context import RequestContext
 from serving.errors import InvalidInput
-from serving.experiments import SHADOW_KEY, ChallengerArm, in_canary
 from serving.fraud_features import FraudOnlineFeatures
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
@@ -30,8 +31,8 @@ from serving.schemas import (
     ModelRef,
 )
 
-CHURN_ENDPOINT = "/v1/churn/predict"
-FRAUD_ENDPOINT = "/v1/fraud/score"
+CHURN_ENDPOINT = CHURN.score_route
+FRAUD_ENDPOINT = FRAUD.score_route
 
 
 class _Predictor:

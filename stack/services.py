@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlops.case_studies import CASE_STUDIES
 from mlops.settings import Settings
 
 # One database per tool, created by infra/postgres/init.sql in compose and by `mlops stack up`.
@@ -25,11 +26,12 @@ CONTAINER_HOME = "/data"
 # Hosts MLflow answers to (it refuses others: DNS rebinding). The compose name, then loopback.
 MLFLOW_ALLOWED_HOSTS = "mlflow,mlflow:*,localhost,localhost:*,127.0.0.1,127.0.0.1:*"
 
-# What `mlops stack bootstrap` runs when a model has no champion yet: the README's pipelines
-# at the demo's size (the fraud flow at the handbook's full size takes ~10 minutes on 2 cores).
-BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("churn", ("mlops", "pipeline", "churn")),
-    ("fraud", ("mlops", "pipeline", "fraud", "--customers", "1000", "--terminals", "2000")),
+# What `mlops stack bootstrap` runs when a model has no champion yet: each case study's
+# pipeline at the stack's size (the fraud flow at the handbook's full size takes ~10 minutes
+# on 2 cores).
+BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (name, ("mlops", "pipeline", name, *study.bootstrap_options))
+    for name, study in CASE_STUDIES.items()
 )
 
 

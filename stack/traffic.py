@@ -44,15 +44,12 @@ from features.fraud_schema import (
     TX_DATETIME,
     TX_FRAUD,
 )
+from mlops.case_studies import CHURN, FRAUD, case_study
 from mlops.settings import Settings
 from monitoring import labels as label_feed
 from serving.schemas import ChurnCustomer
 from sources import churn_simulator, fraud_simulator, fraud_world
 
-CHURN, FRAUD = "churn", "fraud"
-# Days from a prediction to its label: a billing cycle for churn, an investigation for fraud.
-DEFAULT_LABEL_DELAY_DAYS = {CHURN: 30.0, FRAUD: 7.0}
-CHURN_PATH, FRAUD_PATH = "/v1/churn/predict", "/v1/fraud/score"
 _INTEGER_FIELDS = ("SeniorCitizen", "tenure")
 _MONEY_FIELDS = ("MonthlyCharges", "TotalCharges")
 
@@ -100,14 +97,14 @@ class TrafficResult:
 
 
 def _check_scenario(model: str, scenario: str) -> None:
-    known = churn_simulator.SCENARIOS if model == CHURN else fraud_simulator.SCENARIOS
+    known = churn_simulator.SCENARIOS if model == CHURN.name else fraud_simulator.SCENARIOS
     if scenario not in known:
         raise TrafficError(f"unknown {model} scenario {scenario!r}; known: {', '.join(known)}")
 
 
 def churn_plan(count: int, scenario: str, seed: int, run_id: str) -> list[PlannedRequest]:
     """`count` new customers, scored by their raw fields, labelled by the simulator."""
-    _check_scenario(CHURN, scenario)
+    _check_scenario(CHURN.name, scenario)
     frame = churn_simulator.simulate_customers(count, seed=seed, scenario=scenario)
     fields = list(ChurnCustomer.model_fields)
     plan = []
@@ -120,9 +117,9 @@ def churn_plan(count: int, scenario: str, seed: int, run_id: str) -> list[Planne
             customer[name] = float(text) if text else None
         plan.append(
             PlannedRequest(
-                path=CHURN_PATH,
+                path=CHURN.score_route,
                 body={"customer": customer},
-                request_id=f"{CHURN}-{run_id}-{i:06d}",
+                request_id=f"{CHURN.name}-{run_id}-{i:06d}",
                 entity_id=str(row[ID_COLUMN]),
                 label=int(row[LABEL_COLUMN] == "Yes"),
             )
@@ -137,7 +134,7 @@ def fraud_plan(payments: pd.DataFrame, run_id: str) -> list[PlannedRequest]:
         stamp: pd.Timestamp = row[TX_DATETIME]
         plan.append(
             PlannedRequest(
-                path=FRAUD_PATH,
+                path=FRAUD.score_route,
                 body={
                     "transaction_id": int(row[TRANSACTION_ID]),
                     "customer_id": int(row[CUSTOMER_ID]),
@@ -145,7 +142,7 @@ def fraud_plan(payments: pd.DataFrame, run_id: str) -> list[PlannedRequest]:
                     "amount": float(row[TX_AMOUNT]),
                     "tx_datetime": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 },
-                request_id=f"{FRAUD}-{run_id}-{i:06d}",
+                request_id=f"{FRAUD.name}-{run_id}-{i:06d}",
                 entity_id=str(int(row[TRANSACTION_ID])),
                 label=int(row[TX_FRAUD]),
                 event_time=stamp.to_pydatetime(),
@@ -218,6 +215,32 @@ def _iso(moment: datetime) -> str:
     return pd.Timestamp(moment).tz_convert(UTC).isoformat()
 
 
+def _fraud_traffic(
+    settings: Settings,
+    count: int,
+    scenario: str,
+    seed: int | None,
+    run_id: str,
+    history_file: Path | None,
+    notes: list[str],
+) -> list[PlannedRequest]:
+    """The next `count` payments of the served world as requests; the world's end moves
+    past them (`sources.fraud_world.record_sent`)."""
+    _check_scenario(FRAUD.name, scenario)
+    try:
+        history = fraud_world.fraud_history(settings, history_file)
+    except fraud_world.NoFraudHistory as error:
+        raise TrafficError(str(error)) from error
+    seed = settings.seed if seed is None else seed
+    payments = fraud_world.fraud_payments(history, count, scenario, seed)
+    if len(payments) < count:
+        notes.append(f"the simulator made {len(payments)} payments, not {count}")
+    plan = fraud_plan(payments, run_id)
+    if plan:
+        fraud_world.record_sent(settings, payments)
+    return plan
+
+
 def run_traffic(
     settings: Settings,
     model: str,
@@ -232,34 +255,29 @@ def run_traffic(
     label_delay_days: float | None = None,
     history_file: Path | None = None,
 ) -> TrafficResult:
-    """Plan rate x duration requests, send them, file the answered ones' labels."""
-    if model not in (CHURN, FRAUD):
-        raise TrafficError(f"unknown model {model!r}; known: {CHURN}, {FRAUD}")
+    """Plan rate x duration requests, send them, file the answered ones' labels.
+
+    `model` names the case study; its labels fall due `label_delay_days` after each event
+    (the case study's label delay by default). Raises `TrafficError` for traffic that
+    cannot be planned.
+    """
+    try:
+        study = case_study(model)
+    except ValueError as error:
+        raise TrafficError(str(error)) from error
     if rate <= 0 or duration_s <= 0 or concurrency < 1:
         raise TrafficError("rate and duration must be positive and concurrency at least 1")
-    delay_days = DEFAULT_LABEL_DELAY_DAYS[model] if label_delay_days is None else label_delay_days
+    delay_days = study.label_delay_days if label_delay_days is None else label_delay_days
     if delay_days < 0:
         raise TrafficError(f"label delay must be >= 0 days, got {delay_days}")
     count = max(1, round(rate * duration_s))
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     notes: list[str] = []
-    if model == CHURN:
+    if study is CHURN:
         plan = churn_plan(count, scenario, settings.seed + 1 if seed is None else seed, run_id)
-        model_name = settings.churn_model_name
     else:
-        _check_scenario(FRAUD, scenario)
-        try:
-            history = fraud_world.fraud_history(settings, history_file)
-        except fraud_world.NoFraudHistory as error:
-            raise TrafficError(str(error)) from error
-        seed = settings.seed if seed is None else seed
-        payments = fraud_world.fraud_payments(history, count, scenario, seed)
-        if len(payments) < count:
-            notes.append(f"the simulator made {len(payments)} payments, not {count}")
-        plan = fraud_plan(payments, run_id)
-        model_name = settings.fraud_model_name
-        if plan:
-            fraud_world.record_sent(settings, payments)
+        plan = _fraud_traffic(settings, count, scenario, seed, run_id, history_file, notes)
+    model_name = study.model_name(settings)
 
     started = time.perf_counter()
     outcomes = asyncio.run(send(url, plan, rate, concurrency, timeout_s))

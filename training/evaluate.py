@@ -39,7 +39,7 @@ def classification_metrics(
     base_rate = float(np.mean(y_true))
     return {
         "roc_auc": float(roc_auc_score(y_true, scores)),
-        "pr_auc": float(average_precision_score(y_true, scores)),
+        "average_precision": float(average_precision_score(y_true, scores)),
         "f1": float(f1_score(y_true, decision, zero_division=0)),
         "precision": float(precision_score(y_true, decision, zero_division=0)),
         "recall": float(recall_score(y_true, decision, zero_division=0)),

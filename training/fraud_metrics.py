@@ -191,7 +191,7 @@ def fraud_metrics(
     return {
         "roc_auc": float(roc_auc_score(y, s)),
         "average_precision": float(average_precision_score(y, s)),
-        "card_precision_at_k": card_precision_at_k(cards, k),
+        f"card_precision_at_{k}": card_precision_at_k(cards, k),
         "precision": float(precision_score(y, alert, zero_division=0)),
         "recall": float(recall_score(y, alert, zero_division=0)),
         "expected_cost": cost,

@@ -38,6 +38,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from features.feature_repo.fraud import fraud_model
 from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES
+from mlops.case_studies import FRAUD
 from mlops.settings import Settings
 from training.evaluate import write_plots
 from training.fraud_metrics import (
@@ -59,18 +60,18 @@ from training.fraud_models import (
     with_anomaly,
 )
 from training.fraud_splits import TimeSplit, model_selection_splits, split_frame
+from training.promotion_gate import onnx_champion_scorer
 from training.train import (
     Registration,
     TrainingResult,
     WinningModel,
     importances,
     log_native_model,
-    onnx_champion_scorer,
     register_winner,
 )
 
 FEATURE_SERVICE: Final = fraud_model.name
-SELECTION_METRIC: Final = "average_precision"
+SELECTION_METRIC: Final = FRAUD.primary_metric
 CARD_PRECISION: Final = f"card_precision_at_{DEFAULT_K}"
 ANOMALY_ONLY: Final = "isolation_forest"
 VALIDATION_SCORES_ARTIFACT: Final = "validation_scores.parquet"
@@ -409,7 +410,7 @@ def fit_final(spec: ModelSpec, train: Period, seed: int) -> Any:
 def fraud_report(
     test: Period, scores: np.ndarray, threshold: float, settings: Settings
 ) -> dict[str, float]:
-    """`fraud_metrics` at k=100, with card precision named for its k."""
+    """`fraud_metrics` at k=100 (card precision named `card_precision_at_100`)."""
     metrics = fraud_metrics(
         test.frame,
         scores,
@@ -418,7 +419,6 @@ def fraud_report(
         cost_missed_fraud=settings.fraud_cost_missed_fraud,
         cost_false_alarm=settings.fraud_cost_false_alarm,
     )
-    metrics[CARD_PRECISION] = metrics.pop("card_precision_at_k")
     return metrics
 
 

@@ -29,16 +29,21 @@ from xgboost import XGBClassifier
 from mlops.model_bundle import (
     BUNDLE_ARTIFACT_PATH,
     BundleMeta,
-    RegisteredBundle,
-    download_bundle,
     write_parity_sample,
 )
+from mlops.names import CHALLENGER, CHAMPION
 from mlops.onnx_scorer import OnnxScorer
 from mlops.reference import reference_sample, save_reference
-from mlops.registry import CHALLENGER, CHAMPION, mark_challenger, promote
+from mlops.registry import mark_challenger, promote
 from mlops.settings import Settings
 from training.evaluate import choose_threshold, classification_metrics, write_plots
 from training.export import assert_parity, check_parity, export_onnx, onnx_sha256
+from training.promotion_gate import (
+    ChampionScorer,
+    GateDecision,
+    onnx_champion_scorer,
+    promotion_gate,
+)
 from training.tracking import package_version
 
 SELECTION_METRIC = "roc_auc"
@@ -70,15 +75,6 @@ class Candidate:
     @property
     def cv_mean(self) -> float:
         return float(np.mean(self.cv_scores))
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promoted: bool
-    reason: str
-    challenger_metric: float
-    champion_metric: float | None
-    champion_version: str | None
 
 
 @dataclass(frozen=True)
@@ -216,15 +212,6 @@ class WinningModel(Protocol):
     def test_metrics(self) -> dict[str, float]: ...
 
 
-class IncomparableChampion(Exception):
-    """The champion cannot be scored on the new test rows (say, features this data lacks)."""
-
-
-# Scores the current champion's bundle on the challenger's test rows, returning the gate
-# metric, or raises IncomparableChampion.
-ChampionScorer = Callable[[RegisteredBundle], float]
-
-
 @dataclass(frozen=True)
 class Registration:
     version: str
@@ -232,28 +219,6 @@ class Registration:
     gate: GateDecision
     parity_max_abs_diff: float
     meta: BundleMeta
-
-
-def onnx_champion_scorer(
-    test_frame: pd.DataFrame, metric: Callable[[np.ndarray, float], float]
-) -> ChampionScorer:
-    """Score the champion's ONNX bundle on `test_frame` (its features by name) with `metric`.
-
-    `metric(scores, champion_threshold)` returns the gate metric; the champion's own
-    feature order and threshold are used, so a champion trained on other features can
-    still be compared as long as `test_frame` has them.
-    """
-
-    def score(champion: RegisteredBundle) -> float:
-        missing = [f for f in champion.meta.feature_names if f not in test_frame.columns]
-        if missing:
-            raise IncomparableChampion(
-                f"champion v{champion.version} needs features this data lacks: {missing[:5]}"
-            )
-        rows = test_frame.loc[:, champion.meta.feature_names].to_numpy(dtype=np.float32)
-        return metric(OnnxScorer(champion.onnx_path).predict_proba(rows), champion.meta.threshold)
-
-    return score
 
 
 def register_winner(
@@ -277,7 +242,7 @@ def register_winner(
     `gate_metric` beats the current champion's, scored by `score_champion` on the same
     test rows, else `challenger`. With `auto_promote=False` it is `challenger` whatever
     the gate says (the verdict is kept as evidence): retraining leaves promotion to the
-    online gate on live labels (`monitoring.promotion`). Must run inside the pipeline's
+    online gate on live labels (`monitoring.challenger_test`). Must run inside the pipeline's
     active MLflow run.
     """
     parent = mlflow.active_run()
@@ -310,7 +275,7 @@ def register_winner(
 
     version = str(mlflow.register_model(winner.model_uri, model_name).version)
     challenger_metric = winner.test_metrics[gate_metric]
-    gate = _gate(settings, model_name, challenger_metric, gate_metric, score_champion)
+    gate = promotion_gate(settings, model_name, challenger_metric, gate_metric, score_champion)
     if not auto_promote:
         gate = GateDecision(
             False,
@@ -331,12 +296,12 @@ def register_winner(
         "onnx_artifact": f"runs:/{winner.run_id}/{BUNDLE_ARTIFACT_PATH}",
         "onnx_sha256": meta.onnx_sha256,
         "threshold": f"{winner.threshold:.6f}",
-        "gate": gate.reason,
+        "promotion_gate": gate.reason,
         "pipeline_run_id": parent.info.run_id,
     }.items():
         client.set_model_version_tag(model_name, version, key, value)
     mlflow.log_dict(
-        {"winner": winner.name, "version": version, "gate": gate.__dict__},
+        {"winner": winner.name, "version": version, "promotion_gate": gate.__dict__},
         "registration.json",
     )
     mlflow.set_tags({"winner": winner.name, "model_version": version, "alias": alias})
@@ -399,36 +364,6 @@ def train_and_register(
         cv_metrics=cv_metrics,
         gate=registration.gate,
         parity_max_abs_diff=registration.parity_max_abs_diff,
-    )
-
-
-def _gate(
-    settings: Settings,
-    model_name: str,
-    challenger_metric: float,
-    metric_name: str,
-    score_champion: ChampionScorer,
-) -> GateDecision:
-    """Promote only if the new model beats the current champion on the same test rows."""
-    try:
-        champion = download_bundle(
-            settings.tracking_uri, model_name, settings.models_dir, alias=CHAMPION
-        )
-    except LookupError:
-        return GateDecision(True, "no champion yet", challenger_metric, None, None)
-    try:
-        champion_metric = score_champion(champion)
-    except IncomparableChampion as reason:
-        return GateDecision(True, str(reason), challenger_metric, None, champion.version)
-    promoted = challenger_metric > champion_metric
-    verdict = "beats" if promoted else "does not beat"
-    return GateDecision(
-        promoted,
-        f"{metric_name} {challenger_metric:.4f} {verdict} champion "
-        f"v{champion.version} at {champion_metric:.4f} on the same test rows",
-        challenger_metric,
-        champion_metric,
-        champion.version,
     )
 
 

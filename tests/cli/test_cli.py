@@ -75,7 +75,13 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
     assert summary["model_name"] == "churn"
     assert summary["model_version"] == "1"
     assert summary["aliases"] == ["champion"]
-    assert set(summary["test_metrics"]) >= {"roc_auc", "pr_auc", "f1", "precision", "recall"}
+    assert set(summary["test_metrics"]) >= {
+        "roc_auc",
+        "average_precision",
+        "f1",
+        "precision",
+        "recall",
+    }
     assert summary["rows"]["rows_in"] == 800
     assert summary["rows"]["rows_quarantined"] == 3
     assert summary["rows"]["rows_valid"] == 797

@@ -123,13 +123,13 @@ def test_drift_retrains_promotes_and_the_api_serves_the_new_champion(
         assert retrained["aliases"] == ["challenger"]
         assert "test-window gate not applied" in retrained["gate_reason"]
 
-        promotion = summary["promotion"]
-        assert promotion["challenger_version"] == new_version
-        assert promotion["champion_version"] == "1"
-        assert promotion["labelled_rows"] == sent
-        assert promotion["latency_p99_ms"] <= settings.promotion_latency_budget_ms
-        assert promotion["promoted"], promotion["reason"]
-        assert promotion["challenger_metric"] > promotion["champion_metric"]
+        verdict = summary["challenger_test"]
+        assert verdict["challenger_version"] == new_version
+        assert verdict["champion_version"] == "1"
+        assert verdict["labelled_rows"] == sent
+        assert verdict["latency_p99_ms"] <= settings.promotion_latency_budget_ms
+        assert verdict["promoted"], verdict["reason"]
+        assert verdict["challenger_metric"] > verdict["champion_metric"]
         assert _champion(settings) == new_version
 
         # The API follows the alias: no restart, no reload call.
@@ -144,7 +144,7 @@ def test_drift_retrains_promotes_and_the_api_serves_the_new_champion(
 
     logged = read_decisions(settings, "churn")
     assert [entry["decision"]["action"] for entry in logged] == ["retrain"]
-    assert logged[0]["promotion"]["promoted"]
+    assert logged[0]["challenger_test"]["promoted"]
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.tags["decision"] == "retrain"
@@ -176,7 +176,7 @@ def test_no_drift_ends_in_nothing_and_the_champion_stays(
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["decision"]["action"] == "nothing", summary["decision"]["reasons"]
-    assert "retrain" not in summary and "promotion" not in summary
+    assert "retrain" not in summary and "challenger_test" not in summary
     assert _versions(settings) == versions_before
     assert _champion(settings) == "1"
     # The next run reads only what came since: nothing yet, so it waits.

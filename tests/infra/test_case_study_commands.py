@@ -42,8 +42,8 @@ EXERCISED: dict[str, str] = {
     "mlops score fraud --input FILE --output scores.parquet --json": (
         "tests/cli/test_score_cli.py::test_score_fraud_file_scores_valid_rows_and_quarantines_the_rest"
     ),
-    "mlops gate churn --alias champion --min roc_auc=0.6 --max brier=0.3 --json": (
-        "tests/cli/test_gate.py::test_a_model_that_clears_its_bounds_passes"
+    "mlops quality-bar churn --alias champion --min roc_auc=0.6 --max brier=0.3 --json": (
+        "tests/cli/test_quality_bar.py::test_a_model_that_clears_its_bounds_passes"
     ),
     "mlops promote churn --version 2 --reason test": (
         "tests/e2e/test_model_lifecycle.py::test_promote_rollback_and_the_holder_follows"

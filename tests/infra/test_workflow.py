@@ -70,8 +70,11 @@ def test_every_run_step_is_a_make_target_or_docker(workflow: dict[Any, Any]) -> 
     assert not strays, f"run steps that are not `make ...` or `docker ...`: {strays}"
 
 
-def test_the_workflow_covers_lint_tests_gate_image_and_compose(workflow: dict[Any, Any]) -> None:
-    assert set(_make_targets(workflow)) >= {"lint", "test", "gate", "image", "compose-config"}
+def test_the_workflow_covers_lint_tests_quality_bar_image_and_compose(
+    workflow: dict[Any, Any],
+) -> None:
+    targets = {"lint", "test", "quality-bar", "image", "compose-config"}
+    assert set(_make_targets(workflow)) >= targets
     test_job = workflow["jobs"]["test"]
     assert test_job["env"]["CI"] == "true"  # services tests fail, not skip, when absent
     assert {"postgres", "redis"} <= set(test_job["services"])
@@ -118,21 +121,21 @@ def test_every_make_target_of_the_workflow_exists_and_its_mlops_commands_parse(
             if arguments is not None:
                 parse_mlops(arguments)
                 seen.append(" ".join(arguments[:2]))
-    # The gate trains and checks: both commands went through the parser above.
-    assert "pipeline churn" in seen and "gate churn" in seen
+    # The quality bar trains and checks: both commands went through the parser above.
+    assert "pipeline churn" in seen and "quality-bar churn" in seen
 
 
-def test_the_gate_checks_at_least_one_bound() -> None:
-    gate_commands = [_mlops_arguments(c) for c in _dry_run("gate")]
-    gates = [a for a in gate_commands if a and a[0] == "gate"]
-    assert gates and all("--min" in a or "--max" in a for a in gates)
+def test_the_quality_bar_checks_at_least_one_bound() -> None:
+    commands = [_mlops_arguments(c) for c in _dry_run("quality-bar")]
+    bars = [a for a in commands if a and a[0] == "quality-bar"]
+    assert bars and all("--min" in a or "--max" in a for a in bars)
 
 
 def test_the_parser_catches_what_ci_would() -> None:
-    with pytest.raises(AssertionError, match="no command 'gates'"):
-        parse_mlops(["gates", "churn"])
+    with pytest.raises(AssertionError, match="no command 'quality-bars'"):
+        parse_mlops(["quality-bars", "churn"])
     with pytest.raises(Exception, match="No such option: --minimum"):
-        parse_mlops(["gate", "churn", "--minimum", "roc_auc=0.8"])
+        parse_mlops(["quality-bar", "churn", "--minimum", "roc_auc=0.8"])
     with pytest.raises(Exception, match="valid integer"):
         parse_mlops(["pipeline", "churn", "--customers", "many"])
     with pytest.raises(AssertionError, match="make nonexistent-target"):

@@ -23,7 +23,7 @@ THRESHOLDS = Thresholds(
     prediction_drift_distance=0.1,
     max_quality_drop=0.05,
     min_labelled_rows=200,
-    gate_metric="roc_auc",
+    primary_metric="roc_auc",
 )
 FEATURES = [f"f{i}" for i in range(10)]
 KS, WASSERSTEIN = "K-S p_value", "Wasserstein distance (normed)"
@@ -125,7 +125,7 @@ def test_prediction_drift_thresholds_by_method(method: str, score: float, drifte
     assert action == ("alert" if drifted else "nothing")
 
 
-def test_a_gate_metric_drop_beyond_the_allowance_retrains() -> None:
+def test_a_primary_metric_drop_beyond_the_allowance_retrains() -> None:
     # 0.80 - 0.05 = 0.75 is allowed; below it is decay.
     within = decide(result(quality={"roc_auc": 0.7501, "precision": 0.60}), THRESHOLDS)
     assert within.action == "nothing"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,19 @@ def test_the_runner_serves_them_on_the_interval_setting(monkeypatch: pytest.Monk
     assert deployment.parameters == {"model": "churn"}
     (schedule,) = deployment.schedules
     assert schedule.schedule.interval == timedelta(minutes=15)
+
+
+def test_the_bootstrap_trains_each_case_study_at_its_deployment_size() -> None:
+    import typer
+
+    from cli.main import app
+    from pipelines.deployments import DEPLOYMENTS
+    from stack.services import BOOTSTRAP_STEPS
+
+    group: Any = typer.main.get_command(app).get_command(None, "pipeline")
+    for spec, (name, argv) in zip(DEPLOYMENTS, BOOTSTRAP_STEPS, strict=True):
+        assert spec.name == name and argv[:3] == ("mlops", "pipeline", name)
+        command = group.get_command(None, name)
+        options = command.make_context(name, list(argv[3:])).params
+        for key, value in spec.parameters.get("simulation", {}).items():
+            assert options[key] == value, f"{name}: --{key}"

@@ -21,7 +21,7 @@ from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.prediction_log import read_predictions
 from mlops.settings import Settings
 from serving.app import create_app
-from serving.experiments import in_canary
+from serving.challenger import in_canary
 
 pytestmark = pytest.mark.slow
 

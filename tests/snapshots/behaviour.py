@@ -53,8 +53,9 @@ def help_texts(app: typer.Typer, prog_name: str = "mlops") -> dict[str, str]:
 
 
 def compare_or_update(name: str, current: Any) -> Any:
-    """The snapshot `name`; with UPDATE_SNAPSHOTS=1, `current` is written as it first."""
+    """The snapshot `name`; with UPDATE_SNAPSHOTS=1 (and `current` given), `current` is
+    written as it first."""
     path = SNAPSHOTS / f"{name}.json"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" and current is not None:
         path.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
     return json.loads(path.read_text())

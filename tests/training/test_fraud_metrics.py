@@ -171,7 +171,7 @@ def test_fraud_metrics_report() -> None:
     assert set(metrics) == {
         "roc_auc",
         "average_precision",
-        "card_precision_at_k",
+        "card_precision_at_2",
         "precision",
         "recall",
         "expected_cost",
@@ -182,7 +182,7 @@ def test_fraud_metrics_report() -> None:
     }
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, scores))
     assert metrics["average_precision"] == pytest.approx(average_precision_score(y, scores))
-    assert metrics["card_precision_at_k"] == pytest.approx(1 / 3)
+    assert metrics["card_precision_at_2"] == pytest.approx(1 / 3)
     # score >= 0.5 alerts 7 of 13 rows: frauds 0.95, 0.99, 0.7, 0.6 (4 of 7 frauds) and
     # genuine 0.9, 0.8, 0.5; missed frauds 0.2, 0.4, 0.2.
     assert metrics["precision"] == pytest.approx(4 / 7)

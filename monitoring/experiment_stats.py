@@ -10,7 +10,7 @@ Two designs, two tests:
   Pairing removes the rows' own difficulty from the comparison, so the interval is far
   narrower than two independent intervals would be.
 - **two groups** (`two_proportion_test`): each entity was answered by one model, the
-  canary split (by a hash of the entity id, `serving.experiments`). Different rows,
+  canary split (by a hash of the entity id, `serving.challenger`). Different rows,
   so no paired metric: the test compares a proportion (the share of correct decisions
   at each model's own threshold) between the groups with a two-sided z-test.
 
@@ -30,6 +30,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
+
+from mlops.prediction_log import SHADOW_KEY
 
 __all__ = [
     "METRICS",
@@ -237,9 +239,6 @@ class OnlineComparison:
             "proportions": None if self.proportions is None else self.proportions.to_dict(),
             "skipped": self.skipped,
         }
-
-
-SHADOW_KEY = "shadow"
 
 
 def online_comparison(

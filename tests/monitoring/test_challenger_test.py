@@ -1,4 +1,4 @@
-"""The online gate on a real registry: a challenger no better than the champion stays one."""
+"""The challenger test on a real registry: a challenger no better than the champion stays one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from mlops.reference import load_reference
 from mlops.settings import Settings
-from monitoring.promotion import gate_challenger
+from monitoring.challenger_test import run_challenger_test
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_an_equal_challenger_is_kept_for_inspection_never_promoted(
     labelled["request_id"] = labelled["index"].astype(str)
     labelled["model_version"] = str(champion.version)
 
-    decision = gate_challenger(settings, "churn", labelled, "roc_auc")
+    decision = run_challenger_test(settings, "churn", labelled, "roc_auc")
 
     assert not decision.promoted
     assert decision.champion_metric == decision.challenger_metric
@@ -52,4 +52,4 @@ def test_an_equal_challenger_is_kept_for_inspection_never_promoted(
         same.version
     )
     tags = client.get_model_version("churn", same.version).tags
-    assert tags["online_gate"] == decision.reason
+    assert tags["challenger_test"] == decision.reason

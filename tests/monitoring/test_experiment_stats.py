@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from monitoring.experiments import (
+from monitoring.challenger_test import judge
+from monitoring.experiment_stats import (
     average_precision,
     online_comparison,
     paired_bootstrap,
     roc_auc,
     two_proportion_test,
 )
-from monitoring.promotion import judge
 
 
 def _scores(seed: int, rows: int, signal: float) -> tuple[np.ndarray, np.ndarray]:

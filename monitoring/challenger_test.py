@@ -1,25 +1,25 @@
-"""The online promotion gate: a challenger takes `champion` only if it beats it on live labels.
+"""The challenger test: a challenger takes `champion` only if it beats it on live labels.
 
-The training gate (`training.train.register_winner`) compares a new model with the
-champion on the new model's own test rows. After a drift, those rows come from the
+The promotion gate at registration (`training.promotion_gate`) compares a new model with
+the champion on the new model's own test rows. After a drift, those rows come from the
 fresh data the challenger was trained on; what matters is how each model does on the
 traffic it will actually serve. So a retrained model is registered as `challenger`
-(`register_winner(..., auto_promote=False)`), and this gate decides:
+(`register_winner(..., auto_promote=False)`), and this test decides:
 
 1. both the champion and the challenger rescore the same rows: the most recent
    labelled predictions of the prediction log (features as served, labels as they
    arrived), one row per request;
-2. the challenger must beat the champion on the model's gate metric (ROC-AUC for
+2. the challenger must beat the champion on the model's primary metric (ROC-AUC for
    churn, average precision for fraud) by more than `promotion_min_gain`, on at least
    `monitor_min_labelled_rows` rows holding both classes; a paired bootstrap interval
-   of the difference (`monitoring.experiments.paired_bootstrap`) is reported with it;
+   of the difference (`monitoring.experiment_stats.paired_bootstrap`) is reported with it;
 3. its single-row ONNX latency (p99 over `LATENCY_CALLS` calls, this process) must stay
    within `promotion_latency_budget_ms`;
-4. when the challenger ran online (shadow or canary, `serving.experiments`), its own
-   live outcomes are compared with the champion's (`monitoring.experiments`): an
+4. when the challenger ran online (shadow or canary, `serving.challenger`), its own
+   live outcomes are compared with the champion's (`monitoring.experiment_stats`): an
    experiment that finds it significantly worse refuses the promotion.
 
-`judge` is the rule as a pure function; `gate_challenger` gathers the figures and, on a
+`judge` is the rule as a pure function; `run_challenger_test` gathers the figures and, on a
 pass, promotes with `mlops.registry.promote` (the champion history that rollback
 uses). A challenger that fails keeps its `challenger` alias for inspection.
 """
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from monitoring.experiments import (
+from monitoring.experiment_stats import (
     METRICS,
     OnlineComparison,
     PairedComparison,
@@ -44,14 +44,20 @@ if TYPE_CHECKING:
     from mlops.model_bundle import RegisteredBundle
     from mlops.settings import Settings
 
-__all__ = ["LATENCY_CALLS", "PromotionDecision", "gate_challenger", "judge", "single_row_p99_ms"]
+__all__ = [
+    "LATENCY_CALLS",
+    "ChallengerVerdict",
+    "judge",
+    "run_challenger_test",
+    "single_row_p99_ms",
+]
 
 LATENCY_CALLS: Final = 500
 _WARM_UP_CALLS: Final = 50
 
 
 @dataclass(frozen=True)
-class PromotionDecision:
+class ChallengerVerdict:
     promoted: bool
     reason: str
     metric: str
@@ -63,7 +69,7 @@ class PromotionDecision:
     latency_p99_ms: float | None = None
     latency_budget_ms: float | None = None
     comparison: dict[str, Any] | None = None
-    # The shadow or canary experiment's test (`monitoring.experiments`), when there was one.
+    # The shadow or canary experiment's test (`monitoring.experiment_stats`), when there was one.
     online_experiment: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,9 +135,9 @@ def _rows(labelled: pd.DataFrame, bundle: RegisteredBundle) -> np.ndarray:
     return labelled.loc[:, names].to_numpy(dtype=np.float32)
 
 
-def gate_challenger(
+def run_challenger_test(
     settings: Settings, model_name: str, labelled: pd.DataFrame, metric: str
-) -> PromotionDecision:
+) -> ChallengerVerdict:
     """Rescore `labelled` with champion and challenger; promote the challenger if it passes.
 
     `labelled` is `monitoring.labels.labelled_predictions(...)` over the recent window;
@@ -140,17 +146,18 @@ def gate_challenger(
     from mlflow import MlflowClient
 
     from mlops.model_bundle import download_bundle
+    from mlops.names import CHALLENGER, CHAMPION
     from mlops.onnx_scorer import OnnxScorer
-    from mlops.registry import CHALLENGER, CHAMPION, promote
+    from mlops.registry import promote
 
     if metric not in METRICS:
-        raise ValueError(f"unknown gate metric {metric!r}")
+        raise ValueError(f"unknown primary metric {metric!r}")
     try:
         challenger = download_bundle(
             settings.tracking_uri, model_name, settings.models_dir, alias=CHALLENGER
         )
     except LookupError as error:
-        return PromotionDecision(False, f"no challenger: {error}", metric, None, None, 0)
+        return ChallengerVerdict(False, f"no challenger: {error}", metric, None, None, 0)
     try:
         champion = download_bundle(
             settings.tracking_uri, model_name, settings.models_dir, alias=CHAMPION
@@ -158,7 +165,7 @@ def gate_challenger(
     except LookupError:
         champion = None
     if champion is not None and champion.version == challenger.version:
-        return PromotionDecision(
+        return ChallengerVerdict(
             False,
             "the challenger is the champion already",
             metric,
@@ -181,11 +188,11 @@ def gate_challenger(
             if champion is None
             else f"{len(rows)} labelled rows with {classes} class(es)"
         )
-        return PromotionDecision(False, f"not promoted: {why}", **base)
+        return ChallengerVerdict(False, f"not promoted: {why}", **base)
     try:
         x_champion, x_challenger = _rows(rows, champion), _rows(rows, challenger)
     except LookupError as error:
-        return PromotionDecision(False, f"not promoted: {error}", **base)
+        return ChallengerVerdict(False, f"not promoted: {error}", **base)
     labels = rows["label"].to_numpy(dtype=np.int64)
     champion_scores = OnnxScorer(champion.onnx_path).predict_proba(x_champion)
     challenger_scores = OnnxScorer(challenger.onnx_path).predict_proba(x_challenger)
@@ -211,11 +218,11 @@ def gate_challenger(
     )
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     if promoted:
-        promote(client, model_name, challenger.version, reason=f"online gate: {reason}")
+        promote(client, model_name, challenger.version, reason=f"challenger test: {reason}")
         # The alias named the candidate under test; it has none now.
         client.delete_registered_model_alias(model_name, CHALLENGER)
-    client.set_model_version_tag(model_name, challenger.version, "online_gate", reason[:5000])
-    return PromotionDecision(
+    client.set_model_version_tag(model_name, challenger.version, "challenger_test", reason[:5000])
+    return ChallengerVerdict(
         promoted,
         reason,
         champion_metric=comparison.champion,

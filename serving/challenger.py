@@ -3,7 +3,7 @@
 - **shadow**: the challenger scores the same feature row as the champion; its prediction
   is logged under its own version with `shadow: true` in the entity, and the answer is
   the champion's. A paired comparison on the same requests follows once labels arrive
-  (`monitoring.experiments`).
+  (`monitoring.experiment_stats`).
 - **canary**: a deterministic share of entities is answered by the challenger, logged
   under its version. The split hashes the entity id (crc32, the same in every process and
   on every restart), so a customer sticks to one model; a request without an entity id
@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from serving.model_holder import LoadedModel, ModelHolder
-
-CHALLENGER = "challenger"
-SHADOW_KEY = "shadow"
 
 
 def in_canary(entity_id: str, share: float) -> bool:
