@@ -1,6 +1,6 @@
 """Batch scoring benchmark: each engine alone on a large matrix, then the file-to-file path.
 
-- model only: the fraud champion scored by each batch engine (`serving.batch.scoring`:
+- model only: the fraud champion scored by each batch engine (`serving.batch.engines`:
   the ONNX bundle, and the native model through MLflow) on every core and on one thread,
   one `predict_proba` over a float32 matrix of `MODEL_ROWS` rows: the window features of
   the first payments of the default simulation, what a batch job scores (tiling the few
@@ -29,7 +29,7 @@ from mlops.names import CHAMPION
 from mlops.settings import Settings
 
 if TYPE_CHECKING:
-    from serving.batch.scoring import ProbabilityScorer
+    from serving.batch.engines import ProbabilityScorer
 
 MODEL_ROWS = 1_000_000
 REPEATS = 3
@@ -52,7 +52,8 @@ def bench_batch(
     """Every batch figure for the champions of `settings.home`."""
     from features.fraud_windows import fraud_window_features
     from mlops.model_bundle import download_bundle
-    from serving.batch.scoring import ENGINES, load_scorer, score_churn_file, score_fraud_file
+    from serving.batch.engines import ENGINES, load_scorer
+    from serving.batch.scoring import score_churn_file, score_fraud_file
     from sources.churn_simulator import simulate_customers, write_customers
     from sources.fraud_simulator import simulate_transactions, write_transactions
 

@@ -5,7 +5,7 @@ output, chunked scoring on every core, and outputs that appear complete or not a
 
 Two engines score (`engine`): "onnx", the bundle's ONNX file as serving runs it (the
 default), or "native", the registered version's native model through its MLflow flavour
-(`serving.batch.native`), faster on large tree ensembles. Either must reproduce the
+(`serving.batch.engines`), faster on large tree ensembles. Either must reproduce the
 native probabilities saved with the bundle (its parity sample, within
 `settings.parity_tolerance`) before it scores a row; one that does not is refused with
 `mlops.model_bundle.ParityMismatch`.
@@ -26,13 +26,12 @@ complete or not at all: each is written beside its target and renamed.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,9 +52,9 @@ from features.fraud_schema import TX_FRAUD, validate_fraud_frame
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.quarantine import QUARANTINE_REASON, UnusableSource
 from features.raw_files import read_raw_file
-from mlops.model_bundle import RegisteredBundle, download_bundle
-from mlops.onnx_scorer import ConcurrentOnnxScorer
+from mlops.model_bundle import RegisteredBundle
 from mlops.settings import Settings
+from serving.batch.engines import ENGINES, Engine, load_registered_engine
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +68,6 @@ MODEL_VERSION = "model_version"
 # The raw columns the transforms read: everything but the key and the label.
 _TRANSFORM_INPUTS = tuple(c for c in RAW_COLUMNS if c not in (ID_COLUMN, LABEL_COLUMN))
 _CSV_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-Engine = Literal["onnx", "native"]
-ENGINES: tuple[Engine, ...] = get_args(Engine)
-
-
-class ProbabilityScorer(Protocol):
-    """What an engine offers the batch path: positive-class probabilities of float32 rows."""
-
-    def predict_proba(self, rows: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +135,7 @@ def score_churn_file(
     started = time.perf_counter()
 
     with _timed(stages, "model_load"):
-        bundle, scorer = _load_model(
+        bundle, scorer = load_registered_engine(
             settings,
             settings.churn_model_name,
             CHURN_FEATURES,
@@ -237,7 +227,7 @@ def score_fraud_file(
     started = time.perf_counter()
 
     with _timed(stages, "model_load"):
-        bundle, scorer = _load_model(
+        bundle, scorer = load_registered_engine(
             settings,
             settings.fraud_model_name,
             FRAUD_FEATURES,
@@ -316,57 +306,6 @@ _FRAUD_OUTPUT_SCHEMA = pa.schema(
         pa.field(MODEL_VERSION, pa.string()),
     ]
 )
-
-
-def _load_model(
-    settings: Settings,
-    name: str,
-    computed: tuple[str, ...],
-    *,
-    alias: str,
-    version: str | None,
-    threads: int | None,
-    engine: Engine,
-) -> tuple[RegisteredBundle, ProbabilityScorer]:
-    """The registered bundle and its `engine`, checked on the parity sample; refused if it
-    needs features that the batch path does not compute (`computed`)."""
-    models = settings.models_dir
-    models.mkdir(parents=True, exist_ok=True)
-    if version is not None:
-        bundle = download_bundle(settings.tracking_uri, name, models, version=version)
-    else:
-        bundle = download_bundle(settings.tracking_uri, name, models, alias=alias)
-    missing = [feature for feature in bundle.meta.feature_names if feature not in computed]
-    if missing:
-        raise ValueError(
-            f"{bundle.name} v{bundle.version} expects features the batch path does not "
-            f"compute: {', '.join(missing)}"
-        )
-    return bundle, load_scorer(settings, bundle, engine, threads=threads)
-
-
-def load_scorer(
-    settings: Settings, bundle: RegisteredBundle, engine: Engine, *, threads: int | None = None
-) -> ProbabilityScorer:
-    """`bundle`'s version scored by `engine` on `threads` cores (default: every CPU), once
-    it reproduces the bundle's parity sample within `settings.parity_tolerance`.
-
-    Raises `mlops.model_bundle.ParityMismatch` when it does not, `LookupError` when the native model
-    cannot be loaded.
-    """
-    # A batch has many rows per call: unlike the API, use every core.
-    cores = threads or os.cpu_count() or 1
-    scorer: ProbabilityScorer
-    if engine == "native":
-        from serving.batch.native import load_native_scorer
-
-        scorer = load_native_scorer(
-            settings.tracking_uri, bundle.name, bundle.version, threads=cores
-        )
-    else:
-        scorer = ConcurrentOnnxScorer(bundle.onnx_path, threads=cores)
-    bundle.check_parity(scorer.predict_proba, settings.parity_tolerance, f"the {engine} engine")
-    return scorer
 
 
 def _check_output(output: Path, chunk_rows: int, engine: str) -> None:
