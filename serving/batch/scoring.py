@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from features.churn_schema import (
     ID_COLUMN,
@@ -50,15 +46,21 @@ from features.churn_transforms import CHURN_FEATURES, churn_features
 from features.fraud_schema import ID_COLUMN as FRAUD_ID_COLUMN
 from features.fraud_schema import TX_FRAUD, validate_fraud_frame
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
-from features.quarantine import QUARANTINE_REASON, UnusableSource
+from features.quarantine import UnusableSource
 from features.raw_files import read_raw_file
 from mlops.model_bundle import RegisteredBundle
 from mlops.settings import Settings
 from serving.batch.engines import ENGINES, Engine, load_registered_engine
+from serving.batch.output_files import (
+    check_output_suffix,
+    chunk_writer,
+    quarantine_path_for,
+    write_quarantine,
+)
+from serving.batch.stages import StageClock
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_SUFFIXES = (".csv", ".parquet")
 PROBABILITY = "churn_probability"
 DECISION = "will_churn"
 FRAUD_PROBABILITY = "fraud_probability"
@@ -67,7 +69,6 @@ MODEL_NAME = "model_name"
 MODEL_VERSION = "model_version"
 # The raw columns the transforms read: everything but the key and the label.
 _TRANSFORM_INPUTS = tuple(c for c in RAW_COLUMNS if c not in (ID_COLUMN, LABEL_COLUMN))
-_CSV_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,6 @@ class BatchScoreSummary:
         return data
 
 
-def quarantine_path_for(output: Path) -> Path:
-    """Where the rows of `output`'s source that failed validation are written."""
-    return output.with_name(f"{output.stem}.quarantine.csv")
-
-
 def score_churn_file(
     settings: Settings,
     source: Path,
@@ -129,12 +125,10 @@ def score_churn_file(
     """
     source, output = Path(source), Path(output)
     _check_output(output, chunk_rows, engine)
-    stages: dict[str, float] = dict.fromkeys(
-        ("model_load", "load_validate", "features", "score", "write"), 0.0
-    )
+    clock = StageClock()
     started = time.perf_counter()
 
-    with _timed(stages, "model_load"):
+    with clock.timed("model_load"):
         bundle, scorer = load_registered_engine(
             settings,
             settings.churn_model_name,
@@ -145,26 +139,26 @@ def score_churn_file(
             engine=engine,
         )
 
-    with _timed(stages, "load_validate"):
+    with clock.timed("load_validate"):
         raw = read_raw_file(source)
         has_timestamp = TIMESTAMP_COLUMN in raw.columns
         checked = validate_churn_frame(raw, source, require_label=False)
         del raw
-    quarantine = _write_quarantine(checked.quarantined, quarantine_path_for(output), stages)
+    quarantine = write_quarantine(checked.quarantined, quarantine_path_for(output), clock)
     valid = checked.valid
     if valid.empty:
         raise UnusableSource(
             source, f"no valid rows; {len(checked.quarantined)} quarantined to {quarantine}"
         )
 
-    with _chunk_writer(output, _output_schema(has_timestamp), stages) as write_chunk:
+    with chunk_writer(output, _output_schema(has_timestamp), clock) as write_chunk:
         for start in range(0, len(valid), chunk_rows):
             chunk = valid.iloc[start : start + chunk_rows]
-            with _timed(stages, "features"):
+            with clock.timed("features"):
                 matrix = _feature_matrix(chunk, bundle.meta.feature_names)
-            with _timed(stages, "score"):
+            with clock.timed("score"):
                 probabilities = scorer.predict_proba(matrix)
-            with _timed(stages, "write"):
+            with clock.timed("write"):
                 scored = _scored_frame(chunk, probabilities, bundle, has_timestamp)
             write_chunk(scored)
 
@@ -180,7 +174,7 @@ def score_churn_file(
         engine=engine,
         seconds=seconds,
         rows_per_second=len(valid) / seconds if seconds > 0 else float("inf"),
-        stage_seconds=stages,
+        stage_seconds=clock.seconds,
     )
     logger.info("batch scored %s -> %s: %s", source, output, summary.to_dict())
     return summary
@@ -221,12 +215,10 @@ def score_fraud_file(
     """
     source, output = Path(source), Path(output)
     _check_output(output, chunk_rows, engine)
-    stages: dict[str, float] = dict.fromkeys(
-        ("model_load", "load_validate", "features", "score", "write"), 0.0
-    )
+    clock = StageClock()
     started = time.perf_counter()
 
-    with _timed(stages, "model_load"):
+    with clock.timed("model_load"):
         bundle, scorer = load_registered_engine(
             settings,
             settings.fraud_model_name,
@@ -237,11 +229,11 @@ def score_fraud_file(
             engine=engine,
         )
 
-    with _timed(stages, "load_validate"):
+    with clock.timed("load_validate"):
         raw = read_raw_file(source)
         checked = validate_fraud_frame(raw, source, require_label=False)
         del raw
-    quarantine = _write_quarantine(checked.quarantined, quarantine_path_for(output), stages)
+    quarantine = write_quarantine(checked.quarantined, quarantine_path_for(output), clock)
     valid = checked.valid
     if valid.empty:
         raise UnusableSource(
@@ -255,18 +247,18 @@ def score_fraud_file(
         logger.warning("%s", notes[-1])
         valid = valid.assign(**{TX_FRAUD: 0})
 
-    with _timed(stages, "features"):
+    with clock.timed("features"):
         features = fraud_window_features(valid)
         matrix = np.empty((len(features), len(bundle.meta.feature_names)), dtype=np.float32)
         for position, name in enumerate(bundle.meta.feature_names):
             matrix[:, position] = features[name].to_numpy()
         ids = features[FRAUD_ID_COLUMN].to_numpy()
         del features
-    with _chunk_writer(output, _FRAUD_OUTPUT_SCHEMA, stages) as write_chunk:
+    with chunk_writer(output, _FRAUD_OUTPUT_SCHEMA, clock) as write_chunk:
         for start in range(0, len(matrix), chunk_rows):
-            with _timed(stages, "score"):
+            with clock.timed("score"):
                 probabilities = scorer.predict_proba(matrix[start : start + chunk_rows])
-            with _timed(stages, "write"):
+            with clock.timed("write"):
                 scored = pd.DataFrame(
                     {
                         FRAUD_ID_COLUMN: ids[start : start + chunk_rows],
@@ -290,7 +282,7 @@ def score_fraud_file(
         engine=engine,
         seconds=seconds,
         rows_per_second=len(valid) / seconds if seconds > 0 else float("inf"),
-        stage_seconds=stages,
+        stage_seconds=clock.seconds,
         notes=notes,
     )
     logger.info("batch scored %s -> %s: %s", source, output, summary.to_dict())
@@ -309,11 +301,7 @@ _FRAUD_OUTPUT_SCHEMA = pa.schema(
 
 
 def _check_output(output: Path, chunk_rows: int, engine: str) -> None:
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(
-            f"{output}: unsupported output type {output.suffix or '(no suffix)'!r}; "
-            f"use one of {', '.join(OUTPUT_SUFFIXES)}"
-        )
+    check_output_suffix(output)
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     if engine not in ENGINES:
@@ -361,98 +349,3 @@ def _output_schema(has_timestamp: bool) -> pa.Schema:
     if has_timestamp:
         fields.append(pa.field(TIMESTAMP_COLUMN, pa.timestamp("ns", tz="UTC")))
     return pa.schema(fields)
-
-
-@contextmanager
-def _chunk_writer(output: Path, schema: pa.Schema, stages: dict[str, float]) -> Iterator[Any]:
-    """Yield a function that appends a scored chunk to `output`'s partial file.
-
-    On a clean exit the partial file replaces `output`; on an error it is removed, so a
-    failed run never leaves a truncated output behind.
-    """
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_path(output)
-    parquet_writer: pq.ParquetWriter | None = None
-    wrote_header = False
-
-    def write(scored: pd.DataFrame) -> None:
-        nonlocal parquet_writer, wrote_header
-        with _timed(stages, "write"):
-            if output.suffix.lower() == ".csv":
-                if TIMESTAMP_COLUMN in scored.columns:
-                    scored[TIMESTAMP_COLUMN] = _timestamp_text(scored[TIMESTAMP_COLUMN])
-                scored.to_csv(
-                    partial,
-                    mode="a" if wrote_header else "w",
-                    header=not wrote_header,
-                    index=False,
-                    lineterminator="\n",
-                )
-                wrote_header = True
-                return
-            table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
-            if parquet_writer is None:
-                parquet_writer = pq.ParquetWriter(partial, schema)
-            parquet_writer.write_table(table)
-
-    try:
-        yield write
-        if parquet_writer is not None:
-            parquet_writer.close()
-            parquet_writer = None
-        with _timed(stages, "write"):
-            partial.replace(output)
-    finally:
-        if parquet_writer is not None:
-            parquet_writer.close()
-        partial.unlink(missing_ok=True)
-
-
-def _timestamp_text(stamps: pd.Series) -> np.ndarray:
-    """UTC stamps as "2025-01-01T00:00:00Z", the raw files' spelling, formatted by Arrow.
-
-    pandas formats each stamp in Python (3 s per million rows). Fractions of a second
-    are kept only when a chunk has any, as `read_raw_file` does.
-    """
-    arrow = pa.array(stamps.array).cast(pa.timestamp("ns", tz="UTC"))
-    whole = pc.all(pc.equal(arrow, pc.floor_temporal(arrow, unit="second"))).as_py()
-    if whole is not False:
-        arrow = arrow.cast(pa.timestamp("s", tz="UTC"))
-    text: np.ndarray = pc.strftime(arrow, format=_CSV_TIMESTAMP_FORMAT).to_numpy(
-        zero_copy_only=False
-    )
-    return text
-
-
-def _write_quarantine(
-    quarantined: pd.DataFrame, path: Path, stages: dict[str, float]
-) -> Path | None:
-    """Write the rejected rows (raw, with reason and value); None when there are none.
-
-    A quarantine file left by an earlier run on the same output is removed: it would
-    describe rows that are not in this output's source.
-    """
-    if quarantined.empty:
-        path.unlink(missing_ok=True)
-        return None
-    with _timed(stages, "write"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = _partial_path(path)
-        quarantined.to_csv(partial, index=False, lineterminator="\n")
-        partial.replace(path)
-    top = quarantined[QUARANTINE_REASON].value_counts().head(5).to_dict()
-    logger.warning("quarantined %d rows -> %s; top reasons %s", len(quarantined), path, top)
-    return path
-
-
-def _partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial")
-
-
-@contextmanager
-def _timed(stages: dict[str, float], stage: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        stages[stage] += time.perf_counter() - started
