@@ -7,10 +7,10 @@
   parity rows instead flattered both engines: the same rows stay in cache); best of
   `REPEATS` after a warm-up. Each engine is loaded as `mlops score` loads it, parity
   check included.
-- whole path: `score_fraud_file` on a simulated transaction file of the default size
-  (1.76 M rows: validation, window features over the file's history, ONNX, parquet out)
-  and `score_churn_file` on a simulated customer file, with the time of each stage; both
-  with the default engine.
+- whole path: `serving.batch.pipeline.score_file` on a simulated fraud transaction file
+  of the default size (1.76 M rows: validation, window features over the file's history,
+  ONNX, parquet out) and on a simulated churn customer file, with the time of each stage;
+  both with the default engine.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmarks.pipeline import machine
+from mlops.case_studies import CHURN, FRAUD
 from mlops.names import CHAMPION
 from mlops.settings import Settings
 
@@ -53,7 +54,7 @@ def bench_batch(
     from features.fraud_windows import fraud_window_features
     from mlops.model_bundle import download_bundle
     from serving.batch.engines import ENGINES, load_scorer
-    from serving.batch.scoring import score_churn_file, score_fraud_file
+    from serving.batch.pipeline import score_file
     from sources.churn_simulator import simulate_customers, write_customers
     from sources.fraud_simulator import simulate_transactions, write_transactions
 
@@ -88,13 +89,13 @@ def bench_batch(
         folder = Path(scratch)
         transactions = write_transactions(simulated, folder / "tx.parquet")
         del simulated
-        log("  score_fraud_file")
-        summary = score_fraud_file(settings, transactions, folder / "fraud_scores.parquet")
+        log("  score_file fraud")
+        summary = score_file(settings, FRAUD, transactions, folder / "fraud_scores.parquet")
         figures["fraud_file"] = _figures(summary.to_dict())
         log(f"  simulating {churn_rows:,} customers")
         customers = write_customers(simulate_customers(churn_rows), folder / "customers.parquet")
-        log("  score_churn_file")
-        summary = score_churn_file(settings, customers, folder / "churn_scores.parquet")
+        log("  score_file churn")
+        summary = score_file(settings, CHURN, customers, folder / "churn_scores.parquet")
         figures["churn_file"] = _figures(summary.to_dict())
     figures["machine"] = machine()
     return figures
