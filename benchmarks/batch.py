@@ -1,16 +1,16 @@
 """Batch scoring benchmark: each engine alone on a large matrix, then the file-to-file path.
 
-- model only: the fraud champion scored by each batch engine (`serving.batch.scoring`:
+- model only: the fraud champion scored by each batch engine (`serving.batch.engines`:
   the ONNX bundle, and the native model through MLflow) on every core and on one thread,
   one `predict_proba` over a float32 matrix of `MODEL_ROWS` rows: the window features of
   the first payments of the default simulation, what a batch job scores (tiling the few
   parity rows instead flattered both engines: the same rows stay in cache); best of
   `REPEATS` after a warm-up. Each engine is loaded as `mlops score` loads it, parity
   check included.
-- whole path: `score_fraud_file` on a simulated transaction file of the default size
-  (1.76 M rows: validation, window features over the file's history, ONNX, parquet out)
-  and `score_churn_file` on a simulated customer file, with the time of each stage; both
-  with the default engine.
+- whole path: `serving.batch.pipeline.score_file` on a simulated fraud transaction file
+  of the default size (1.76 M rows: validation, window features over the file's history,
+  ONNX, parquet out) and on a simulated churn customer file, with the time of each stage;
+  both with the default engine.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmarks.pipeline import machine
+from mlops.case_studies import CHURN, FRAUD
 from mlops.names import CHAMPION
 from mlops.settings import Settings
 
 if TYPE_CHECKING:
-    from serving.batch.scoring import ProbabilityScorer
+    from serving.batch.engines import ProbabilityScorer
 
 MODEL_ROWS = 1_000_000
 REPEATS = 3
@@ -52,7 +53,8 @@ def bench_batch(
     """Every batch figure for the champions of `settings.home`."""
     from features.fraud_windows import fraud_window_features
     from mlops.model_bundle import download_bundle
-    from serving.batch.scoring import ENGINES, load_scorer, score_churn_file, score_fraud_file
+    from serving.batch.engines import ENGINES, load_scorer
+    from serving.batch.pipeline import score_file
     from sources.churn_simulator import simulate_customers, write_customers
     from sources.fraud_simulator import simulate_transactions, write_transactions
 
@@ -88,12 +90,12 @@ def bench_batch(
         transactions = write_transactions(simulated, folder / "tx.parquet")
         del simulated
         log("  score_fraud_file")
-        summary = score_fraud_file(settings, transactions, folder / "fraud_scores.parquet")
+        summary = score_file(settings, FRAUD, transactions, folder / "fraud_scores.parquet")
         figures["fraud_file"] = _figures(summary.to_dict())
         log(f"  simulating {churn_rows:,} customers")
         customers = write_customers(simulate_customers(churn_rows), folder / "customers.parquet")
         log("  score_churn_file")
-        summary = score_churn_file(settings, customers, folder / "churn_scores.parquet")
+        summary = score_file(settings, CHURN, customers, folder / "churn_scores.parquet")
         figures["churn_file"] = _figures(summary.to_dict())
     figures["machine"] = machine()
     return figures

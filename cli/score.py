@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from cli.common import CaseStudy, echo_json, fail, prepare
-from mlops.case_studies import CHURN, FRAUD, case_study
 
 
 class ScoringEngine(StrEnum):
@@ -43,12 +42,11 @@ def score(
     """Score a whole file with the registered model; invalid rows are quarantined beside it."""
     settings = prepare()
     from features.quarantine import UnusableSource
-    from serving.batch.scoring import score_churn_file, score_fraud_file
+    from serving.batch.pipeline import score_file
 
-    scorer = {CHURN.name: score_churn_file, FRAUD.name: score_fraud_file}[case_study(model).name]
     try:
-        summary = scorer(
-            settings, input_file, output, alias=alias, version=version, engine=engine.value
+        summary = score_file(
+            settings, model, input_file, output, alias=alias, version=version, engine=engine.value
         )
     except UnusableSource as error:
         fail(f"cannot use {error.path}: {error.problem}")

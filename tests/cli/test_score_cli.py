@@ -15,7 +15,7 @@ import pytest
 from features.fraud_schema import TX_FRAUD, TX_FRAUD_SCENARIO
 from mlops.model_bundle import PARITY_FILE, download_bundle
 from mlops.settings import Settings
-from serving.batch.scoring import score_fraud_file
+from serving.batch.pipeline import score_file
 from tests.conftest import FRAUD_RUN_BROKEN, assert_same_probabilities
 from tests.conftest import run_mlops as mlops
 
@@ -155,7 +155,7 @@ def test_score_fraud_with_the_native_engine_gives_the_onnx_probabilities(
     assert result.returncode == 0, result.stderr[-3000:]
     assert summary_of(result.stdout)["engine"] == "native"
 
-    onnx = score_fraud_file(fraud_settings, fraud_run["source"], tmp_path / "onnx.parquet")
+    onnx = score_file(fraud_settings, "fraud", fraud_run["source"], tmp_path / "onnx.parquet")
     assert onnx.engine == "onnx"
     assert_same_probabilities(
         pd.read_parquet(native_output),

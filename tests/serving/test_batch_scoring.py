@@ -16,10 +16,11 @@ import pytest
 from features.churn_schema import LABEL_COLUMN, TIMESTAMP_COLUMN
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from features.quarantine import QUARANTINE_REASON, QUARANTINE_VALUE, UnusableSource
+from mlops.case_studies import CASE_STUDIES
 from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import ConcurrentOnnxScorer, OnnxScorer
 from mlops.settings import Settings
-from serving.batch.scoring import score_churn_file
+from serving.batch.pipeline import BATCH_CASE_STUDIES, score_file
 from sources.churn_simulator import write_customers
 from tests.conftest import assert_same_probabilities
 
@@ -45,12 +46,18 @@ def read_output(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def test_every_case_study_has_its_batch_parts() -> None:
+    assert set(BATCH_CASE_STUDIES) == set(CASE_STUDIES)
+    for name, parts in BATCH_CASE_STUDIES.items():
+        assert parts.study is CASE_STUDIES[name]
+
+
 def test_batch_scores_match_the_offline_features_scored_offline(
     churn_settings: Settings, churn_run: dict[str, Any], raw_csv: Path, tmp_path: Path
 ) -> None:
     """File -> validation -> transforms -> ONNX == the published feature table -> ONNX."""
     output = tmp_path / "out" / "scores.csv"
-    summary = score_churn_file(churn_settings, raw_csv, output)
+    summary = score_file(churn_settings, "churn", raw_csv, output)
 
     offline = pd.read_parquet(churn_settings.features_dir / CHURN_FEATURES_FILE)
     offline = offline.sort_values(TIMESTAMP_COLUMN).drop_duplicates("customer_id", keep="last")
@@ -82,8 +89,8 @@ def test_parquet_output_keeps_types_and_matches_csv_output(
 ) -> None:
     as_csv = tmp_path / "scores.csv"
     as_parquet = tmp_path / "scores.parquet"
-    score_churn_file(churn_settings, raw_csv, as_csv)
-    summary = score_churn_file(churn_settings, raw_csv, as_parquet)
+    score_file(churn_settings, "churn", raw_csv, as_csv)
+    summary = score_file(churn_settings, "churn", raw_csv, as_parquet)
 
     parquet = pd.read_parquet(as_parquet)
     assert list(parquet.columns) == [*OUTPUT_COLUMNS, TIMESTAMP_COLUMN]
@@ -108,7 +115,7 @@ def test_a_file_without_labels_or_timestamps_is_scored(
     source = write_customers(unlabelled, tmp_path / "unlabelled.parquet")
     output = tmp_path / "scores.csv"
 
-    summary = score_churn_file(churn_settings, source, output)
+    summary = score_file(churn_settings, "churn", source, output)
 
     scored = read_output(output)
     assert list(scored.columns) == OUTPUT_COLUMNS
@@ -126,7 +133,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_the_rest_scored(
     source = write_customers(broken, tmp_path / "broken.csv")
     output = tmp_path / "scores.parquet"
 
-    summary = score_churn_file(churn_settings, source, output)
+    summary = score_file(churn_settings, "churn", source, output)
 
     assert summary.rows_in == len(broken)
     assert summary.rows_quarantined == 3
@@ -144,7 +151,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_the_rest_scored(
 
     # Scoring a clean file to the same output removes the stale quarantine file.
     clean = write_customers(raw_customers, tmp_path / "clean.csv")
-    assert score_churn_file(churn_settings, clean, output).quarantine is None
+    assert score_file(churn_settings, "churn", clean, output).quarantine is None
     assert not (tmp_path / "scores.quarantine.csv").exists()
 
 
@@ -154,7 +161,7 @@ def test_a_file_missing_a_column_is_unusable_and_names_it(
     source = write_customers(raw_customers.drop(columns=["MonthlyCharges"]), tmp_path / "x.csv")
     output = tmp_path / "scores.csv"
     with pytest.raises(UnusableSource, match="MonthlyCharges") as caught:
-        score_churn_file(churn_settings, source, output)
+        score_file(churn_settings, "churn", source, output)
     assert caught.value.path == str(source)
     assert not output.exists()
 
@@ -166,7 +173,7 @@ def test_a_file_with_no_valid_row_is_unusable_but_its_rows_are_quarantined(
     source = write_customers(broken, tmp_path / "broken.csv")
     output = tmp_path / "scores.csv"
     with pytest.raises(UnusableSource, match="no valid rows"):
-        score_churn_file(churn_settings, source, output)
+        score_file(churn_settings, "churn", source, output)
     assert not output.exists()
     assert len(pd.read_csv(tmp_path / "scores.quarantine.csv")) == 5
 
@@ -175,9 +182,9 @@ def test_chunking_does_not_change_the_results(
     churn_settings: Settings, raw_csv: Path, tmp_path: Path
 ) -> None:
     for suffix in (".parquet", ".csv"):
-        whole = score_churn_file(churn_settings, raw_csv, tmp_path / f"whole{suffix}")
-        chunked = score_churn_file(
-            churn_settings, raw_csv, tmp_path / f"chunked{suffix}", chunk_rows=7
+        whole = score_file(churn_settings, "churn", raw_csv, tmp_path / f"whole{suffix}")
+        chunked = score_file(
+            churn_settings, "churn", raw_csv, tmp_path / f"chunked{suffix}", chunk_rows=7
         )
         assert chunked.rows_scored == whole.rows_scored
         pd.testing.assert_frame_equal(read_output(chunked.output), read_output(whole.output))
@@ -188,19 +195,21 @@ def test_an_unknown_model_version_output_type_or_engine_is_refused(
     churn_settings: Settings, raw_csv: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(LookupError, match="version 999"):
-        score_churn_file(churn_settings, raw_csv, tmp_path / "s.csv", version="999")
+        score_file(churn_settings, "churn", raw_csv, tmp_path / "s.csv", version="999")
     with pytest.raises(ValueError, match="unsupported output type"):
-        score_churn_file(churn_settings, raw_csv, tmp_path / "s.json")
+        score_file(churn_settings, "churn", raw_csv, tmp_path / "s.json")
     with pytest.raises(ValueError, match="unknown engine 'tensorflow'"):
-        score_churn_file(churn_settings, raw_csv, tmp_path / "s.csv", engine="tensorflow")  # type: ignore[arg-type]
+        score_file(churn_settings, "churn", raw_csv, tmp_path / "s.csv", engine="tensorflow")  # type: ignore[arg-type]
 
 
 def test_native_and_onnx_engines_give_the_same_churn_probabilities(
     churn_settings: Settings, raw_csv: Path, tmp_path: Path
 ) -> None:
     """The churn champion may be the logistic baseline: MLflow's scikit-learn flavour."""
-    onnx = score_churn_file(churn_settings, raw_csv, tmp_path / "onnx.parquet")
-    native = score_churn_file(churn_settings, raw_csv, tmp_path / "native.parquet", engine="native")
+    onnx = score_file(churn_settings, "churn", raw_csv, tmp_path / "onnx.parquet")
+    native = score_file(
+        churn_settings, "churn", raw_csv, tmp_path / "native.parquet", engine="native"
+    )
 
     assert (onnx.engine, native.engine) == ("onnx", "native")
     assert_same_probabilities(
