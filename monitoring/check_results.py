@@ -60,6 +60,8 @@ class FeatureQuality(TypedDict):
 
 @dataclass(frozen=True)
 class DataDrift:
+    """Evidently's feature drift: the dataset verdict, the drifted share, each feature's test."""
+
     dataset_drift: bool
     drift_share: float
     drift_share_threshold: float
@@ -71,6 +73,8 @@ class DataDrift:
 
 @dataclass(frozen=True)
 class PredictionDrift:
+    """Evidently's drift test of the model's score between the reference and the window."""
+
     drifted: bool
     # A p-value (drift below the threshold) or a distance (drift above it): see `method`.
     score: float
@@ -80,6 +84,8 @@ class PredictionDrift:
 
 @dataclass(frozen=True)
 class DataQuality:
+    """The data-quality tests of the window: each feature's figures and the failed tests."""
+
     rows: int
     # The worst feature's: one feature gone missing is the usual failure, and averaged over
     # every feature it would look harmless.
@@ -92,6 +98,8 @@ class DataQuality:
 
 @dataclass(frozen=True)
 class ClassificationCheck:
+    """Quality on the labelled predictions against the model's test metrics."""
+
     labelled_rows: int
     positives: int
     threshold: float

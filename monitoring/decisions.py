@@ -69,6 +69,7 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings: Settings, primary_metric: str) -> Thresholds:
+        """The `MLOPS_MONITOR_*` settings, judging decay on the case study's primary metric."""
         return cls(
             drift_share_alert=settings.monitor_drift_share_alert,
             drift_share_retrain=settings.monitor_drift_share_retrain,
@@ -90,6 +91,7 @@ class Decision:
 
     @property
     def reason(self) -> str:
+        """Every reason in one line."""
         return "; ".join(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:

@@ -116,6 +116,7 @@ class ProportionComparison:
 
     @property
     def significant(self) -> bool:
+        """The z-test rejects equal proportions at this confidence."""
         return self.p_value < 1 - self.confidence
 
     def to_dict(self) -> dict[str, Any]:

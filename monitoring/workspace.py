@@ -109,10 +109,12 @@ class RecordedCheck:
 
 
 def workspace_dir(settings: Settings) -> Path:
+    """The Evidently workspace's folder under MLOPS_HOME (not created here)."""
     return settings.monitoring_dir / "workspace"
 
 
 def reports_dir(settings: Settings) -> Path:
+    """The folder of the checks' HTML reports, one subfolder per model (not created here)."""
     return settings.monitoring_dir / "reports"
 
 
