@@ -58,6 +58,9 @@ _WARM_UP_CALLS: Final = 50
 
 @dataclass(frozen=True)
 class ChallengerVerdict:
+    """What the challenger test decided and why, with the figures it read (None where it
+    stopped before reading them)."""
+
     promoted: bool
     reason: str
     metric: str
@@ -141,17 +144,65 @@ def run_challenger_test(
     """Rescore `labelled` with champion and challenger; promote the challenger if it passes.
 
     `labelled` is `monitoring.labels.labelled_predictions(...)` over the recent window;
-    shadow and canary rows of the same request are counted once.
+    shadow and canary rows of the same request are counted once. `metric` is the case
+    study's primary metric. Returns the verdict with the figures it read; the challenger's
+    registry version gets a `challenger_test` tag with the reason once it was rescored.
+
+    Raises:
+        ValueError: `metric` is not one the test can compute.
     """
-    from mlflow import MlflowClient
-
-    from mlops.model_bundle import download_bundle
-    from mlops.names import CHALLENGER, CHAMPION
-    from mlops.onnx_scorer import OnnxScorer
-    from mlops.registry import promote
-
     if metric not in METRICS:
         raise ValueError(f"unknown primary metric {metric!r}")
+    found = _contenders(settings, model_name, metric)
+    if isinstance(found, ChallengerVerdict):
+        return found
+    champion, challenger = found
+    rows = labelled.drop_duplicates("request_id", keep="first") if len(labelled) else labelled
+    base: dict[str, Any] = {
+        "metric": metric,
+        "champion_version": None if champion is None else champion.version,
+        "challenger_version": challenger.version,
+        "labelled_rows": len(rows),
+        "latency_budget_ms": settings.promotion_latency_budget_ms,
+    }
+    refusal = _not_comparable(rows, champion)
+    if champion is None or refusal is not None:
+        return ChallengerVerdict(False, f"not promoted: {refusal}", **base)
+    try:
+        x_champion, x_challenger = _rows(rows, champion), _rows(rows, challenger)
+    except LookupError as error:
+        return ChallengerVerdict(False, f"not promoted: {error}", **base)
+    comparison = paired_bootstrap(
+        rows["label"].to_numpy(dtype=np.int64),
+        _scores(champion, x_champion),
+        _scores(challenger, x_challenger),
+        metric,
+        seed=settings.seed,
+    )
+    latency = single_row_p99_ms(challenger, x_challenger[0])
+    online = _online_experiment(settings, labelled, champion, challenger, metric)
+    promoted, reason = _judge(settings, metric, comparison, len(rows), latency, online)
+    _record(settings, model_name, challenger.version, promoted, reason)
+    return ChallengerVerdict(
+        promoted,
+        reason,
+        champion_metric=comparison.champion,
+        challenger_metric=comparison.challenger,
+        latency_p99_ms=latency,
+        comparison=comparison.to_dict(),
+        online_experiment=None if online is None else online.to_dict(),
+        **base,
+    )
+
+
+def _contenders(
+    settings: Settings, model_name: str, metric: str
+) -> tuple[RegisteredBundle | None, RegisteredBundle] | ChallengerVerdict:
+    """The champion (None if there is none) and the challenger, or the verdict that there
+    is nothing to test: no challenger, or the challenger is the champion already."""
+    from mlops.model_bundle import download_bundle
+    from mlops.names import CHALLENGER, CHAMPION
+
     try:
         challenger = download_bundle(
             settings.tracking_uri, model_name, settings.models_dir, alias=CHALLENGER
@@ -173,42 +224,43 @@ def run_challenger_test(
             challenger.version,
             0,
         )
-    rows = labelled.drop_duplicates("request_id", keep="first") if len(labelled) else labelled
-    base: dict[str, Any] = {
-        "metric": metric,
-        "champion_version": None if champion is None else champion.version,
-        "challenger_version": challenger.version,
-        "labelled_rows": len(rows),
-        "latency_budget_ms": settings.promotion_latency_budget_ms,
-    }
+    return champion, challenger
+
+
+def _not_comparable(rows: pd.DataFrame, champion: RegisteredBundle | None) -> str | None:
+    """Why the rows cannot compare the two models (no champion, one class), or None."""
     classes = rows["label"].nunique() if len(rows) else 0
-    if champion is None or classes < 2:
-        why = (
-            "no champion to compare with"
-            if champion is None
-            else f"{len(rows)} labelled rows with {classes} class(es)"
-        )
-        return ChallengerVerdict(False, f"not promoted: {why}", **base)
-    try:
-        x_champion, x_challenger = _rows(rows, champion), _rows(rows, challenger)
-    except LookupError as error:
-        return ChallengerVerdict(False, f"not promoted: {error}", **base)
-    labels = rows["label"].to_numpy(dtype=np.int64)
-    champion_scores = OnnxScorer(champion.onnx_path).predict_proba(x_champion)
-    challenger_scores = OnnxScorer(challenger.onnx_path).predict_proba(x_challenger)
-    comparison: PairedComparison = paired_bootstrap(
-        labels, champion_scores, challenger_scores, metric, seed=settings.seed
-    )
-    latency = single_row_p99_ms(challenger, x_challenger[0])
-    online = _online_experiment(settings, labelled, champion, challenger, metric)
+    if champion is None:
+        return "no champion to compare with"
+    if classes < 2:
+        return f"{len(rows)} labelled rows with {classes} class(es)"
+    return None
+
+
+def _scores(bundle: RegisteredBundle, rows: np.ndarray) -> np.ndarray:
+    """The bundle's ONNX scores of `rows`, as serving computes them."""
+    from mlops.onnx_scorer import OnnxScorer
+
+    return OnnxScorer(bundle.onnx_path).predict_proba(rows)
+
+
+def _judge(
+    settings: Settings,
+    metric: str,
+    comparison: PairedComparison,
+    labelled_rows: int,
+    latency_p99_ms: float,
+    online: OnlineComparison | None,
+) -> tuple[bool, str]:
+    """`judge` under the settings' bars, the bootstrap interval added to the reason."""
     promoted, reason = judge(
         metric=metric,
         champion_metric=comparison.champion,
         challenger_metric=comparison.challenger,
-        labelled_rows=len(rows),
+        labelled_rows=labelled_rows,
         min_labelled_rows=settings.monitor_min_labelled_rows,
         min_gain=settings.promotion_min_gain,
-        latency_p99_ms=latency,
+        latency_p99_ms=latency_p99_ms,
         latency_budget_ms=settings.promotion_latency_budget_ms,
         online_worse=None if online is None else _worse(online),
     )
@@ -216,22 +268,24 @@ def run_challenger_test(
         f" (paired bootstrap {comparison.confidence:.0%} CI of the difference "
         f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}])"
     )
+    return promoted, reason
+
+
+def _record(
+    settings: Settings, model_name: str, challenger_version: str, promoted: bool, reason: str
+) -> None:
+    """Promote a challenger that passed; tag the version with the reason either way."""
+    from mlflow import MlflowClient
+
+    from mlops.names import CHALLENGER
+    from mlops.registry import promote
+
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     if promoted:
-        promote(client, model_name, challenger.version, reason=f"challenger test: {reason}")
+        promote(client, model_name, challenger_version, reason=f"challenger test: {reason}")
         # The alias named the candidate under test; it has none now.
         client.delete_registered_model_alias(model_name, CHALLENGER)
-    client.set_model_version_tag(model_name, challenger.version, "challenger_test", reason[:5000])
-    return ChallengerVerdict(
-        promoted,
-        reason,
-        champion_metric=comparison.champion,
-        challenger_metric=comparison.challenger,
-        latency_p99_ms=latency,
-        comparison=comparison.to_dict(),
-        online_experiment=None if online is None else online.to_dict(),
-        **base,
-    )
+    client.set_model_version_tag(model_name, challenger_version, "challenger_test", reason[:5000])
 
 
 def _online_experiment(

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitoring.checks import json_ready
+from monitoring.check_results import json_ready
 
 if TYPE_CHECKING:
     from mlops.settings import Settings

@@ -39,11 +39,12 @@ from mlops.monitoring_results import Action
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
-    from monitoring.checks import MonitoringResult
+    from monitoring.check_results import MonitoringResult
 
 __all__ = ["Action", "Decision", "Thresholds", "decide", "prediction_drifted"]
 
 _RANK: dict[Action, int] = {"nothing": 0, "alert": 1, "retrain": 2}
+_Fired = tuple[Action, str]  # a rule's action and its reason
 _THRESHOLD_METRICS = "a metric at the threshold moves with the share of positives"
 
 
@@ -68,6 +69,7 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings: Settings, primary_metric: str) -> Thresholds:
+        """The `MLOPS_MONITOR_*` settings, judging decay on the case study's primary metric."""
         return cls(
             drift_share_alert=settings.monitor_drift_share_alert,
             drift_share_retrain=settings.monitor_drift_share_retrain,
@@ -89,6 +91,7 @@ class Decision:
 
     @property
     def reason(self) -> str:
+        """Every reason in one line."""
         return "; ".join(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,98 +106,123 @@ def prediction_drifted(method: str, score: float, thresholds: Thresholds) -> boo
 
 
 def decide(result: MonitoringResult, thresholds: Thresholds) -> Decision:
-    """The action `result` calls for under `thresholds` (see the module doc)."""
-    fired: list[tuple[Action, str]] = []
-    drift = result.data_drift
+    """The action `result` calls for under `thresholds` (see the module doc): the strongest
+    action of the rules that fired, every reason (actions first, notes after), the evidence."""
     score = result.prediction_drift
     score_drifted = prediction_drifted(score.method, score.score, thresholds)
+    fired = [
+        *_drift_rule(result, thresholds, score_drifted),
+        *_quality_rule(result, thresholds),
+        *_data_quality_rule(result),
+    ]
+    action: Action = max((a for a, _ in fired), key=_RANK.__getitem__, default="nothing")
+    reasons = [reason for a, reason in fired if a != "nothing"] or ["no threshold crossed"]
+    reasons += [reason for a, reason in fired if a == "nothing"]
+    return Decision(action, reasons, _evidence(result, thresholds, score_drifted))
+
+
+def _drift_rule(
+    result: MonitoringResult, thresholds: Thresholds, score_drifted: bool
+) -> list[_Fired]:
+    """Feature drift, and the score's drift with it or alone: one reason at most."""
+    drift, score = result.data_drift, result.prediction_drift
     share = drift.drift_share
     drifted = ", ".join(drift.drifted_features[:5]) + (
         "..." if len(drift.drifted_features) > 5 else ""
     )
-
     if share >= thresholds.drift_share_retrain:
-        fired.append(
+        return [
             (
                 "retrain",
                 f"{share:.0%} of features drifted (retrain at "
                 f"{thresholds.drift_share_retrain:.0%}): {drifted}",
             )
-        )
-    elif share >= thresholds.drift_share_alert and score_drifted:
-        fired.append(
+        ]
+    if share >= thresholds.drift_share_alert and score_drifted:
+        return [
             (
                 "retrain",
                 f"{share:.0%} of features drifted ({drifted}) and the score drifted with them "
                 f"({score.method} {score.score:.3g})",
             )
-        )
-    elif share >= thresholds.drift_share_alert:
-        fired.append(
+        ]
+    if share >= thresholds.drift_share_alert:
+        return [
             (
                 "alert",
                 f"{share:.0%} of features drifted (alert at "
                 f"{thresholds.drift_share_alert:.0%}): {drifted}",
             )
-        )
-    elif score_drifted:
-        fired.append(
+        ]
+    if score_drifted:
+        return [
             ("alert", f"the score drifted ({score.method} {score.score:.3g}) but few features did")
-        )
+        ]
+    return []
 
+
+def _quality_rule(result: MonitoringResult, thresholds: Thresholds) -> list[_Fired]:
+    """Quality on labels: the primary metric's drop retrains, other drops are noted."""
     quality = result.classification
-    labelled_rows = 0 if quality is None else quality.labelled_rows
-    quality_evidence: dict[str, Any] = {}
     if quality is None:
-        fired.append(("nothing", f"no quality verdict: {result.classification_skipped}"))
-    elif labelled_rows < thresholds.min_labelled_rows:
-        fired.append(
+        return [("nothing", f"no quality verdict: {result.classification_skipped}")]
+    labelled_rows = quality.labelled_rows
+    if labelled_rows < thresholds.min_labelled_rows:
+        return [
             (
                 "nothing",
                 f"no quality verdict: {labelled_rows} labelled predictions, fewer than "
                 f"{thresholds.min_labelled_rows}",
             )
+        ]
+    fired: list[_Fired] = []
+    for name, change in sorted(quality.change.items()):
+        if change >= -thresholds.max_quality_drop:
+            continue
+        drop = (
+            f"{name} {quality.metrics[name]:.3f} on {labelled_rows} labelled predictions "
+            f"is {-change:.3f} below the test {quality.test_metrics[name]:.3f} "
+            f"(allowed {thresholds.max_quality_drop:.3f})"
         )
-    else:
-        for name, change in sorted(quality.change.items()):
-            if change >= -thresholds.max_quality_drop:
-                continue
-            drop = (
-                f"{name} {quality.metrics[name]:.3f} on {labelled_rows} labelled predictions "
-                f"is {-change:.3f} below the test {quality.test_metrics[name]:.3f} "
-                f"(allowed {thresholds.max_quality_drop:.3f})"
-            )
-            if name == thresholds.primary_metric:
-                fired.append(("retrain", drop))
-            else:
-                fired.append(("nothing", f"{drop}; noted, not acted on: {_THRESHOLD_METRICS}"))
+        if name == thresholds.primary_metric:
+            fired.append(("retrain", drop))
+        else:
+            fired.append(("nothing", f"{drop}; noted, not acted on: {_THRESHOLD_METRICS}"))
+    return fired
+
+
+def _data_quality_rule(result: MonitoringResult) -> list[_Fired]:
+    """Failed data-quality tests alert; they never retrain by themselves."""
+    if result.data_quality.passed:
+        return []
+    failures = result.data_quality.failures
+    return [("alert", f"data quality failed on {len(failures)} checks: {', '.join(failures[:5])}")]
+
+
+def _evidence(
+    result: MonitoringResult, thresholds: Thresholds, score_drifted: bool
+) -> dict[str, Any]:
+    """The figures the rules read, and the thresholds they read them against."""
+    quality = result.classification
+    labelled_rows = 0 if quality is None else quality.labelled_rows
+    quality_evidence: dict[str, Any] = {}
+    if quality is not None and labelled_rows >= thresholds.min_labelled_rows:
         quality_evidence = {
             "metrics": quality.metrics,
             "test_metrics": quality.test_metrics,
             "change": quality.change,
         }
-
-    if not result.data_quality.passed:
-        failures = result.data_quality.failures
-        fired.append(
-            ("alert", f"data quality failed on {len(failures)} checks: {', '.join(failures[:5])}")
-        )
-
-    action: Action = max((a for a, _ in fired), key=_RANK.__getitem__, default="nothing")
-    reasons = [reason for a, reason in fired if a != "nothing"] or ["no threshold crossed"]
-    reasons += [reason for a, reason in fired if a == "nothing"]
-    evidence = {
+    return {
         "model": result.model_name,
         "model_version": result.model_version,
         "current_rows": result.current_rows,
-        "drift_share": share,
-        "drifted_features": drift.drifted_features,
-        "prediction_drift_method": score.method,
-        "prediction_drift_score": score.score,
+        "drift_share": result.data_drift.drift_share,
+        "drifted_features": result.data_drift.drifted_features,
+        "prediction_drift_method": result.prediction_drift.method,
+        "prediction_drift_score": result.prediction_drift.score,
         "prediction_drifted": score_drifted,
         "labelled_rows": labelled_rows,
         "quality": quality_evidence,
         "data_quality_failures": result.data_quality.failures,
         "thresholds": asdict(thresholds),
     }
-    return Decision(action, reasons, evidence)

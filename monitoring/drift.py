@@ -20,12 +20,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 import mlflow
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
+
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
 
 __all__ = [
     "DRIFT_SHARE_THRESHOLD",
@@ -126,42 +129,58 @@ def build_drift_report(
     numerical, categorical = _column_types(
         reference, current, numerical_columns, categorical_columns
     )
-    columns = numerical + categorical
-
-    definition = data_definition(numerical, categorical)
-    report = Report(
-        [DataDriftPreset(columns=columns, drift_share=drift_share_threshold)],
-        # The per-column and dataset verdicts are the tests' pass/fail, so the tests must run.
-        include_tests=True,
-    )
-    snapshot = report.run(
-        Dataset.from_pandas(current[columns], data_definition=definition),
-        Dataset.from_pandas(reference[columns], data_definition=definition),
-        name=name,
-    )
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path = out_dir / f"{name}.html"
-    json_path = out_dir / f"{name}.json"
-    summary_path = out_dir / f"{name}.summary.json"
-    # Evidently's save_* silently write nothing unless given a str.
-    snapshot.save_html(str(html_path))
-    snapshot.save_json(str(json_path))
-
+    snapshot = _run_preset(reference, current, numerical, categorical, drift_share_threshold, name)
+    html_path, json_path = _save_snapshot(snapshot, out_dir, name)
     dataset_drift, drift_share, per_column = read_drift(snapshot.dict(), numerical, categorical)
     summary = DriftSummary(
         dataset_drift=dataset_drift,
         drift_share=drift_share,
         drift_share_threshold=drift_share_threshold,
         drifted_columns=sorted(col for col, drift in per_column.items() if drift["drifted"]),
-        n_columns=len(columns),
+        n_columns=len(numerical) + len(categorical),
         per_column=per_column,
         html_path=html_path,
         json_path=json_path,
-        summary_path=summary_path,
+        summary_path=out_dir / f"{name}.summary.json",
     )
-    summary_path.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+    summary.summary_path.write_text(
+        json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8"
+    )
     return summary
+
+
+def _run_preset(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    drift_share_threshold: float,
+    name: str,
+) -> Snapshot:
+    """Evidently's `DataDriftPreset` over exactly these columns, with its tests."""
+    columns = numerical + categorical
+    definition = data_definition(numerical, categorical)
+    report = Report(
+        [DataDriftPreset(columns=columns, drift_share=drift_share_threshold)],
+        # The per-column and dataset verdicts are the tests' pass/fail, so the tests must run.
+        include_tests=True,
+    )
+    return report.run(
+        Dataset.from_pandas(current[columns], data_definition=definition),
+        Dataset.from_pandas(reference[columns], data_definition=definition),
+        name=name,
+    )
+
+
+def _save_snapshot(snapshot: Snapshot, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """Write the snapshot's HTML report and JSON under `out_dir`; their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / f"{name}.html"
+    json_path = out_dir / f"{name}.json"
+    # Evidently's save_* silently write nothing unless given a str.
+    snapshot.save_html(str(html_path))
+    snapshot.save_json(str(json_path))
+    return html_path, json_path
 
 
 def log_drift_to_mlflow(summary: DriftSummary, *, artifact_path: str = "drift") -> None:

@@ -116,6 +116,7 @@ class ProportionComparison:
 
     @property
     def significant(self) -> bool:
+        """The z-test rejects equal proportions at this confidence."""
         return self.p_value < 1 - self.confidence
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,7 +259,8 @@ def online_comparison(
     `shadow == True`; when there are any, the comparison is paired on the requests both
     versions scored. Otherwise the canary rows of each version are compared with a
     two-proportion test of correct decisions at `thresholds` (champion's, challenger's;
-    the logged decision when None).
+    the logged decision when None). Fewer than `min_rows` rows (of both classes, when
+    paired) give a comparison with `skipped` saying so and no test.
     """
     versions = labelled["model_version"].astype(str)
     shadow = (
@@ -267,58 +269,84 @@ def online_comparison(
         else pd.Series(False, index=labelled.index)
     )
     champion_rows = labelled[(versions == champion_version) & ~shadow]
-    challenger_rows = labelled[versions == challenger_version]
     if shadow.any():
-        pairs = champion_rows.merge(
+        return _shadow_comparison(
+            champion_rows,
             labelled[(versions == challenger_version) & shadow],
-            on="request_id",
-            suffixes=("_champion", "_challenger"),
-        )
-        base = OnlineComparison("shadow", champion_version, challenger_version, len(pairs))
-        if len(pairs) < min_rows or pairs["label_champion"].nunique() < 2:
-            return _skip(
-                base, f"{len(pairs)} labelled shadow pairs, need {min_rows} of both classes"
-            )
-        paired = paired_bootstrap(
-            pairs["label_champion"].to_numpy(),
-            pairs["score_champion"].to_numpy(),
-            pairs["score_challenger"].to_numpy(),
-            metric,
+            (champion_version, challenger_version),
+            metric=metric,
+            min_rows=min_rows,
             confidence=confidence,
             seed=seed,
         )
-        return OnlineComparison(
-            "shadow", champion_version, challenger_version, len(pairs), paired=paired
-        )
-    base = OnlineComparison(
-        "canary", champion_version, challenger_version, len(champion_rows) + len(challenger_rows)
+    return _canary_comparison(
+        champion_rows,
+        labelled[versions == challenger_version],
+        (champion_version, challenger_version),
+        thresholds=thresholds,
+        min_rows=min_rows,
+        confidence=confidence,
     )
+
+
+def _shadow_comparison(
+    champion_rows: pd.DataFrame,
+    shadow_rows: pd.DataFrame,
+    versions: tuple[str, str],
+    *,
+    metric: str,
+    min_rows: int,
+    confidence: float,
+    seed: int,
+) -> OnlineComparison:
+    """The paired bootstrap on the requests both versions scored (shadow mode)."""
+    pairs = champion_rows.merge(shadow_rows, on="request_id", suffixes=("_champion", "_challenger"))
+    base = OnlineComparison("shadow", *versions, len(pairs))
+    if len(pairs) < min_rows or pairs["label_champion"].nunique() < 2:
+        return _skip(base, f"{len(pairs)} labelled shadow pairs, need {min_rows} of both classes")
+    paired = paired_bootstrap(
+        pairs["label_champion"].to_numpy(),
+        pairs["score_champion"].to_numpy(),
+        pairs["score_challenger"].to_numpy(),
+        metric,
+        confidence=confidence,
+        seed=seed,
+    )
+    return OnlineComparison("shadow", *versions, len(pairs), paired=paired)
+
+
+def _canary_comparison(
+    champion_rows: pd.DataFrame,
+    challenger_rows: pd.DataFrame,
+    versions: tuple[str, str],
+    *,
+    thresholds: tuple[float, float] | None,
+    min_rows: int,
+    confidence: float,
+) -> OnlineComparison:
+    """The two-proportion test of correct decisions of each version's own rows (canary)."""
+    labelled_rows = len(champion_rows) + len(challenger_rows)
     if len(champion_rows) < min_rows or len(challenger_rows) < min_rows:
         return _skip(
-            base,
+            OnlineComparison("canary", *versions, labelled_rows),
             f"{len(champion_rows)} champion and {len(challenger_rows)} challenger labelled "
             f"rows, need {min_rows} each",
         )
-
-    def correct(rows: pd.DataFrame, threshold: float | None) -> int:
-        decided = rows["decision"].astype(bool) if threshold is None else rows["score"] >= threshold
-        return int((decided.to_numpy() == rows["label"].astype(bool).to_numpy()).sum())
-
     champion_threshold, challenger_threshold = thresholds or (None, None)
     proportions = two_proportion_test(
-        correct(champion_rows, champion_threshold),
+        _correct_decisions(champion_rows, champion_threshold),
         len(champion_rows),
-        correct(challenger_rows, challenger_threshold),
+        _correct_decisions(challenger_rows, challenger_threshold),
         len(challenger_rows),
         confidence=confidence,
     )
-    return OnlineComparison(
-        "canary",
-        champion_version,
-        challenger_version,
-        base.labelled_rows,
-        proportions=proportions,
-    )
+    return OnlineComparison("canary", *versions, labelled_rows, proportions=proportions)
+
+
+def _correct_decisions(rows: pd.DataFrame, threshold: float | None) -> int:
+    """Rows whose decision (at `threshold`, else the logged one) matched the label."""
+    decided = rows["decision"].astype(bool) if threshold is None else rows["score"] >= threshold
+    return int((decided.to_numpy() == rows["label"].astype(bool).to_numpy()).sum())
 
 
 def _skip(base: OnlineComparison, why: str) -> OnlineComparison:

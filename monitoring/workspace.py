@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from evidently.ui.workspace import Project, Workspace
 
     from mlops.settings import Settings
-    from monitoring.checks import MonitoringResult
+    from monitoring.check_results import MonitoringResult
 
 __all__ = [
     "DASHBOARD_PANELS",
@@ -109,10 +109,12 @@ class RecordedCheck:
 
 
 def workspace_dir(settings: Settings) -> Path:
+    """The Evidently workspace's folder under MLOPS_HOME (not created here)."""
     return settings.monitoring_dir / "workspace"
 
 
 def reports_dir(settings: Settings) -> Path:
+    """The folder of the checks' HTML reports, one subfolder per model (not created here)."""
     return settings.monitoring_dir / "reports"
 
 
@@ -144,7 +146,7 @@ def ensure_project(workspace: Workspace, model_name: str) -> Project:
 def record_check(settings: Settings, result: MonitoringResult) -> RecordedCheck:
     """Add the result's snapshots to the model's project, write their HTML and the latest
     figures; a decision recorded earlier for the model is kept until the next one."""
-    from monitoring.checks import json_ready
+    from monitoring.check_results import json_ready
 
     workspace = open_workspace(settings)
     project = ensure_project(workspace, result.model_name)

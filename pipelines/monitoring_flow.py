@@ -44,7 +44,7 @@ from mlops.model_bundle import RegisteredBundle
 from mlops.prediction_log import SHADOW_KEY
 from mlops.settings import Settings
 from monitoring import decision_log
-from monitoring.checks import MonitoringResult, json_ready
+from monitoring.check_results import MonitoringResult, json_ready
 from monitoring.decisions import Decision, Thresholds, decide
 from pipelines.task_runners import runner_from_settings
 

@@ -112,10 +112,12 @@ class ModelEvidence:
 
     @property
     def labels(self) -> np.ndarray:
+        """The reference rows' labels (0 or 1)."""
         return self.reference[LABEL_COLUMN].to_numpy(dtype=np.int64)
 
     @property
     def scores(self) -> np.ndarray:
+        """The reference rows' scores by the exported model."""
         return self.reference[SCORE_COLUMN].to_numpy(dtype=np.float64)
 
 

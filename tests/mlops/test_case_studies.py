@@ -48,7 +48,7 @@ def test_the_metrics_a_case_study_names_are_metrics_of_the_platform() -> None:
 
 def test_every_metric_reported_anywhere_has_one_name() -> None:
     from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
-    from monitoring.checks import QUALITY_METRICS
+    from monitoring.classification_quality import QUALITY_METRICS
     from training.evaluate import classification_metrics
     from training.fraud_metrics import DEFAULT_K, fraud_metrics
 

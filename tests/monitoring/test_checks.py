@@ -13,7 +13,8 @@ import pytest
 from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
 from mlops.prediction_log import Prediction, PredictionLog, read_predictions
-from monitoring.checks import MonitoringResult, binary_features, run_checks
+from monitoring.check_results import MonitoringResult
+from monitoring.checks import binary_features, run_checks
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "sessions", "paperless", "fiber"]
 SHIFTED = ["tenure_months", "monthly_charges", "fiber"]

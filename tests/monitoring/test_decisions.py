@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitoring.checks import (
+from monitoring.check_results import (
     ClassificationCheck,
     DataDrift,
     DataQuality,

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlops.monitoring_results import MonitoringCollector, latest_path, read_latest
 from mlops.settings import Settings
-from monitoring.checks import MonitoringResult
+from monitoring.check_results import MonitoringResult
 from monitoring.workspace import (
     DASHBOARD_PANELS,
     record_check,
