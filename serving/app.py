@@ -34,7 +34,6 @@ from mlops.names import CHALLENGER
 from mlops.prediction_log import PredictionLog
 from mlops.settings import Settings
 from serving.challenger import ChallengerArm
-from serving.churn_batch import router as churn_batch_router
 from serving.context import RequestContext, request_context
 from serving.deps import (
     AdminDep,
@@ -51,7 +50,8 @@ from serving.middleware import AccessLog, BoundedRequests, ObservedRequests
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
 from serving.predictors import CHURN_ENDPOINT, FRAUD_ENDPOINT, ChurnPredictor, FraudPredictor
-from serving.report_pages import router as report_pages_router
+from serving.routes.churn_batch import router as churn_batch_router
+from serving.routes.report_pages import router as report_pages_router
 from serving.schemas import (
     ChurnPrediction,
     ChurnPredictRequest,
