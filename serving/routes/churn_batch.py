@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.churn_transforms import churn_features
@@ -119,3 +119,8 @@ def _raw_matrix(customers: list[ChurnCustomer], names: list[str]) -> np.ndarray:
     for position, name in enumerate(names):
         matrix[:, position] = computed[name]
     return matrix
+
+
+def add_churn_batch_routes(app: FastAPI) -> None:
+    """Add `POST /v1/churn/predict/batch` to `app` (an included router: not the hot path)."""
+    app.include_router(router)
