@@ -57,6 +57,7 @@ def require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
+    """Let the request through only with the admin bearer token; `Unauthorized` (401) if not."""
     expected = request.app.state.settings.admin_token.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials is not None else b""
     # Constant time: the comparison must not tell how much of a guess was right.
