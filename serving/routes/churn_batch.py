@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.churn_transforms import churn_features
+from mlops.case_studies import CHURN
 from serving.deps import ChurnFeaturesDep, ChurnModelDep
 from serving.errors import InvalidInput
 from serving.schemas import ChurnCustomer, ModelRef
@@ -25,7 +26,7 @@ from serving.schemas import ChurnCustomer, ModelRef
 # one request cannot hold a worker for long (1,000 rows are a few milliseconds of ONNX).
 MAX_BATCH_ROWS = 1000
 
-router = APIRouter(tags=["churn"])
+router = APIRouter(tags=[CHURN.name])
 
 
 class ChurnBatchRequest(BaseModel):
