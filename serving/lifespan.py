@@ -58,7 +58,7 @@ def serving_lifespan(settings: Settings, given: Given, instruments: Instruments)
     return lifespan
 
 
-def served_holders(collaborators: Collaborators, settings: Settings) -> list[ModelHolder]:
+def _served_holders(collaborators: Collaborators, settings: Settings) -> list[ModelHolder]:
     """The champions' holders of the models this process serves, in the registry's order."""
     return [collaborators.models[name] for name in CASE_STUDIES if name in settings.served_models]
 
@@ -69,7 +69,7 @@ def load_models(collaborators: Collaborators, settings: Settings) -> None:
     Only the models this process serves: a churn-only replica holds no fraud session. A
     model that fails to load is reported by readiness, it does not stop the start.
     """
-    for holder in served_holders(collaborators, settings):
+    for holder in _served_holders(collaborators, settings):
         if not holder.ready:
             holder.load_from_registry(settings)
     for arm in collaborators.challengers.values():
@@ -131,7 +131,7 @@ def follow_aliases(collaborators: Collaborators, settings: Settings) -> list[asy
     if settings.model_refresh_s <= 0:
         return []
     followed = [
-        *served_holders(collaborators, settings),
+        *_served_holders(collaborators, settings),
         *(arm.holder for arm in collaborators.challengers.values() if arm is not None),
     ]
     return [asyncio.create_task(_follow_alias(holder, settings)) for holder in followed]
