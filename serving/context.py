@@ -16,10 +16,13 @@ SCOPE_KEY = "mlops.request"
 
 @dataclass(slots=True)
 class RequestContext:
+    """One request's id, the version of the model that answered it and the error it ended with."""
+
     request_id: str
     model_version: str | None = None
     error: str | None = None
 
 
 def request_context(scope: Mapping[str, Any]) -> RequestContext | None:
+    """The context the middleware put in this ASGI scope, None outside the middleware."""
     return scope.get(SCOPE_KEY)

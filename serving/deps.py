@@ -1,39 +1,53 @@
 """Dependency aliases: route functions ask for collaborators by type, the app state holds them.
 
-The getters are `async def` on purpose: FastAPI runs a plain `def` dependency in its
-thread pool, and each trip there cost about 0.3 ms a request on this machine, for a
-function that only reads an attribute. The scoring routes take none: they are
+The lifespan publishes the `Collaborators` of each run on the app state; `create_app`
+puts the settings and the `Instruments` there when it builds the app. The getters are
+`async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and
+each trip there cost about 0.3 ms a request on this machine, for a function that only
+reads an attribute. The scoring routes take none: they are
 `serving.json_route.JsonRoute`s, which skip FastAPI's dependency graph.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mlops.case_studies import CHURN, CaseStudyName
+from mlops.settings import Settings
+from serving.collaborators import Collaborators
 from serving.errors import Unauthorized
-from serving.fraud_features import FraudOnlineFeatures
+from serving.metrics import Metrics
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
 
 
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.instruments.metrics  # type: ignore[no-any-return]
+
+
+async def get_collaborators(request: Request) -> Collaborators:
+    return request.app.state.collaborators  # type: ignore[no-any-return]
+
+
+async def get_models(request: Request) -> Mapping[CaseStudyName, ModelHolder]:
+    return request.app.state.collaborators.models  # type: ignore[no-any-return]
+
+
 async def get_churn_model(request: Request) -> ModelHolder:
-    return request.app.state.churn_model  # type: ignore[no-any-return]
+    return request.app.state.collaborators.models[CHURN.name]  # type: ignore[no-any-return]
 
 
 async def get_churn_features(request: Request) -> OnlineFeatures:
-    return request.app.state.churn_features  # type: ignore[no-any-return]
-
-
-async def get_fraud_model(request: Request) -> ModelHolder:
-    return request.app.state.fraud_model  # type: ignore[no-any-return]
-
-
-async def get_fraud_features(request: Request) -> FraudOnlineFeatures:
-    return request.app.state.fraud_features  # type: ignore[no-any-return]
+    return request.app.state.collaborators.churn_features  # type: ignore[no-any-return]
 
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token (MLOPS_ADMIN_TOKEN).")
@@ -43,6 +57,7 @@ def require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
+    """Let the request through only with the admin bearer token; `Unauthorized` (401) if not."""
     expected = request.app.state.settings.admin_token.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials is not None else b""
     # Constant time: the comparison must not tell how much of a guess was right.
@@ -50,8 +65,10 @@ def require_admin(
         raise Unauthorized("this endpoint needs the admin bearer token")
 
 
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CollaboratorsDep = Annotated[Collaborators, Depends(get_collaborators)]
+ModelsDep = Annotated[Mapping[CaseStudyName, ModelHolder], Depends(get_models)]
 ChurnModelDep = Annotated[ModelHolder, Depends(get_churn_model)]
 ChurnFeaturesDep = Annotated[OnlineFeatures, Depends(get_churn_features)]
-FraudModelDep = Annotated[ModelHolder, Depends(get_fraud_model)]
-FraudFeaturesDep = Annotated[FraudOnlineFeatures, Depends(get_fraud_features)]
 AdminDep = Depends(require_admin)

@@ -17,6 +17,12 @@ logger = logging.getLogger("serving")
 
 
 class ApiError(Exception):
+    """An error the API answers with its `status_code` and the body {"error", "detail"}.
+
+    Each subclass is one `error` code with its status; `detail` is the message for the
+    caller, which names what went wrong and never echoes a secret.
+    """
+
     status_code = 500
     error = "internal_error"
     headers: ClassVar[dict[str, str]] = {}
@@ -26,6 +32,7 @@ class ApiError(Exception):
         self.detail = detail
 
     def response(self) -> JSONResponse:
+        """This error as the API's response: its status, body and headers."""
         return JSONResponse(
             _body(self.error, self.detail), status_code=self.status_code, headers=self.headers
         )

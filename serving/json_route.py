@@ -36,6 +36,7 @@ class JsonRoute(APIRoute):
     """An APIRoute for `async def f(body: Model, request: Request) -> ResponseModel`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The lean handler; TypeError when the endpoint is not of the shape above."""
         body_model, response_model = self._models()
         endpoint: Callable[[BaseModel, Request], Awaitable[BaseModel]] = self.endpoint
         parse = body_model.model_validate_json

@@ -26,6 +26,8 @@ SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
 class Metrics:
+    """The API's Prometheus metrics, in a registry of their own (one per app)."""
+
     def __init__(self) -> None:
         # Importing Feast sets PROMETHEUS_MULTIPROC_DIR (feast.metrics), which switches
         # prometheus_client into multi-process mode: values live in mmap files shared by
@@ -74,6 +76,7 @@ class Metrics:
     def observe_request(
         self, endpoint: str, status: int, model_version: str | None, seconds: float
     ) -> None:
+        """Count one answered request and its duration under its labels."""
         key = (endpoint, status, model_version)
         children = self._request_children.get(key)
         if children is None:
@@ -91,11 +94,13 @@ class Metrics:
         self.registry.register(self._state)
 
     def unwatch(self) -> None:
+        """Stop reporting the log's and the holders' state (no-op when nothing is watched)."""
         if self._state is not None:
             self.registry.unregister(self._state)
             self._state = None
 
     def exposition(self) -> bytes:
+        """Every metric of this registry in Prometheus's text format, as a scrape reads it."""
         return generate_latest(self.registry)
 
 

@@ -59,6 +59,7 @@ class AccessLog:
         self._lines: list[bytes] = []
 
     def add(self, line: dict[str, Any]) -> None:
+        """Queue one request's line (dropped when INFO is off); flush when the batch is full."""
         if not self.logger.isEnabledFor(logging.INFO):
             return
         self._lines.append(orjson.dumps(line))
@@ -66,6 +67,7 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the waiting lines to the logger as one record."""
         if self._lines:
             lines, self._lines = self._lines, []
             self.logger.info(b"\n".join(lines).decode())

@@ -25,6 +25,8 @@ from serving.errors import ModelNotReady
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """One registered version, loaded: its bundle, the alias it was loaded for, its session."""
+
     bundle: RegisteredBundle
     alias: str
     scorer: OnnxScorer
@@ -56,6 +58,7 @@ class ModelHolder:
 
     @property
     def current(self) -> LoadedModel:
+        """The model to answer with now; `ModelNotReady` (503) while none is loaded."""
         model = self._current
         if model is None:
             raise ModelNotReady(
@@ -66,6 +69,7 @@ class ModelHolder:
 
     @property
     def ready(self) -> bool:
+        """Whether a model is loaded."""
         return self._current is not None
 
     def load_from_registry(self, settings: Settings) -> LoadedModel | None:

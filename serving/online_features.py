@@ -62,6 +62,7 @@ class ViewReader:
 
     @classmethod
     def of(cls, store: FeatureStore, view_name: str, features: Sequence[str]) -> ViewReader:
+        """The reader of `features` of the view `view_name`; ValueError when it cannot be."""
         view = store.get_feature_view(view_name)
         if len(view.entities) != 1:
             raise ValueError(f"view '{view_name}' has {len(view.entities)} entities, not one")

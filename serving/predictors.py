@@ -125,6 +125,8 @@ class _Predictor:
 
 
 class ChurnPredictor(_Predictor):
+    """Scores a customer, by id from the online store or from the request's raw fields."""
+
     def __init__(
         self,
         holder: ModelHolder,
@@ -180,6 +182,8 @@ class ChurnPredictor(_Predictor):
 
 
 class FraudPredictor(_Predictor):
+    """Scores a payment from the card's and terminal's windows, then adds it to them."""
+
     def __init__(
         self,
         holder: ModelHolder,

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.settings import Settings
 from serving.app import create_app
-from serving.churn_batch import MAX_BATCH_ROWS
+from serving.routes.churn_batch import MAX_BATCH_ROWS
 
 pytestmark = pytest.mark.slow
 

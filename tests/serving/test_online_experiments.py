@@ -99,7 +99,7 @@ def test_canary_answers_a_stable_share_of_customers_with_the_challenger(
 
 def test_off_builds_no_challenger(two_models: tuple[Path, str]) -> None:
     with TestClient(create_app(Settings())) as api:
-        assert api.app.state.challengers == {"churn": None, "fraud": None}  # type: ignore[attr-defined]
+        assert api.app.state.collaborators.challengers == {"churn": None, "fraud": None}  # type: ignore[attr-defined]
         assert api.app.state.churn_predictor.challenger is None  # type: ignore[attr-defined]
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.churn_transforms import churn_features
+from mlops.case_studies import CHURN
 from serving.deps import ChurnFeaturesDep, ChurnModelDep
 from serving.errors import InvalidInput
 from serving.schemas import ChurnCustomer, ModelRef
@@ -25,7 +26,7 @@ from serving.schemas import ChurnCustomer, ModelRef
 # one request cannot hold a worker for long (1,000 rows are a few milliseconds of ONNX).
 MAX_BATCH_ROWS = 1000
 
-router = APIRouter(tags=["churn"])
+router = APIRouter(tags=[CHURN.name])
 
 
 class ChurnBatchRequest(BaseModel):
@@ -119,3 +120,8 @@ def _raw_matrix(customers: list[ChurnCustomer], names: list[str]) -> np.ndarray:
     for position, name in enumerate(names):
         matrix[:, position] = computed[name]
     return matrix
+
+
+def add_churn_batch_routes(app: FastAPI) -> None:
+    """Add `POST /v1/churn/predict/batch` to `app` (an included router: not the hot path)."""
+    app.include_router(router)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from serving.errors import PageNotFound
@@ -78,3 +78,8 @@ def _title(path: Path) -> str:
     with path.open("rb") as handle:
         found = _TITLE.search(handle.read(4096))
     return found.group(1).decode("utf-8", "replace") if found else path.stem
+
+
+def add_report_page_routes(app: FastAPI) -> None:
+    """Add `GET /reports/` and `GET /reports/{page}` to `app`, as an included router."""
+    app.include_router(router)

@@ -1,0 +1,35 @@
+"""`GET /health/live` and `GET /health/ready`: the probes an orchestrator asks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from serving.deps import CollaboratorsDep, SettingsDep
+
+
+def live() -> dict[str, str]:
+    """The process is up. Depends on nothing else."""
+    return {"status": "ok"}
+
+
+def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONResponse:
+    """Ready when every served model is loaded and its online features answer."""
+    models, features = collaborators.models, collaborators.features
+    checks: dict[str, bool] = {}
+    for name in settings.served_models:
+        checks[f"{name}_model"] = models[name].ready
+        checks[f"{name}_features"] = features[name].ping()
+    body: dict[str, Any] = {"ready": all(checks.values()), "checks": checks}
+    errors = {n: models[n].last_error for n in settings.served_models if models[n].last_error}
+    if errors:
+        body["model_errors"] = errors
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+def add_health_routes(app: FastAPI) -> None:
+    """Add the liveness and readiness probes to `app`."""
+    app.add_api_route("/health/live", live, methods=["GET"], tags=["health"])
+    app.add_api_route("/health/ready", ready, methods=["GET"], tags=["health"])

@@ -1,0 +1,49 @@
+"""The scoring routes, the hot path: `POST` a case study's score route, get its answer.
+
+They are `JsonRoute`s: a request is handled without FastAPI's dependency graph, so each
+endpoint takes its predictor from the app state itself and hands it the request. They
+are the app's own routes, not an included router's: FastAPI (0.140) rebuilds an included
+route's request handler on every request.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from mlops.case_studies import CHURN, FRAUD
+from serving.context import RequestContext, request_context
+from serving.json_route import JsonRoute
+from serving.predictors import ChurnPredictor, FraudPredictor
+from serving.schemas import ChurnPrediction, ChurnPredictRequest, FraudScore, FraudTransaction
+
+
+async def churn_predict(body: ChurnPredictRequest, request: Request) -> ChurnPrediction:
+    """Churn probability and decision for a customer id or a customer's raw fields."""
+    predictor: ChurnPredictor = request.app.state.churn_predictor
+    return await predictor.predict(body, _context(request))
+
+
+async def fraud_score(body: FraudTransaction, request: Request) -> FraudScore:
+    """Score a payment as it happens, then add it to the card's and terminal's windows."""
+    predictor: FraudPredictor = request.app.state.fraud_predictor
+    # In the thread pool: recording the payment writes both states under a lock.
+    return await run_in_threadpool(predictor.score, body, _context(request))
+
+
+def add_scoring_routes(app: FastAPI) -> None:
+    """Add each case study's score route to `app`, as the app's own `JsonRoute`."""
+    for study, endpoint in ((CHURN, churn_predict), (FRAUD, fraud_score)):
+        app.router.add_api_route(
+            study.score_route,
+            endpoint,
+            methods=["POST"],
+            tags=[study.name],
+            route_class_override=JsonRoute,
+        )
+
+
+def _context(request: Request) -> RequestContext:
+    context = request_context(request.scope)
+    assert context is not None, "the app is built with ObservedRequests outermost"
+    return context
