@@ -17,7 +17,7 @@ mean prequential average precision; its threshold minimises the expected cost on
 folds' validation scores. Test metrics (on `split`'s test period, known-compromised
 cards removed) are logged for every variant but choose nothing. The winner is exported
 to ONNX (the anomaly score computed inside the graph when it is an input), checked for
-parity and registered with `training.train.register_winner`, gated on test average
+parity and registered with `training.registration.register_winner`, gated on test average
 precision against the champion scored on the same rows.
 """
 
@@ -61,14 +61,8 @@ from training.fraud_models import (
 )
 from training.fraud_splits import TimeSplit, model_selection_splits, split_frame
 from training.promotion_gate import onnx_champion_scorer
-from training.train import (
-    Registration,
-    TrainingResult,
-    WinningModel,
-    importances,
-    log_native_model,
-    register_winner,
-)
+from training.registration import Registration, WinningModel, register_winner
+from training.train import TrainingResult, importances, log_native_model
 
 FEATURE_SERVICE: Final = fraud_model.name
 SELECTION_METRIC: Final = FRAUD.primary_metric
@@ -123,7 +117,7 @@ class Prequential:
 
 @dataclass
 class Evaluated:
-    """A candidate after selection and test; satisfies `training.train.WinningModel`."""
+    """A candidate after selection and test; satisfies `training.registration.WinningModel`."""
 
     name: str
     spec: ModelSpec | None  # None for the anomaly score alone

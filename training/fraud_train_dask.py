@@ -59,7 +59,7 @@ METRIC_TOLERANCE: Final = {"roc_auc": 0.03, "average_precision": 0.05}
 
 @dataclass(frozen=True)
 class ClusterWinner:
-    """The cluster's model; satisfies `training.train.WinningModel`."""
+    """The cluster's model; satisfies `training.registration.WinningModel`."""
 
     name: str
     model: XGBClassifier
