@@ -34,15 +34,9 @@ from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES
 from mlops.settings import Settings
 from training.fraud_models import ModelSpec
-from training.fraud_splits import TimeSplit, handbook_split, split_frame
-from training.fraud_train import (
-    Period,
-    cost_threshold,
-    describe_split,
-    fraud_report,
-    prefixed,
-    register_fraud_winner,
-)
+from training.fraud_registration import register_fraud_winner
+from training.fraud_selection import Period, cost_threshold, fraud_report, prefixed
+from training.fraud_splits import TimeSplit, describe_split, handbook_split, split_frame
 from training.train import TrainingResult, log_native_model
 
 if TYPE_CHECKING:
