@@ -1,6 +1,6 @@
 """The training reference of a model version: what monitoring compares served traffic with.
 
-When a version is registered (`training.train.register_winner`), a seeded sample of its
+When a version is registered (`training.registration.register_winner`), a seeded sample of its
 held-out test rows is saved as a parquet artifact of the version's run, under
 `monitoring/reference.parquet`: one column per feature in the model's order, the exported
 model's `score` on the row (onnxruntime, as serving computes it) and the row's `label`.

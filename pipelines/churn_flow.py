@@ -150,6 +150,7 @@ def train(
             feature_service=churn_model.name,
             settings=settings,
             test_frame=split.test,
+            primary_metric=CHURN.primary_metric,
             auto_promote=auto_promote,
         )
     logger.info(

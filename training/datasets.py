@@ -15,6 +15,8 @@ SplitStrategy = Literal["time_ordered", "stratified_random"]
 
 @dataclass(frozen=True)
 class Split:
+    """Training and test rows, how they were split, and the time cutoff if split by time."""
+
     train: pd.DataFrame
     test: pd.DataFrame
     strategy: SplitStrategy

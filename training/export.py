@@ -36,6 +36,8 @@ TARGET_OPSET: Final = 15
 
 
 class ProbabilisticClassifier(Protocol):
+    """A fitted binary classifier: `predict_proba(rows)` gives [N, 2] class probabilities."""
+
     def predict_proba(self, X: Any) -> np.ndarray: ...
 
 

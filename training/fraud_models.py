@@ -124,6 +124,7 @@ class ModelSpec:
         }
 
     def log_params(self) -> dict[str, Any]:
+        """The spec as MLflow params: family, imbalance, anomaly input, `model.*` params."""
         return {
             "family": self.family,
             "imbalance": self.imbalance,
@@ -246,6 +247,7 @@ class AnomalyAugmentedClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
     def to_onnx(self, n_features: int) -> onnx.ModelProto:
+        """One ONNX graph: `n_features` float32 inputs -> anomaly score -> the classifier."""
         augment = isolation_forest_augmenter(self.detector, n_features)
         classifier = to_onnx_model(self.classifier, n_features + 1)
         return compose_augmenter(augment, classifier)
@@ -262,6 +264,82 @@ def isolation_forest_augmenter(detector: IsolationForest, n_features: int) -> on
         raise ValueError(f"detector was fitted on {detector.n_features_in_} features")
     if detector._max_features != n_features:
         raise ValueError("only a forest that looks at every feature (max_features=1.0)")
+    graph = helper.make_graph(
+        _anomaly_score_nodes(detector),
+        "isolation_forest_augmenter",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info("augmented", TensorProto.FLOAT, [None, n_features + 1])],
+        initializer=[
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "tree_axis"),
+            numpy_helper.from_array(
+                np.array(_depth_normaliser(detector), dtype=np.float64), "normaliser"
+            ),
+            numpy_helper.from_array(np.array(2.0, dtype=np.float64), "two"),
+        ],
+    )
+    return helper.make_model(
+        graph,
+        ir_version=IR_VERSION,
+        opset_imports=[
+            helper.make_opsetid("", TARGET_OPSET),
+            helper.make_opsetid("ai.onnx.ml", ML_OPSET_DOUBLE_TREES),
+        ],
+    )
+
+
+def _anomaly_score_nodes(detector: IsolationForest) -> list[onnx.NodeProto]:
+    """The augmenter's nodes: the forest's path lengths, their normalised sum as the score,
+    the score appended to the input rows (initializers `tree_axis`, `normaliser`, `two`)."""
+    return [
+        # Thresholds in double, as scikit-learn compares them (float32 rows, float64 splits).
+        helper.make_node("Cast", [INPUT_NAME], ["rows_double"], to=TensorProto.DOUBLE),
+        _path_lengths_node(detector, "rows_double", "path_lengths"),
+        helper.make_node("Cast", ["path_lengths"], ["path_lengths_double"], to=TensorProto.DOUBLE),
+        helper.make_node("ReduceSum", ["path_lengths_double", "tree_axis"], ["depth_sum"]),
+        helper.make_node("Div", ["depth_sum", "normaliser"], ["normalised"]),
+        helper.make_node("Neg", ["normalised"], ["exponent"]),
+        helper.make_node("Pow", ["two", "exponent"], ["score_double"]),
+        helper.make_node("Cast", ["score_double"], [ANOMALY_FEATURE], to=TensorProto.FLOAT),
+        helper.make_node("Concat", [INPUT_NAME, ANOMALY_FEATURE], ["augmented"], axis=1),
+    ]
+
+
+def _path_lengths_node(detector: IsolationForest, rows: str, output: str) -> onnx.NodeProto:
+    """A `TreeEnsembleRegressor` giving, per row, each tree's path length: one target per tree.
+
+    The ensemble's output is float32, which holds one tree's path length exactly (see
+    `anomaly_score`) but not their sum, so the trees are summed after, in double.
+    """
+    attrs = _forest_attributes(detector)
+    return helper.make_node(
+        "TreeEnsembleRegressor",
+        [rows],
+        [output],
+        domain="ai.onnx.ml",
+        n_targets=len(detector.estimators_),
+        aggregate_function="SUM",
+        post_transform="NONE",
+        nodes_treeids=attrs["nodes_treeids"],
+        nodes_nodeids=attrs["nodes_nodeids"],
+        nodes_featureids=attrs["nodes_featureids"],
+        nodes_modes=attrs["nodes_modes"],
+        nodes_values_as_tensor=numpy_helper.from_array(
+            np.asarray(attrs["nodes_values"], dtype=np.float64), "nodes_values"
+        ),
+        nodes_truenodeids=attrs["nodes_truenodeids"],
+        nodes_falsenodeids=attrs["nodes_falsenodeids"],
+        target_treeids=attrs["target_treeids"],
+        target_nodeids=attrs["target_nodeids"],
+        target_ids=attrs["target_ids"],
+        target_weights_as_tensor=numpy_helper.from_array(
+            np.asarray(attrs["target_weights"], dtype=np.float64), "target_weights"
+        ),
+    )
+
+
+def _forest_attributes(detector: IsolationForest) -> dict[str, list[Any]]:
+    """The forest as `TreeEnsembleRegressor` attribute lists: every node of every tree, and
+    for each leaf the path length scikit-learn credits a row ending there (target = tree)."""
     attrs: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -296,65 +374,7 @@ def isolation_forest_augmenter(detector: IsolationForest, n_features: int) -> on
                 attrs["target_nodeids"].append(node)
                 attrs["target_ids"].append(tree_id)
                 attrs["target_weights"].append(float(lengths[node]))
-    n_trees = len(detector.estimators_)
-    nodes = [
-        # Thresholds in double, as scikit-learn compares them (float32 rows, float64 splits).
-        helper.make_node("Cast", [INPUT_NAME], ["rows_double"], to=TensorProto.DOUBLE),
-        # One target per tree: the ensemble's output is float32, which holds one tree's
-        # path length exactly (see `anomaly_score`) but not their sum.
-        helper.make_node(
-            "TreeEnsembleRegressor",
-            ["rows_double"],
-            ["path_lengths"],
-            domain="ai.onnx.ml",
-            n_targets=n_trees,
-            aggregate_function="SUM",
-            post_transform="NONE",
-            nodes_treeids=attrs["nodes_treeids"],
-            nodes_nodeids=attrs["nodes_nodeids"],
-            nodes_featureids=attrs["nodes_featureids"],
-            nodes_modes=attrs["nodes_modes"],
-            nodes_values_as_tensor=numpy_helper.from_array(
-                np.asarray(attrs["nodes_values"], dtype=np.float64), "nodes_values"
-            ),
-            nodes_truenodeids=attrs["nodes_truenodeids"],
-            nodes_falsenodeids=attrs["nodes_falsenodeids"],
-            target_treeids=attrs["target_treeids"],
-            target_nodeids=attrs["target_nodeids"],
-            target_ids=attrs["target_ids"],
-            target_weights_as_tensor=numpy_helper.from_array(
-                np.asarray(attrs["target_weights"], dtype=np.float64), "target_weights"
-            ),
-        ),
-        helper.make_node("Cast", ["path_lengths"], ["path_lengths_double"], to=TensorProto.DOUBLE),
-        helper.make_node("ReduceSum", ["path_lengths_double", "tree_axis"], ["depth_sum"]),
-        helper.make_node("Div", ["depth_sum", "normaliser"], ["normalised"]),
-        helper.make_node("Neg", ["normalised"], ["exponent"]),
-        helper.make_node("Pow", ["two", "exponent"], ["score_double"]),
-        helper.make_node("Cast", ["score_double"], [ANOMALY_FEATURE], to=TensorProto.FLOAT),
-        helper.make_node("Concat", [INPUT_NAME, ANOMALY_FEATURE], ["augmented"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "isolation_forest_augmenter",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_features])],
-        [helper.make_tensor_value_info("augmented", TensorProto.FLOAT, [None, n_features + 1])],
-        initializer=[
-            numpy_helper.from_array(np.array([1], dtype=np.int64), "tree_axis"),
-            numpy_helper.from_array(
-                np.array(_depth_normaliser(detector), dtype=np.float64), "normaliser"
-            ),
-            numpy_helper.from_array(np.array(2.0, dtype=np.float64), "two"),
-        ],
-    )
-    return helper.make_model(
-        graph,
-        ir_version=IR_VERSION,
-        opset_imports=[
-            helper.make_opsetid("", TARGET_OPSET),
-            helper.make_opsetid("ai.onnx.ml", ML_OPSET_DOUBLE_TREES),
-        ],
-    )
+    return attrs
 
 
 def compose_augmenter(augment: onnx.ModelProto, classifier: onnx.ModelProto) -> onnx.ModelProto:

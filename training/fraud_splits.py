@@ -98,6 +98,14 @@ def handbook_split(
     return _block(train_start, train_days * DAY, delay_days * DAY, test_days * DAY)
 
 
+def describe_split(split: TimeSplit) -> str:
+    """The split's training dates, delay and test dates, in one line (an MLflow param)."""
+    return (
+        f"train {split.train_start:%Y-%m-%d}..{split.train_end:%Y-%m-%d}, "
+        f"delay {split.delay.days}d, test {split.test_start:%Y-%m-%d}..{split.test_end:%Y-%m-%d}"
+    )
+
+
 def split_frame(
     transactions: pd.DataFrame,
     split: TimeSplit,

@@ -34,15 +34,9 @@ from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES
 from mlops.settings import Settings
 from training.fraud_models import ModelSpec
-from training.fraud_splits import TimeSplit, handbook_split, split_frame
-from training.fraud_train import (
-    Period,
-    cost_threshold,
-    describe_split,
-    fraud_report,
-    prefixed,
-    register_fraud_winner,
-)
+from training.fraud_registration import register_fraud_winner
+from training.fraud_selection import Period, cost_threshold, fraud_report, prefixed
+from training.fraud_splits import TimeSplit, describe_split, handbook_split, split_frame
 from training.train import TrainingResult, log_native_model
 
 if TYPE_CHECKING:
@@ -59,7 +53,7 @@ METRIC_TOLERANCE: Final = {"roc_auc": 0.03, "average_precision": 0.05}
 
 @dataclass(frozen=True)
 class ClusterWinner:
-    """The cluster's model; satisfies `training.train.WinningModel`."""
+    """The cluster's model; satisfies `training.registration.WinningModel`."""
 
     name: str
     model: XGBClassifier
@@ -133,16 +127,51 @@ def train_fraud_on_cluster(
     `features` holds TX_DATETIME (UTC), CUSTOMER_ID, TX_FRAUD and `FRAUD_FEATURES` for the
     whole history, partitioned on `client`'s cluster. Only the validation and test weeks
     (plus what the test's known-compromised rule reads) come to this process. Must run
-    inside an active (parent) MLflow run, like `training.fraud_train.train_fraud`.
+    inside an active (parent) MLflow run, like `training.fraud_train.train_fraud`. Returns
+    the model's registered version and alias, its test metrics and threshold.
     """
     parent = mlflow.active_run()
     if parent is None:
         raise RuntimeError("train_fraud_on_cluster needs an active MLflow run")
     started = time.perf_counter()
-    seed = settings.seed
     fold = last_prequential_fold(split)
-    columns = [TX_DATETIME, CUSTOMER_ID, TX_FRAUD, *FRAUD_FEATURES]
-    features = features[columns]
+    features = features[[TX_DATETIME, CUSTOMER_ID, TX_FRAUD, *FRAUD_FEATURES]]
+    valid, test, test_frame = _local_periods(features, fold, split, client)
+    winner = _train_cluster_winner(features, fold, split, valid, test, settings, client)
+    registration = register_fraud_winner(
+        winner, test, test_frame, settings, auto_promote=auto_promote
+    )
+    mlflow.log_params({"split": describe_split(split), "test_rows": len(test.y)})
+    mlflow.log_metrics(
+        {
+            **prefixed("test_", winner.test_metrics),
+            "training_seconds": time.perf_counter() - started,
+        }
+    )
+    return TrainingResult(
+        parent_run_id=parent.info.run_id,
+        winner=CLUSTER_CANDIDATE,
+        model_name=settings.fraud_model_name,
+        version=registration.version,
+        aliases=[registration.alias],
+        test_metrics=winner.test_metrics,
+        cv_metrics={},
+        gate=registration.gate,
+        parity_max_abs_diff=registration.parity_max_abs_diff,
+        extra={
+            "threshold": winner.threshold,
+            "threshold_chosen_on": "the last prequential fold's validation scores, by cost",
+            "trained_on": "dask",
+            "split": describe_split(split),
+        },
+    )
+
+
+def _local_periods(
+    features: dd.DataFrame, fold: TimeSplit, split: TimeSplit, client: Client
+) -> tuple[Period, Period, pd.DataFrame]:
+    """The fold's validation period and `split`'s test period, brought to this process, and
+    the test rows as a frame (the promotion gate scores the champion on them)."""
     # The known-compromised rule of the test reads every fraud since the training start.
     first = min(fold.test_start, split.train_start)
     local = client.compute(period_rows(features, first, split.test_end)).result()
@@ -152,7 +181,21 @@ def train_fraud_on_cluster(
     for name, period in (("validation", valid), ("test", test)):
         if period.y.size == 0 or period.y.min() == period.y.max():
             raise ValueError(f"the {name} period needs both frauds and genuine transactions")
+    return valid, test, test_frame
 
+
+def _train_cluster_winner(
+    features: dd.DataFrame,
+    fold: TimeSplit,
+    split: TimeSplit,
+    valid: Period,
+    test: Period,
+    settings: Settings,
+    client: Client,
+) -> ClusterWinner:
+    """One nested run: the threshold from a model of the fold's training weeks on its
+    validation week, the model of `split`'s training period, its test metrics and model."""
+    seed = settings.seed
     with mlflow.start_run(run_name=CLUSTER_CANDIDATE, nested=True) as run:
         fold_model = fit_on_cluster(
             CLUSTER_SPEC, period_rows(features, fold.train_start, fold.train_end), client, seed
@@ -174,35 +217,8 @@ def train_fraud_on_cluster(
         mlflow.log_metrics({"threshold": threshold, **prefixed("test_", test_metrics)})
         model_uri = log_native_model(model, test.x[:5], FRAUD_FEATURES)
         mlflow.set_tag("winner", "true")
-    winner = ClusterWinner(
+    return ClusterWinner(
         CLUSTER_CANDIDATE, model, run.info.run_id, model_uri, threshold, test_metrics
-    )
-    registration = register_fraud_winner(
-        winner, test, test_frame, settings, auto_promote=auto_promote
-    )
-    mlflow.log_params({"split": describe_split(split), "test_rows": len(test.y)})
-    mlflow.log_metrics(
-        {
-            **prefixed("test_", test_metrics),
-            "training_seconds": time.perf_counter() - started,
-        }
-    )
-    return TrainingResult(
-        parent_run_id=parent.info.run_id,
-        winner=CLUSTER_CANDIDATE,
-        model_name=settings.fraud_model_name,
-        version=registration.version,
-        aliases=[registration.alias],
-        test_metrics=test_metrics,
-        cv_metrics={},
-        gate=registration.gate,
-        parity_max_abs_diff=registration.parity_max_abs_diff,
-        extra={
-            "threshold": threshold,
-            "threshold_chosen_on": "the last prequential fold's validation scores, by cost",
-            "trained_on": "dask",
-            "split": describe_split(split),
-        },
     )
 
 

@@ -117,6 +117,7 @@ def environment() -> dict[str, str]:
 
 
 def package_version(package: str) -> str:
+    """The installed version of `package`, or "not installed"."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -1,11 +1,13 @@
-"""Train candidates, pick the best, export it to ONNX and register it behind a promotion gate.
+"""Train the churn candidates, pick the best by cross-validation and register it.
 
-Generic over the case study: callers pass the feature order, the feature service and
-the registered model name. `register_winner` (export -> parity -> bundle -> register ->
-gate -> tags) is shared with the fraud case study (`training.fraud_train`), which gates
-on another metric. Every candidate is a nested MLflow run with its params,
-cross-validated and test metrics, plots and model; the winner's run also holds the
-ONNX bundle that serving loads.
+Generic over the case study: callers pass the feature order, the feature service, the
+registered model name and the primary metric that ranks the candidates and decides the
+promotion gate. Every candidate is a nested MLflow run with its params, cross-validated
+and test metrics, plots and model. The winner is registered by
+`training.registration.register_winner` (export, parity, bundle, reference, register,
+gate, alias, tags), shared with the fraud case study; its run then also holds the ONNX
+bundle that serving loads. `TrainingResult`, `log_native_model` and `importances` are
+shared with the fraud training too.
 """
 
 from __future__ import annotations
@@ -14,39 +16,22 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from mlops.model_bundle import (
-    BUNDLE_ARTIFACT_PATH,
-    BundleMeta,
-    write_parity_sample,
-)
-from mlops.names import CHALLENGER, CHAMPION
-from mlops.onnx_scorer import OnnxScorer
-from mlops.reference import reference_sample, save_reference
-from mlops.registry import mark_challenger, promote
 from mlops.settings import Settings
 from training.evaluate import choose_threshold, classification_metrics, write_plots
-from training.export import assert_parity, check_parity, export_onnx, onnx_sha256
-from training.promotion_gate import (
-    ChampionScorer,
-    GateDecision,
-    onnx_champion_scorer,
-    promotion_gate,
-)
+from training.promotion_gate import GateDecision, onnx_champion_scorer
+from training.registration import register_winner
 from training.tracking import package_version
-
-SELECTION_METRIC = "roc_auc"
 
 
 @dataclass(frozen=True)
@@ -63,6 +48,8 @@ class TrainingData:
 
 @dataclass
 class Candidate:
+    """A trained candidate: its model and run, cross-validated scores, threshold and test."""
+
     name: str
     model: Any
     run_id: str
@@ -74,11 +61,14 @@ class Candidate:
 
     @property
     def cv_mean(self) -> float:
+        """The mean of the cross-validated fold scores: what ranks the candidates."""
         return float(np.mean(self.cv_scores))
 
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """What a training pipeline reports: the winner, its registered version and the gate."""
+
     parent_run_id: str
     winner: str
     model_name: str
@@ -92,6 +82,7 @@ class TrainingResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict: what the flows return and the CLI prints."""
         return {
             "run_id": self.parent_run_id,
             "model_name": self.model_name,
@@ -108,9 +99,16 @@ class TrainingResult:
 
 
 def cross_validate(
-    factory: Callable[[int], Any], x: np.ndarray, y: np.ndarray, seed: int, folds: int = 5
+    factory: Callable[[int], Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    folds: int = 5,
+    *,
+    metric: str,
 ) -> tuple[np.ndarray, list[float]]:
-    """Stratified k-fold: out-of-fold scores (for the threshold) and per-fold ROC-AUC."""
+    """Stratified k-fold: out-of-fold scores (for the threshold) and per-fold `metric` (a key
+    of `classification_metrics`)."""
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.zeros(len(y), dtype=np.float64)
     fold_scores: list[float] = []
@@ -118,7 +116,7 @@ def cross_validate(
     for train_idx, valid_idx in splitter.split(x, y):
         model = clone(template).fit(x[train_idx], y[train_idx])
         oof[valid_idx] = model.predict_proba(x[valid_idx])[:, 1]
-        fold_scores.append(classification_metrics(y[valid_idx], oof[valid_idx], 0.5)["roc_auc"])
+        fold_scores.append(classification_metrics(y[valid_idx], oof[valid_idx], 0.5)[metric])
     return oof, fold_scores
 
 
@@ -129,11 +127,18 @@ def importances(model: Any, feature_names: tuple[str, ...]) -> dict[str, float]:
 
 
 def train_candidate(
-    name: str, factory: Callable[[int], Any], data: TrainingData, seed: int, plots_root: Path
+    name: str,
+    factory: Callable[[int], Any],
+    data: TrainingData,
+    seed: int,
+    plots_root: Path,
+    *,
+    metric: str,
 ) -> Candidate:
-    """Cross-validate, fit on all training rows, evaluate on the held-out test rows."""
+    """Cross-validate on `metric`, fit on all training rows, evaluate on the held-out test
+    rows; one nested MLflow run with its params, metrics, plots and native model."""
     with mlflow.start_run(run_name=name, nested=True) as run:
-        oof, fold_scores = cross_validate(factory, data.x_train, data.y_train, seed)
+        oof, fold_scores = cross_validate(factory, data.x_train, data.y_train, seed, metric=metric)
         threshold = choose_threshold(data.y_train, oof)
         model = factory(seed).fit(data.x_train, data.y_train)
         test_scores = model.predict_proba(data.x_test)[:, 1]
@@ -142,8 +147,8 @@ def train_candidate(
         mlflow.log_params({"candidate": name, **_model_params(model), **data.params})
         mlflow.log_metrics(
             {
-                "cv_roc_auc_mean": float(np.mean(fold_scores)),
-                "cv_roc_auc_std": float(np.std(fold_scores)),
+                f"cv_{metric}_mean": float(np.mean(fold_scores)),
+                f"cv_{metric}_std": float(np.std(fold_scores)),
                 **{f"test_{k}": v for k, v in metrics.items()},
             }
         )
@@ -195,119 +200,6 @@ def log_native_model(model: Any, x_sample: np.ndarray, feature_names: tuple[str,
     return str(info.model_uri)
 
 
-class WinningModel(Protocol):
-    """What registration needs of a winner: its native model, run, threshold and metrics."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def model(self) -> Any: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def model_uri(self) -> str: ...
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def test_metrics(self) -> dict[str, float]: ...
-
-
-@dataclass(frozen=True)
-class Registration:
-    version: str
-    alias: str
-    gate: GateDecision
-    parity_max_abs_diff: float
-    meta: BundleMeta
-
-
-def register_winner(
-    winner: WinningModel,
-    *,
-    feature_names: tuple[str, ...],
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    model_name: str,
-    feature_service: str,
-    settings: Settings,
-    gate_metric: str,
-    score_champion: ChampionScorer,
-    auto_promote: bool = True,
-) -> Registration:
-    """Export the winner to ONNX, check parity, register it and gate its promotion.
-
-    The bundle (ONNX file, metadata, parity sample) is logged under the winner's run;
-    a model whose export does not score like it (`settings.parity_tolerance` on
-    `x_test`) is never registered. The new version becomes `champion` if its test
-    `gate_metric` beats the current champion's, scored by `score_champion` on the same
-    test rows, else `challenger`. With `auto_promote=False` it is `challenger` whatever
-    the gate says (the verdict is kept as evidence): retraining leaves promotion to the
-    online gate on live labels (`monitoring.challenger_test`). Must run inside the pipeline's
-    active MLflow run.
-    """
-    parent = mlflow.active_run()
-    if parent is None:
-        raise RuntimeError("register_winner needs an active MLflow run")
-    client = MlflowClient()
-    with tempfile.TemporaryDirectory() as scratch:
-        bundle_dir = Path(scratch)
-        onnx_path = export_onnx(winner.model, len(feature_names), bundle_dir / "model.onnx")
-        parity = check_parity(winner.model, onnx_path, x_test, tolerance=settings.parity_tolerance)
-        assert_parity(parity)  # a model whose export scores differently is never registered
-        meta = BundleMeta(
-            model_name=model_name,
-            feature_service=feature_service,
-            feature_names=list(feature_names),
-            threshold=winner.threshold,
-            candidate=winner.name,
-            onnx_sha256=onnx_sha256(onnx_path),
-            parity_max_abs_diff=parity.max_abs_diff,
-            test_metrics=winner.test_metrics,
-        )
-        meta.write(bundle_dir)
-        write_parity_sample(bundle_dir, winner.model, x_test)
-        client.log_artifacts(winner.run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_PATH)
-        client.log_metric(winner.run_id, "onnx_parity_max_abs_diff", parity.max_abs_diff)
-        reference = reference_sample(
-            feature_names, x_test, y_test, OnnxScorer(onnx_path).predict_proba, seed=settings.seed
-        )
-        save_reference(client, winner.run_id, reference)
-
-    version = str(mlflow.register_model(winner.model_uri, model_name).version)
-    challenger_metric = winner.test_metrics[gate_metric]
-    gate = promotion_gate(settings, model_name, challenger_metric, gate_metric, score_champion)
-    if not auto_promote:
-        gate = GateDecision(
-            False,
-            f"{gate.reason} (test-window gate not applied: promotion is the online gate's)",
-            gate.challenger_metric,
-            gate.champion_metric,
-            gate.champion_version,
-        )
-    if gate.promoted:
-        promote(client, model_name, version, reason=gate.reason)
-        alias = CHAMPION
-    else:
-        mark_challenger(client, model_name, version)
-        alias = CHALLENGER
-    for key, value in {
-        "candidate": winner.name,
-        "feature_service": feature_service,
-        "onnx_artifact": f"runs:/{winner.run_id}/{BUNDLE_ARTIFACT_PATH}",
-        "onnx_sha256": meta.onnx_sha256,
-        "threshold": f"{winner.threshold:.6f}",
-        "promotion_gate": gate.reason,
-        "pipeline_run_id": parent.info.run_id,
-    }.items():
-        client.set_model_version_tag(model_name, version, key, value)
-    mlflow.log_dict(
-        {"winner": winner.name, "version": version, "promotion_gate": gate.__dict__},
-        "registration.json",
-    )
-    mlflow.set_tags({"winner": winner.name, "model_version": version, "alias": alias})
-    return Registration(version, alias, gate, parity.max_abs_diff, meta)
-
-
 def train_and_register(
     data: TrainingData,
     *,
@@ -316,25 +208,23 @@ def train_and_register(
     feature_service: str,
     settings: Settings,
     test_frame: pd.DataFrame,
+    primary_metric: str,
     auto_promote: bool = True,
 ) -> TrainingResult:
     """Train every candidate, register the best by cross-validation, gate its promotion.
 
-    Must run inside an active (parent) MLflow run. `test_frame` holds the test rows'
-    features by name, so the current champion can be scored on the same rows even if
-    its feature list differs.
+    Candidates are ranked, and the promotion gate decides, on `primary_metric` (a key of
+    `training.evaluate.classification_metrics`; the case study's `primary_metric`). Must run
+    inside an active (parent) MLflow run. `test_frame` holds the test rows' features by
+    name, so the current champion can be scored on the same rows even if its feature list
+    differs. Returns the winner, its registered version and alias, and its metrics.
     """
     parent = mlflow.active_run()
     if parent is None:
         raise RuntimeError("train_and_register needs an active MLflow run")
-    with tempfile.TemporaryDirectory() as scratch:
-        trained = [
-            train_candidate(name, factory, data, settings.seed, Path(scratch) / "plots")
-            for name, factory in candidates.items()
-        ]
+    trained = train_candidates(data, candidates, primary_metric, settings.seed)
     # Chosen on cross-validation, so the test set stays an unbiased estimate.
     winner = max(trained, key=lambda c: c.cv_mean)
-    y_test = data.y_test
     registration = register_winner(
         winner,
         feature_names=data.feature_names,
@@ -343,16 +233,11 @@ def train_and_register(
         model_name=model_name,
         feature_service=feature_service,
         settings=settings,
-        gate_metric=SELECTION_METRIC,
-        score_champion=onnx_champion_scorer(
-            test_frame,
-            lambda scores, threshold: classification_metrics(y_test, scores, threshold)[
-                SELECTION_METRIC
-            ],
-        ),
+        gate_metric=primary_metric,
+        score_champion=onnx_champion_scorer(test_frame, _metric_on(data.y_test, primary_metric)),
         auto_promote=auto_promote,
     )
-    cv_metrics = {f"{c.name}_cv_roc_auc": c.cv_mean for c in trained}
+    cv_metrics = {f"{c.name}_cv_{primary_metric}": c.cv_mean for c in trained}
     mlflow.log_metrics({**cv_metrics, **{f"test_{k}": v for k, v in winner.test_metrics.items()}})
     return TrainingResult(
         parent_run_id=parent.info.run_id,
@@ -365,6 +250,29 @@ def train_and_register(
         gate=registration.gate,
         parity_max_abs_diff=registration.parity_max_abs_diff,
     )
+
+
+def train_candidates(
+    data: TrainingData,
+    candidates: Mapping[str, Callable[[int], Any]],
+    metric: str,
+    seed: int,
+) -> list[Candidate]:
+    """Train and evaluate every candidate (`name -> factory(seed)`), each in a nested run."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return [
+            train_candidate(name, factory, data, seed, Path(scratch) / "plots", metric=metric)
+            for name, factory in candidates.items()
+        ]
+
+
+def _metric_on(y_test: np.ndarray, metric: str) -> Callable[[np.ndarray, float], float]:
+    """`metric` of scores at a threshold on the test labels: how the champion is scored."""
+
+    def score(scores: np.ndarray, threshold: float) -> float:
+        return classification_metrics(y_test, scores, threshold)[metric]
+
+    return score
 
 
 def _model_params(model: Any) -> dict[str, Any]:
