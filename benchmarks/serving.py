@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pipeline import machine
+from benchmarks.machine import machine
 from mlops.case_studies import CHURN, FRAUD
 from mlops.names import CHAMPION
 from mlops.settings import Settings

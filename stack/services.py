@@ -175,7 +175,11 @@ def client_environment(topology: Topology) -> dict[str, str]:
 
 
 def services(topology: Topology) -> list[Service]:
-    """The stack's project services, in the order they start."""
+    """The stack's project services, in the order they start.
+
+    A declarative table, one `Service` a service and no logic: long because each argv is
+    written one word a line, as in docker-compose.yml.
+    """
     bind, ports, home = topology.bind_host, topology.ports, topology.home
     platform = platform_environment(topology)
     prefect_client = prefect_client_environment(topology)
