@@ -152,6 +152,52 @@ def simulate_customers(
     uniform = {name: rng.random(n_customers) for name in _UNIFORM_DRAWS}
     normal = {name: rng.standard_normal(n_customers) for name in _NORMAL_DRAWS}
 
+    customers = _draw_customers(uniform, normal, drift)
+    churned = uniform["churn"] < _sigmoid(_churn_log_odds(customers, normal, drift))
+    columns = _public_columns(customers, customer_ids, churned)
+    columns[TIMESTAMP_COLUMN] = _snapshot_times(
+        uniform["snapshot_cycle"], uniform["snapshot_offset"], start, months
+    )
+    return pd.DataFrame({name: columns[name].astype(object) for name in SIMULATED_COLUMNS})
+
+
+@dataclass(frozen=True)
+class _Customers:
+    """The drawn customers, one array entry a customer, before they are spelled as text."""
+
+    male: np.ndarray
+    senior: np.ndarray
+    partner: np.ndarray
+    dependents: np.ndarray
+    tenure: np.ndarray  # months, 0..LONGEST_TENURE
+    internet: np.ndarray  # index into INTERNET_TYPES
+    phone: np.ndarray
+    multiple_lines: np.ndarray
+    contract: np.ndarray  # index into CONTRACTS
+    addons: dict[str, np.ndarray]  # INTERNET_ADDONS column -> taken
+    paperless: np.ndarray
+    payment: np.ndarray  # index into PAYMENT_METHODS
+    monthly_charges: np.ndarray
+    total_charges: np.ndarray
+
+    @property
+    def has_internet(self) -> np.ndarray:
+        return self.internet != 2
+
+    @property
+    def fiber(self) -> np.ndarray:
+        return self.internet == 1
+
+    @property
+    def electronic_check(self) -> np.ndarray:
+        return self.payment == 0
+
+
+def _draw_customers(
+    uniform: dict[str, np.ndarray], normal: dict[str, np.ndarray], drift: ChurnScenario
+) -> _Customers:
+    """Household, services, contract, billing and charges, each following the ones before."""
+    male = uniform["gender"] < 0.505
     senior = uniform["senior"] < 0.162
     partner = uniform["partner"] < 0.483
     # Dependents mostly come with a partner (51% vs 10% in the public data).
@@ -159,11 +205,7 @@ def simulate_customers(
     tenure = _tenure(uniform, partner)
     tenure_share = tenure / LONGEST_TENURE
 
-    # Seniors are mostly on fiber and rarely without internet.
-    internet_probs = np.where(senior[:, None], [0.24, 0.70, 0.06], [0.36, 0.39, 0.25])
-    internet = _draw_category(internet_probs, uniform["internet"])
-    dsl_moved = (internet == 0) & (uniform["fiber_push"] < drift.dsl_to_fiber_share)
-    internet = np.where(dsl_moved, 1, internet)
+    internet = _internet(uniform, senior, drift)
     has_internet = internet != 2
     fiber = internet == 1
     dsl = internet == 0
@@ -177,35 +219,12 @@ def simulate_customers(
 
     contract = _contract(uniform["contract"], tenure, fiber, has_internet, drift)
     month_to_month, two_year = contract == 0, contract == 2
-
-    # A shared engagement trait makes add-ons come together, as they do in the real data.
-    engagement = normal["engagement"]
-    addon_log_odds = {
-        "OnlineSecurity": -1.1 + 1.4 * tenure_share - 0.9 * fiber + 0.6 * two_year,
-        "OnlineBackup": -0.8 + 1.6 * tenure_share - 0.3 * fiber,
-        "DeviceProtection": -0.9 + 1.7 * tenure_share - 0.1 * fiber,
-        "TechSupport": -1.1 + 1.4 * tenure_share - 0.9 * fiber + 0.7 * two_year,
-        "StreamingTV": -1.1 + 1.1 * tenure_share + 0.9 * fiber,
-        "StreamingMovies": -1.1 + 1.1 * tenure_share + 0.9 * fiber,
-    }
-    addons = {
-        column: has_internet & (uniform[column] < _sigmoid(log_odds + 0.9 * engagement))
-        for column, log_odds in addon_log_odds.items()
-    }
+    addons = _addons(uniform, normal["engagement"], tenure_share, fiber, has_internet, two_year)
 
     paperless = uniform["paperless"] < _sigmoid(
         0.05 + 0.5 * month_to_month + 0.6 * fiber - 1.0 * ~has_internet + 0.3 * senior
     )
-    # Electronic check is the month-to-month habit; term contracts pay automatically.
-    payment_probs = np.array(
-        [
-            [0.49, 0.22, 0.15, 0.14],  # Month-to-month
-            [0.18, 0.23, 0.29, 0.30],  # One year
-            [0.08, 0.24, 0.34, 0.34],  # Two year
-        ]
-    )[contract]
-    payment = _draw_category(payment_probs, uniform["payment"])
-    electronic_check = payment == 0
+    payment = _payment(uniform["payment"], contract)
 
     monthly_charges = _monthly_charges(
         phone, multiple_lines, dsl, fiber, addons, normal["price_noise"]
@@ -215,55 +234,126 @@ def simulate_customers(
     total_charges = _round_to_nickel(
         tenure * monthly_charges * np.clip(1 + 0.05 * normal["total_noise"], 0.85, 1.15)
     )
+    return _Customers(
+        male=male,
+        senior=senior,
+        partner=partner,
+        dependents=dependents,
+        tenure=tenure,
+        internet=internet,
+        phone=phone,
+        multiple_lines=multiple_lines,
+        contract=contract,
+        addons=addons,
+        paperless=paperless,
+        payment=payment,
+        monthly_charges=monthly_charges,
+        total_charges=total_charges,
+    )
 
-    churn_log_odds = (
+
+def _internet(
+    uniform: dict[str, np.ndarray], senior: np.ndarray, drift: ChurnScenario
+) -> np.ndarray:
+    """0 DSL, 1 fiber optic, 2 no internet; the scenario's share of DSL moved to fiber."""
+    # Seniors are mostly on fiber and rarely without internet.
+    internet_probs = np.where(senior[:, None], [0.24, 0.70, 0.06], [0.36, 0.39, 0.25])
+    internet = _draw_category(internet_probs, uniform["internet"])
+    dsl_moved = (internet == 0) & (uniform["fiber_push"] < drift.dsl_to_fiber_share)
+    return np.where(dsl_moved, 1, internet)
+
+
+def _addons(
+    uniform: dict[str, np.ndarray],
+    engagement: np.ndarray,
+    tenure_share: np.ndarray,
+    fiber: np.ndarray,
+    has_internet: np.ndarray,
+    two_year: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Which internet add-on each customer takes (none without internet)."""
+    # A shared engagement trait makes add-ons come together, as they do in the real data.
+    addon_log_odds = {
+        "OnlineSecurity": -1.1 + 1.4 * tenure_share - 0.9 * fiber + 0.6 * two_year,
+        "OnlineBackup": -0.8 + 1.6 * tenure_share - 0.3 * fiber,
+        "DeviceProtection": -0.9 + 1.7 * tenure_share - 0.1 * fiber,
+        "TechSupport": -1.1 + 1.4 * tenure_share - 0.9 * fiber + 0.7 * two_year,
+        "StreamingTV": -1.1 + 1.1 * tenure_share + 0.9 * fiber,
+        "StreamingMovies": -1.1 + 1.1 * tenure_share + 0.9 * fiber,
+    }
+    return {
+        column: has_internet & (uniform[column] < _sigmoid(log_odds + 0.9 * engagement))
+        for column, log_odds in addon_log_odds.items()
+    }
+
+
+def _payment(u: np.ndarray, contract: np.ndarray) -> np.ndarray:
+    """Index into PAYMENT_METHODS, drawn by contract."""
+    # Electronic check is the month-to-month habit; term contracts pay automatically.
+    payment_probs = np.array(
+        [
+            [0.49, 0.22, 0.15, 0.14],  # Month-to-month
+            [0.18, 0.23, 0.29, 0.30],  # One year
+            [0.08, 0.24, 0.34, 0.34],  # Two year
+        ]
+    )[contract]
+    return _draw_category(payment_probs, u)
+
+
+def _churn_log_odds(
+    customers: _Customers, normal: dict[str, np.ndarray], drift: ChurnScenario
+) -> np.ndarray:
+    """The log-odds of leaving within the next cycle, from the drivers of the public data."""
+    c = customers
+    return (
         -0.29
-        - 0.9 * (contract == 1)
-        - 2.2 * two_year
-        - 0.5 * np.log1p(tenure)
-        + 0.8 * fiber
-        - 0.7 * ~has_internet
-        + 0.45 * electronic_check
-        + 0.3 * paperless
-        + 0.3 * senior
-        - 0.45 * addons["OnlineSecurity"]
-        - 0.45 * addons["TechSupport"]
-        + 0.15 * addons["StreamingTV"]
-        + 0.15 * addons["StreamingMovies"]
-        + 0.15 * multiple_lines
-        - 0.2 * dependents
-        + drift.price_sensitivity * (monthly_charges - CHEAPEST_MONTHLY_CHARGE) / 30
+        - 0.9 * (c.contract == 1)
+        - 2.2 * (c.contract == 2)
+        - 0.5 * np.log1p(c.tenure)
+        + 0.8 * c.fiber
+        - 0.7 * ~c.has_internet
+        + 0.45 * c.electronic_check
+        + 0.3 * c.paperless
+        + 0.3 * c.senior
+        - 0.45 * c.addons["OnlineSecurity"]
+        - 0.45 * c.addons["TechSupport"]
+        + 0.15 * c.addons["StreamingTV"]
+        + 0.15 * c.addons["StreamingMovies"]
+        + 0.15 * c.multiple_lines
+        - 0.2 * c.dependents
+        + drift.price_sensitivity * (c.monthly_charges - CHEAPEST_MONTHLY_CHARGE) / 30
         # What no column records (service quality, competitors' offers): label noise.
         + 0.35 * normal["unobserved_churn_risk"]
     )
-    churned = uniform["churn"] < _sigmoid(churn_log_odds)
 
-    columns: dict[str, np.ndarray] = {
+
+def _public_columns(
+    customers: _Customers, customer_ids: np.ndarray, churned: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The public file's columns, spelled as it spells them."""
+    c = customers
+    return {
         ID_COLUMN: customer_ids,
-        "gender": np.where(uniform["gender"] < 0.505, "Male", "Female"),
-        "SeniorCitizen": np.where(senior, "1", "0"),
-        "Partner": _yes_no(partner),
-        "Dependents": _yes_no(dependents),
-        "tenure": tenure.astype(str),
-        "PhoneService": _yes_no(phone),
-        "MultipleLines": np.where(phone, _yes_no(multiple_lines), NO_PHONE),
-        "InternetService": np.asarray(INTERNET_TYPES)[internet],
+        "gender": np.where(c.male, "Male", "Female"),
+        "SeniorCitizen": np.where(c.senior, "1", "0"),
+        "Partner": _yes_no(c.partner),
+        "Dependents": _yes_no(c.dependents),
+        "tenure": c.tenure.astype(str),
+        "PhoneService": _yes_no(c.phone),
+        "MultipleLines": np.where(c.phone, _yes_no(c.multiple_lines), NO_PHONE),
+        "InternetService": np.asarray(INTERNET_TYPES)[c.internet],
         **{
-            column: np.where(has_internet, _yes_no(taken), NO_INTERNET)
-            for column, taken in addons.items()
+            column: np.where(c.has_internet, _yes_no(taken), NO_INTERNET)
+            for column, taken in c.addons.items()
         },
-        "Contract": np.asarray(CONTRACTS)[contract],
-        "PaperlessBilling": _yes_no(paperless),
-        "PaymentMethod": np.asarray(PAYMENT_METHODS)[payment],
-        "MonthlyCharges": _money_text(monthly_charges),
+        "Contract": np.asarray(CONTRACTS)[c.contract],
+        "PaperlessBilling": _yes_no(c.paperless),
+        "PaymentMethod": np.asarray(PAYMENT_METHODS)[c.payment],
+        "MonthlyCharges": _money_text(c.monthly_charges),
         # The public file writes a single blank for customers not yet billed.
-        "TotalCharges": np.where(tenure == 0, " ", _money_text(total_charges)),
+        "TotalCharges": np.where(c.tenure == 0, " ", _money_text(c.total_charges)),
         LABEL_COLUMN: _yes_no(churned),
-        TIMESTAMP_COLUMN: _snapshot_times(
-            uniform["snapshot_cycle"], uniform["snapshot_offset"], start, months
-        ),
     }
-    return pd.DataFrame({name: columns[name].astype(object) for name in SIMULATED_COLUMNS})
 
 
 def write_customers(frame: pd.DataFrame, path: Path) -> Path:
