@@ -30,6 +30,8 @@ class QualityBarError(ValueError):
 
 @dataclass(frozen=True)
 class Bound:
+    """One bound of the bar: `metric` at least (`floor`) or at most `limit`."""
+
     metric: str
     limit: float
     floor: bool  # True: the metric must be >= limit; False: <= limit
@@ -47,6 +49,8 @@ class Bound:
 
 @dataclass(frozen=True)
 class Check:
+    """A bound and the model's value of its metric."""
+
     bound: Bound
     value: float
 

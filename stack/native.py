@@ -47,6 +47,8 @@ STOP_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class StackSecrets:
+    """The API's admin token and the Prefect server's `user:password`."""
+
     admin_token: str
     prefect_auth_string: str
 
@@ -196,6 +198,8 @@ def down(settings: Settings, *, log: Log, timeout: float = STOP_TIMEOUT_S) -> li
 
 @dataclass(frozen=True)
 class ServiceStatus:
+    """One row of `mlops stack status`."""
+
     name: str
     state: str  # healthy, unhealthy, stopped, external
     url: str | None
@@ -206,6 +210,8 @@ class ServiceStatus:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
+    """PostgreSQL, Redis, then each long-running service of the table: healthy, unhealthy,
+    stopped, or external (a database server the stack uses but did not start)."""
     state = StateFile(settings).read()
     rows: list[ServiceStatus] = []
     pg_host, pg_port, _ = postgres_address(settings)

@@ -86,6 +86,7 @@ class Running:
     log: str
 
     def alive(self) -> bool:
+        """True while the recorded process runs (same pid, same start time)."""
         return self.ticks is not None and start_ticks(self.pid) == self.ticks
 
 

@@ -74,6 +74,8 @@ class PlannedRequest:
 
 @dataclass
 class TrafficResult:
+    """What a traffic run sent, how the API answered (count by status) and the labels filed."""
+
     model: str
     scenario: str
     run_id: str
@@ -154,6 +156,8 @@ def fraud_plan(payments: pd.DataFrame, run_id: str) -> list[PlannedRequest]:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """A request's answer: the HTTP status, or the name of the error that prevented one."""
+
     status: str
     sent_at: datetime
 
