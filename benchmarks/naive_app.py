@@ -23,14 +23,19 @@ from pydantic import BaseModel
 
 
 class NaiveRequest(BaseModel):
+    """The model's features by name, as the naive baseline takes them."""
+
     features: dict[str, float]
 
 
 class NaivePrediction(BaseModel):
+    """The positive-class probability."""
+
     probability: float
 
 
 def create_naive_app(model_uri: str) -> FastAPI:
+    """The baseline app for the MLflow model at `model_uri`: `GET /health`, `POST /predict`."""
     model: Any = mlflow.pyfunc.load_model(model_uri).get_raw_model()
     app = FastAPI(title="naive baseline: native model, one-row DataFrame per request")
 
@@ -47,6 +52,7 @@ def create_naive_app(model_uri: str) -> FastAPI:
 
 
 def main(argv: list[str]) -> None:
+    """Serve `MODEL_URI PORT` on 127.0.0.1 until stopped."""
     model_uri, port = argv
     uvicorn.run(create_naive_app(model_uri), host="127.0.0.1", port=int(port), log_level="warning")
 

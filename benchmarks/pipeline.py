@@ -8,30 +8,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import platform
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import machine, peak_rss_mb
 from mlops.case_studies import case_study as case_study_of
-
-
-def machine() -> dict[str, Any]:
-    """The machine a figure was measured on."""
-    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gib": round(pages * page_size / 2**30, 1),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
-
-
-def peak_rss_mb() -> int:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def bench_pipeline(case_study: str, home: Path) -> dict[str, Any]:

@@ -14,21 +14,23 @@ at MLOPS_DASK_ADDRESS, or a LocalCluster of MLOPS_DASK_WORKERS worker processes.
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 
-from benchmarks.pipeline import machine, peak_rss_mb
+from benchmarks.machine import machine, peak_rss_mb
 from features.fraud_schema import CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_FRAUD
 from mlops.case_studies import FRAUD
 from mlops.settings import Settings
 from pipelines.fraud_flow import Periods, Simulation
 from pipelines.task_runners import local_cluster_kwargs
+
+if TYPE_CHECKING:
+    from training.train import TrainingResult
 
 # Larger than any region's transaction count (1.8 M at the default size).
 TRANSACTION_ID_STRIDE = 1_000_000_000
@@ -48,11 +50,6 @@ def simulate_region(region: int, sim: Simulation, seed: int, path: Path) -> int:
     return len(frame)
 
 
-def _worker_peak_rss_mb() -> int:
-    """Peak resident memory of the worker process it runs in (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
 @contextmanager
 def _cluster_client(settings: Settings) -> Iterator[Any]:
     from distributed import Client, LocalCluster
@@ -68,15 +65,12 @@ def _cluster_client(settings: Settings) -> Iterator[Any]:
 def bench_fraud_scaled(
     scale: int, settings: Settings, *, log: Callable[[str], object] = print
 ) -> dict[str, Any]:
-    """Simulate `scale` regions, compute the features and train on the cluster; the figures."""
-    import dask.dataframe as dd
+    """Simulate `scale` regions, compute the features and train on the cluster.
 
-    from features.fraud_windows_dask import fraud_window_features_dask
-    from training import tracking
-    from training.fraud_train_dask import train_fraud_on_cluster
-
+    Gives the figures: seconds per stage, transactions, workers, each worker's peak memory,
+    the registered model's winner and test metrics, the load and the machine.
+    """
     load_at_start = os.getloadavg()
-    sim, split = Simulation(), Periods().split()
     raw_dir = settings.raw_dir / f"bench-scale-{scale}"
     features_dir = settings.features_dir / f"bench-scale-{scale}"
     seconds: dict[str, float] = {}
@@ -85,33 +79,21 @@ def bench_fraud_scaled(
         log(f"cluster: {workers} workers at {client.scheduler.address}")
 
         started = time.perf_counter()
-        regions = [
-            client.submit(simulate_region, k, sim, settings.seed, raw_dir / f"{k:03d}.parquet")
-            for k in range(scale)
-        ]
-        rows = sum(client.gather(regions))
+        rows = _simulate_regions(client, scale, settings.seed, raw_dir)
         seconds["simulate"] = time.perf_counter() - started
         log(f"simulated {rows:,} transactions in {seconds['simulate']:.0f} s")
 
         started = time.perf_counter()
-        transactions = dd.read_parquet(str(raw_dir))
-        # Two entity partitions per region: about 0.9 M rows each.
-        features = fraud_window_features_dask(
-            transactions, npartitions=2 * scale, carried=(TX_FRAUD,)
-        )
-        features.to_parquet(str(features_dir), write_index=False)
+        _write_features(raw_dir, features_dir, scale)
         seconds["features"] = time.perf_counter() - started
         log(f"features written in {seconds['features']:.0f} s")
 
         started = time.perf_counter()
-        tracking.use_experiment(settings, FRAUD.experiment)
-        with mlflow.start_run(run_name=f"bench-scale-{scale}"):
-            result = train_fraud_on_cluster(
-                dd.read_parquet(str(features_dir)), split, settings, client
-            )
+        result = _train_and_register(features_dir, scale, settings, client)
         seconds["train"] = time.perf_counter() - started
         log(f"trained and registered in {seconds['train']:.0f} s")
-        worker_peaks = client.run(_worker_peak_rss_mb)
+        # Run in each worker process: its own peak.
+        worker_peaks = client.run(peak_rss_mb)
     return {
         "benchmark": f"pipeline fraud --scale {scale} (features and training on Dask)",
         "scale": scale,
@@ -129,6 +111,45 @@ def bench_fraud_scaled(
         "load_average_at_start": [round(x, 2) for x in load_at_start],
         "machine": machine(),
     }
+
+
+def _simulate_regions(client: Any, scale: int, seed: int, raw_dir: Path) -> int:
+    """Each region simulated on a worker into raw_dir/NNN.parquet; the transactions in all."""
+    sim = Simulation()
+    regions = [
+        client.submit(simulate_region, k, sim, seed, raw_dir / f"{k:03d}.parquet")
+        for k in range(scale)
+    ]
+    rows: int = sum(client.gather(regions))
+    return rows
+
+
+def _write_features(raw_dir: Path, features_dir: Path, scale: int) -> None:
+    """The window features of every region's transactions, written as parquet on the cluster."""
+    import dask.dataframe as dd
+
+    from features.fraud_windows_dask import fraud_window_features_dask
+
+    transactions = dd.read_parquet(str(raw_dir))
+    # Two entity partitions per region: about 0.9 M rows each.
+    features = fraud_window_features_dask(transactions, npartitions=2 * scale, carried=(TX_FRAUD,))
+    features.to_parquet(str(features_dir), write_index=False)
+
+
+def _train_and_register(
+    features_dir: Path, scale: int, settings: Settings, client: Any
+) -> TrainingResult:
+    """XGBoost with xgboost.dask on the features, tracked and registered like any model."""
+    import dask.dataframe as dd
+
+    from training import tracking
+    from training.fraud_train_dask import train_fraud_on_cluster
+
+    tracking.use_experiment(settings, FRAUD.experiment)
+    with mlflow.start_run(run_name=f"bench-scale-{scale}"):
+        return train_fraud_on_cluster(
+            dd.read_parquet(str(features_dir)), Periods().split(), settings, client
+        )
 
 
 def bench_fraud_scaled_in_process(

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pipeline import machine
+from benchmarks.machine import machine
 from mlops.case_studies import CHURN, FRAUD
 from mlops.names import CHAMPION
 from mlops.settings import Settings
@@ -86,6 +86,7 @@ class Target:
 
 
 def require_wrk() -> str:
+    """The path of `wrk`; raises `BenchmarkError` with how to install it when it is missing."""
     path = shutil.which("wrk")
     if path is None:
         raise BenchmarkError(WRK_INSTALL_HINT)
@@ -93,6 +94,7 @@ def require_wrk() -> str:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -133,6 +135,8 @@ def running(
 
 
 def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Return once `url` answers 200; raises `BenchmarkError` when the server exits first or
+    is not ready within READY_TIMEOUT_S (with the end of its `log`)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -162,6 +166,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def post_json(url: str, body: str) -> Any:
+    """POST the JSON text `body` to `url`; gives the decoded JSON answer."""
     request = urllib.request.Request(
         url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
@@ -318,6 +323,7 @@ def _targets(settings: Settings, feature_names: list[str], ports: dict[str, int]
 
 
 def has_champion(settings: Settings, name: str) -> bool:
+    """True when the registered model `name` has a champion alias."""
     from mlflow import MlflowClient
 
     from mlops.registry import champion_version

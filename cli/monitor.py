@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import CaseStudy, fail, prepare
+from cli.common import CaseStudy, JsonOption, fail, prepare
 
 
 def monitor(
@@ -24,9 +24,7 @@ def monitor(
     act: Annotated[
         bool, typer.Option("--act/--dry-run", help="Act on the decision (alert, retrain).")
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON summary line.")] = (
-        False
-    ),
+    as_json: JsonOption = False,
 ) -> None:
     """Check the champion's recent traffic and labels, decide nothing|alert|retrain, act."""
 

@@ -14,11 +14,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.common import CaseStudy, fail, model_name, prepare
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
 
 
 class QualityBarError(ValueError):
@@ -27,6 +30,8 @@ class QualityBarError(ValueError):
 
 @dataclass(frozen=True)
 class Bound:
+    """One bound of the bar: `metric` at least (`floor`) or at most `limit`."""
+
     metric: str
     limit: float
     floor: bool  # True: the metric must be >= limit; False: <= limit
@@ -44,6 +49,8 @@ class Bound:
 
 @dataclass(frozen=True)
 class Check:
+    """A bound and the model's value of its metric."""
+
     bound: Bound
     value: float
 
@@ -127,38 +134,57 @@ def quality_bar(
 
     settings = prepare()
     try:
-        bounds = [parse_bound(t, floor=True) for t in minimum or []]
-        bounds += [parse_bound(t, floor=False) for t in maximum or []]
-        if not bounds:
-            raise QualityBarError("give at least one --min or --max bound")
-        if version is not None and alias is not None:
-            raise QualityBarError("give --version or --alias, not both")
+        bounds = _bounds(minimum, maximum, version, alias)
     except QualityBarError as error:
         fail(str(error))
+    name = model_name(settings, model)
+    try:
+        checked_version, checks = _check_registered(settings, name, bounds, version, alias)
+    except (LookupError, QualityBarError) as error:
+        fail(str(error))
+    _report(name, checked_version, checks, as_json)
 
+
+def _bounds(
+    minimum: list[str] | None, maximum: list[str] | None, version: str | None, alias: str | None
+) -> list[Bound]:
+    """The bounds of the command line; raises `QualityBarError` when they cannot be checked."""
+    bounds = [parse_bound(t, floor=True) for t in minimum or []]
+    bounds += [parse_bound(t, floor=False) for t in maximum or []]
+    if not bounds:
+        raise QualityBarError("give at least one --min or --max bound")
+    if version is not None and alias is not None:
+        raise QualityBarError("give --version or --alias, not both")
+    return bounds
+
+
+def _check_registered(
+    settings: Settings, name: str, bounds: list[Bound], version: str | None, alias: str | None
+) -> tuple[str, list[Check]]:
+    """(the version checked, one check per bound) for the version or alias given, else the
+    latest version. Raises `LookupError` when there is no such model or version."""
     from mlflow import MlflowClient
 
     from mlops.model_bundle import download_bundle
 
-    name = model_name(settings, model)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    try:
-        if alias is None and version is None:
-            version = latest_version(client, name)
-        bundle = download_bundle(
-            settings.tracking_uri, name, settings.models_dir, alias=alias, version=version
-        )
-        checks = check_bounds(bundle.meta.test_metrics, bounds)
-    except (LookupError, QualityBarError) as error:
-        fail(str(error))
+    if alias is None and version is None:
+        version = latest_version(client, name)
+    bundle = download_bundle(
+        settings.tracking_uri, name, settings.models_dir, alias=alias, version=version
+    )
+    return bundle.version, check_bounds(bundle.meta.test_metrics, bounds)
 
+
+def _report(name: str, version: str, checks: list[Check], as_json: bool) -> None:
+    """One line per check, the JSON line if asked; exit 1 when a bound is missed."""
     passed = all(check.passed for check in checks)
     for check in checks:
-        typer.echo(f"{name} v{bundle.version}  {check.describe()}")
+        typer.echo(f"{name} v{version}  {check.describe()}")
     if as_json:
         summary = {
             "model": name,
-            "version": bundle.version,
+            "version": version,
             "passed": passed,
             "checks": [check.to_dict() for check in checks],
         }
@@ -166,7 +192,7 @@ def quality_bar(
     if not passed:
         failed = ", ".join(c.bound.metric for c in checks if not c.passed)
         typer.secho(
-            f"quality bar missed: {name} v{bundle.version} misses its bound on {failed}",
+            f"quality bar missed: {name} v{version} misses its bound on {failed}",
             fg="red",
             err=True,
         )

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import CaseStudy, fail, prepare
+from cli.common import CaseStudy, JsonOption, fail, prepare
+
+if TYPE_CHECKING:
+    from stack.traffic import TrafficResult
 
 simulate_app = typer.Typer(
     help="Simulated traffic against the running API, and the delivery of its labels.",
     no_args_is_help=True,
 )
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="End with one JSON summary line.")]
 
 
 @simulate_app.command("traffic")
@@ -79,6 +79,12 @@ def traffic(
         )
     except TrafficError as error:
         fail(str(error))
+    _report_traffic(result, base, as_json)
+
+
+def _report_traffic(result: TrafficResult, base: str, as_json: bool) -> None:
+    """What was sent and filed, the notes, the JSON line if asked; exit 1 when nothing
+    succeeded."""
     statuses = ", ".join(f"{status}: {n}" for status, n in result.statuses.items())
     typer.echo(
         f"sent {result.planned} {result.model} requests ({result.scenario}) to {base} "

@@ -32,7 +32,8 @@ def stack_up(
     ] = True,
 ) -> None:
     """Start PostgreSQL and Redis if needed, then MLflow, Prefect, the worker, API, Evidently UI."""
-    from stack.native import StackError, up
+    from stack.native import up
+    from stack.processes import StackError
 
     settings = prepare()
     try:
@@ -103,7 +104,7 @@ def stack_bootstrap(
     from mlflow import MlflowClient
 
     from mlops.registry import champion_version
-    from stack.native import _executable
+    from stack.processes import executable
     from stack.services import BOOTSTRAP_STEPS
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
@@ -114,7 +115,7 @@ def stack_bootstrap(
             typer.echo(f"{model}: {name}@champion is v{version}, not training again")
             continue
         typer.echo(f"{model}: {' '.join(argv)}")
-        result = subprocess.run([_executable(argv[0]), *argv[1:]], check=False)
+        result = subprocess.run([executable(argv[0]), *argv[1:]], check=False)
         if result.returncode:
             typer.secho(f"error: {model} bootstrap failed", fg="red", err=True)
             raise typer.Exit(result.returncode)

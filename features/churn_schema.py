@@ -7,12 +7,13 @@ unusable (missing columns, no rows) raise `UnusableSource` naming the file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.quarantine import RowChecks, UnusableSource, ValidationResult
+from features.quarantine import RowChecks, ValidationResult, check_usable
 
 ID_COLUMN = "customerID"
 LABEL_COLUMN = "Churn"
@@ -91,44 +92,73 @@ def validate_churn_frame(
     A row fails on its first problem: `quarantine_reason` names the column and the rule,
     `quarantine_value` holds the offending value where there is one.
     """
-    required = [c for c in RAW_COLUMNS if require_label or c != LABEL_COLUMN]
-    missing = [c for c in required if c not in raw.columns]
-    if missing:
-        raise UnusableSource(source, f"missing column(s) {', '.join(missing)}")
-    if raw.empty:
-        raise UnusableSource(source, "no data rows")
-
+    check_usable(raw, source, [c for c in RAW_COLUMNS if require_label or c != LABEL_COLUMN])
     frame = raw.copy()
     text = {c: frame[c].astype("string").str.strip() for c in frame.columns if c in RAW_COLUMNS}
+    values = _parse(frame, text)
     checks = RowChecks(text, frame.index)
-    flag = checks.flag
+    _flag_broken_rows(checks, text, values)
+    quarantined = checks.quarantine(raw)
+    valid = _typed_valid_rows(frame, text, values, ~checks.failed)
+    return ValidationResult(valid=valid, quarantined=quarantined)
 
+
+@dataclass(frozen=True)
+class _ParsedValues:
+    """The columns that are not text, parsed; NaN (NaT) where a value does not parse."""
+
+    senior: pd.Series
+    tenure: pd.Series
+    monthly: pd.Series
+    total: pd.Series  # NaN where blank, as the public file leaves first-month customers
+    blank_total: pd.Series
+    observed_at: pd.Series | None  # event_timestamp, when the frame has it
+
+
+def _parse(frame: pd.DataFrame, text: dict[str, pd.Series]) -> _ParsedValues:
+    """SeniorCitizen, tenure and the charges as numbers, event_timestamp as a time."""
+    total_text = text["TotalCharges"].fillna("")
+    blank_total = total_text == ""
+    observed_at = None
+    if TIMESTAMP_COLUMN in frame.columns:
+        observed_at = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
+    return _ParsedValues(
+        senior=pd.to_numeric(text["SeniorCitizen"], errors="coerce"),
+        tenure=pd.to_numeric(text["tenure"], errors="coerce"),
+        monthly=pd.to_numeric(text["MonthlyCharges"], errors="coerce"),
+        total=pd.to_numeric(total_text.where(~blank_total), errors="coerce"),
+        blank_total=blank_total,
+        observed_at=observed_at,
+    )
+
+
+def _flag_broken_rows(checks: RowChecks, text: dict[str, pd.Series], values: _ParsedValues) -> None:
+    """The contract's row rules, in the order a row is checked (it keeps the first it
+    breaks). A flat list of rules: long, and meant to be read top to bottom."""
+    flag = checks.flag
     ids = text[ID_COLUMN]
     flag(ids.isna() | (ids == ""), "customerID: empty")
     # A customer may be observed many times; the same observation twice is an error.
-    if TIMESTAMP_COLUMN in frame.columns:
-        at = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
-        observation = pd.DataFrame({"id": ids, "at": at})
+    if values.observed_at is not None:
+        observation = pd.DataFrame({"id": ids, "at": values.observed_at})
         repeated = observation.duplicated(keep="first")
     else:
         repeated = ids.duplicated(keep="first")
     flag(repeated, "customerID: duplicate observation", ID_COLUMN)
 
     for column, allowed in CATEGORIES.items():
-        values = text[column]
-        flag(~values.isin(allowed), f"{column}: not one of {list(allowed)}", column)
+        flag(~text[column].isin(allowed), f"{column}: not one of {list(allowed)}", column)
 
-    senior = pd.to_numeric(text["SeniorCitizen"], errors="coerce")
-    flag(~senior.isin([0, 1]), "SeniorCitizen: not 0 or 1", "SeniorCitizen")
+    flag(~values.senior.isin([0, 1]), "SeniorCitizen: not 0 or 1", "SeniorCitizen")
 
-    tenure = pd.to_numeric(text["tenure"], errors="coerce")
+    tenure = values.tenure
     flag(
         tenure.isna() | (tenure % 1 != 0) | (tenure < 0) | (tenure > MAX_TENURE_MONTHS),
         f"tenure: not a whole number of months in [0, {MAX_TENURE_MONTHS}]",
         "tenure",
     )
 
-    monthly = pd.to_numeric(text["MonthlyCharges"], errors="coerce")
+    monthly = values.monthly
     low, high = MONTHLY_CHARGES_RANGE
     flag(
         monthly.isna() | (monthly <= low) | (monthly > high),
@@ -137,9 +167,7 @@ def validate_churn_frame(
     )
 
     # The public file leaves TotalCharges blank for customers in their first month.
-    total_text = text["TotalCharges"].fillna("")
-    blank_total = total_text == ""
-    total = pd.to_numeric(total_text.where(~blank_total), errors="coerce")
+    total, blank_total = values.total, values.blank_total
     flag(~blank_total & total.isna(), "TotalCharges: not a number", "TotalCharges")
     flag(blank_total & (tenure != 0), "TotalCharges: blank for a customer with tenure > 0")
     # A blank total has no value to compare; without fillna(False) the missing comparison
@@ -157,26 +185,28 @@ def validate_churn_frame(
             column,
         )
 
-    if LABEL_COLUMN in frame.columns:
+    if LABEL_COLUMN in text:
         flag(~text[LABEL_COLUMN].isin(YES_NO), "Churn: not Yes or No", LABEL_COLUMN)
 
-    if TIMESTAMP_COLUMN in frame.columns:
-        stamps = pd.to_datetime(frame[TIMESTAMP_COLUMN], errors="coerce", utc=True)
-        flag(stamps.isna(), "event_timestamp: not a timestamp")
+    if values.observed_at is not None:
+        flag(values.observed_at.isna(), "event_timestamp: not a timestamp")
 
-    quarantined = checks.quarantine(raw)
 
-    good = ~checks.failed
+def _typed_valid_rows(
+    frame: pd.DataFrame, text: dict[str, pd.Series], values: _ParsedValues, good: pd.Series
+) -> pd.DataFrame:
+    """The rows that broke no rule, each column in its type, in the file's order."""
     valid = pd.DataFrame(index=frame.index[good])
     for column in RAW_COLUMNS:
         if column in ("SeniorCitizen", "tenure"):
-            valid[column] = (senior if column == "SeniorCitizen" else tenure)[good].astype(np.int64)
+            parsed = values.senior if column == "SeniorCitizen" else values.tenure
+            valid[column] = parsed[good].astype(np.int64)
         elif column == "MonthlyCharges":
-            valid[column] = monthly[good].astype(np.float64)
+            valid[column] = values.monthly[good].astype(np.float64)
         elif column == "TotalCharges":
-            valid[column] = total[good].astype(np.float64)  # NaN where blank (new customers)
+            valid[column] = values.total[good].astype(np.float64)  # NaN where blank (new customers)
         elif column in text:
             valid[column] = text[column][good].astype(object)
     if TIMESTAMP_COLUMN in frame.columns:
         valid[TIMESTAMP_COLUMN] = pd.to_datetime(frame.loc[good, TIMESTAMP_COLUMN], utc=True)
-    return ValidationResult(valid=valid.reset_index(drop=True), quarantined=quarantined)
+    return valid.reset_index(drop=True)

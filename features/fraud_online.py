@@ -51,7 +51,7 @@ from features.fraud_windows import (
     NS_PER_DAY,
     NS_PER_SECOND,
     SECONDS_SINCE_PREV_CAP,
-    _epoch_ns,
+    epoch_ns_values,
     fraud_feature_names,
 )
 
@@ -317,7 +317,7 @@ def _states(
 
     `columns` maps each state column to its transactions column (None: the time in ns).
     """
-    times = _epoch_ns(transactions[TX_DATETIME])
+    times = epoch_ns_values(transactions[TX_DATETIME])
     end = epoch_ns(as_of)
     keep = np.flatnonzero((times >= end - retention_ns) & (times < end))
     entities = transactions[entity_column].to_numpy(dtype=np.int64)[keep]

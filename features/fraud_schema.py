@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.quarantine import RowChecks, UnusableSource, ValidationResult
+from features.quarantine import RowChecks, ValidationResult, check_usable
 
 TRANSACTION_ID = "TRANSACTION_ID"
 TX_DATETIME = "TX_DATETIME"
@@ -87,19 +87,22 @@ def validate_fraud_frame(
     without an offset is UTC). Its rows are sorted by TX_DATETIME, then TRANSACTION_ID, so
     time-based splits and rolling windows can rely on the order whatever the file's order.
     """
-    required = [c for c in RAW_COLUMNS if require_label or c not in LABEL_COLUMNS]
-    missing = [c for c in required if c not in raw.columns]
-    if missing:
-        raise UnusableSource(source, f"missing column(s) {', '.join(missing)}")
-    if raw.empty:
-        raise UnusableSource(source, "no data rows")
-
+    check_usable(raw, source, [c for c in RAW_COLUMNS if require_label or c not in LABEL_COLUMNS])
     present = [c for c in RAW_COLUMNS if c in raw.columns]
     text = {c: raw[c].astype("string[pyarrow]").str.strip() for c in present}
-    checks = RowChecks(text, raw.index)
-    flag = checks.flag
-
     numbers = {c: _numbers(text[c]) for c in present if c != TX_DATETIME}
+    stamps = pd.to_datetime(text[TX_DATETIME], errors="coerce", utc=True, format="ISO8601")
+    checks = RowChecks(text, raw.index)
+    _flag_broken_rows(checks, numbers, stamps)
+    quarantined = checks.quarantine(raw)
+    valid = _typed_valid_rows(raw.index, ~checks.failed, present, numbers, stamps)
+    return ValidationResult(valid=valid, quarantined=quarantined)
+
+
+def _flag_broken_rows(checks: RowChecks, numbers: dict[str, pd.Series], stamps: pd.Series) -> None:
+    """The contract's row rules, in the order a row is checked (it keeps the first it
+    breaks). A flat list of rules: long, and meant to be read top to bottom."""
+    flag = checks.flag
     for column in (c for c in INTEGER_COLUMNS if c in numbers and c not in LABEL_COLUMNS):
         value = numbers[column]
         flag(
@@ -110,7 +113,6 @@ def validate_fraud_frame(
     ids = numbers[TRANSACTION_ID]
     flag(ids.duplicated(keep="first") & ids.notna(), "TRANSACTION_ID: duplicate", TRANSACTION_ID)
 
-    stamps = pd.to_datetime(text[TX_DATETIME], errors="coerce", utc=True, format="ISO8601")
     flag(stamps.isna(), "TX_DATETIME: not a timestamp", TX_DATETIME)
 
     amount = numbers[TX_AMOUNT]
@@ -144,22 +146,27 @@ def validate_fraud_frame(
                 TX_FRAUD_SCENARIO,
             )
 
-    quarantined = checks.quarantine(raw)
 
-    good = ~checks.failed
-    valid = pd.DataFrame(index=raw.index[good])
+def _typed_valid_rows(
+    index: pd.Index,
+    good: pd.Series,
+    present: list[str],
+    numbers: dict[str, pd.Series],
+    stamps: pd.Series,
+) -> pd.DataFrame:
+    """The rows that broke no rule, each column in its type, sorted by time then id."""
+    valid = pd.DataFrame(index=index[good])
     for column in present:
         if column == TX_DATETIME:
             valid[column] = stamps[good].astype("datetime64[ns, UTC]")
         elif column == TX_AMOUNT:
-            valid[column] = amount[good].round(2).astype(np.float64)
+            valid[column] = numbers[TX_AMOUNT][good].round(2).astype(np.float64)
         else:
             valid[column] = numbers[column][good].astype(np.int64)
     order = np.lexsort(
         (valid[TRANSACTION_ID].to_numpy(), valid[TX_DATETIME].to_numpy(dtype="datetime64[ns]"))
     )
-    valid = valid.take(order).reset_index(drop=True)
-    return ValidationResult(valid=valid, quarantined=quarantined)
+    return valid.take(order).reset_index(drop=True)
 
 
 def _numbers(text: pd.Series) -> pd.Series:

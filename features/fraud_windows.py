@@ -171,8 +171,9 @@ class _Timeline:
         return out
 
 
-def _epoch_ns(stamps: pd.Series) -> npt.NDArray[np.int64]:
-    """Nanoseconds since the epoch; naive timestamps are refused (night/weekend need UTC)."""
+def epoch_ns_values(stamps: pd.Series) -> npt.NDArray[np.int64]:
+    """Nanoseconds since the epoch of each timestamp; naive ones raise `ValueError` (night and
+    weekend features need UTC)."""
     if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
         raise ValueError(f"{TX_DATETIME} must be timezone-aware (UTC), got {stamps.dtype}")
     return pd.DatetimeIndex(stamps).tz_convert("UTC").as_unit("ns").asi8
@@ -182,7 +183,7 @@ def _times_and_ids(
     transactions: pd.DataFrame,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     return (
-        _epoch_ns(transactions[TX_DATETIME]),
+        epoch_ns_values(transactions[TX_DATETIME]),
         transactions[TRANSACTION_ID].to_numpy(dtype=np.int64),
     )
 
@@ -296,7 +297,7 @@ def _check_input(
         raise ValueError(f"label_delay_days must be >= 0, got {label_delay_days}")
     if not windows or any(w <= 0 for w in windows) or len(set(windows)) != len(windows):
         raise ValueError(f"windows must be distinct positive day counts, got {windows}")
-    _epoch_ns(transactions[TX_DATETIME])
+    epoch_ns_values(transactions[TX_DATETIME])
 
 
 def fraud_window_features(

@@ -27,6 +27,16 @@ class UnusableSource(ValueError):
         self.problem = problem
 
 
+def check_usable(raw: pd.DataFrame, source: Path | str, required: list[str]) -> None:
+    """Raise `UnusableSource` naming `source` when `raw` lacks a required column or has no
+    rows: problems no row-by-row quarantine can hold."""
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise UnusableSource(source, f"missing column(s) {', '.join(missing)}")
+    if raw.empty:
+        raise UnusableSource(source, "no data rows")
+
+
 @dataclass(frozen=True)
 class ValidationResult:
     """Typed valid rows, quarantined raw rows with a reason, and their counts."""

@@ -33,6 +33,7 @@ ENTITY_TIMESTAMP = "event_timestamp"
 
 
 def repo_config(settings: Settings) -> RepoConfig:
+    """Feast's configuration for these settings: the online store and registry they name."""
     return RepoConfig(repo_path=settings.features_dir, **_config_fields(settings))
 
 
@@ -81,6 +82,7 @@ def _with_timeouts(settings: Settings) -> str:
 
 
 def feature_store(settings: Settings) -> FeatureStore:
+    """The Feast store of these settings; on Redis, its client fails fast instead of retrying."""
     store = FeatureStore(config=repo_config(settings))
     if settings.online_store == "redis":
         _fail_without_retries(store)

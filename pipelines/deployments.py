@@ -20,6 +20,8 @@ from mlops.case_studies import CASE_STUDIES
 
 @dataclass(frozen=True)
 class DeploymentSpec:
+    """One Prefect deployment: the flow it runs, its parameters and its schedule if any."""
+
     name: str
     flow: str  # "module:attribute" of a Prefect flow
     description: str

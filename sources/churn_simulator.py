@@ -6,7 +6,8 @@ the monitoring stage to find. `simulate_customers` draws customers whose columns
 each other the way they do in the public data (contract follows tenure, charges follow the
 services, payment method follows the contract) and labels them from a logistic model of the
 drivers known from that data, with enough label noise that a linear model scores about as
-well as it does on the real file (ROC-AUC ~0.85), not perfectly.
+well as it does on the real file (ROC-AUC ~0.85), not perfectly. That customer model is
+`sources.churn_customers`; this module makes its random draws and writes what it gives.
 
 Every value is a string spelled as the public CSV spells it ("0"/"1", "56.95", "1889.5",
 a single blank " " for the TotalCharges of a customer in their first month), so simulated
@@ -24,7 +25,6 @@ timestamps) and differ only where the scenario acts, and what follows from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,19 +41,16 @@ from features.churn_schema import (
     RAW_COLUMNS,
     TIMESTAMP_COLUMN,
 )
+from sources.churn_customers import (
+    BASE_PRICE_SENSITIVITY,
+    ChurnScenario,
+    Customers,
+    churn_probability,
+    draw_customers,
+)
 
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 SIMULATED_COLUMNS: tuple[str, ...] = (*RAW_COLUMNS, TIMESTAMP_COLUMN)
-
-# The public data covers six years of contracts: tenure runs 0..72 months.
-LONGEST_TENURE = 72
-# "New customers" for the contract_mix drift: the first two years, when contracts are chosen.
-NEW_CUSTOMER_MONTHS = 24
-# The public price range. Churn risk grows with the bill above the cheapest plan, so a
-# higher price sensitivity raises everyone's risk (most for the biggest bills).
-CHEAPEST_MONTHLY_CHARGE = 18.25
-DEAREST_MONTHLY_CHARGE = 118.75
-BASE_PRICE_SENSITIVITY = 0.25
 
 CONTRACTS = CATEGORIES["Contract"]  # Month-to-month, One year, Two year
 INTERNET_TYPES = CATEGORIES["InternetService"]  # DSL, Fiber optic, No
@@ -82,24 +79,6 @@ _UNIFORM_DRAWS = (
     "snapshot_offset",
 )
 _NORMAL_DRAWS = ("engagement", "price_noise", "total_noise", "unobserved_churn_risk")
-
-
-@dataclass(frozen=True)
-class ChurnScenario:
-    """One named way the customer base differs from the baseline; the defaults mean no drift."""
-
-    name: str
-    description: str
-    # Multiplies every monthly bill (and so the billed history in TotalCharges).
-    monthly_charges_factor: float = 1.0
-    # Churn log-odds per 30 currency units of monthly bill above CHEAPEST_MONTHLY_CHARGE.
-    price_sensitivity: float = BASE_PRICE_SENSITIVITY
-    # Added to the log-odds of a month-to-month contract for customers in their first
-    # NEW_CUSTOMER_MONTHS months.
-    new_customer_month_to_month_log_odds: float = 0.0
-    # Share of the customers who would have chosen DSL that are on fiber instead.
-    dsl_to_fiber_share: float = 0.0
-
 
 SCENARIOS: dict[str, ChurnScenario] = {
     scenario.name: scenario
@@ -152,118 +131,42 @@ def simulate_customers(
     uniform = {name: rng.random(n_customers) for name in _UNIFORM_DRAWS}
     normal = {name: rng.standard_normal(n_customers) for name in _NORMAL_DRAWS}
 
-    senior = uniform["senior"] < 0.162
-    partner = uniform["partner"] < 0.483
-    # Dependents mostly come with a partner (51% vs 10% in the public data).
-    dependents = uniform["dependents"] < np.where(partner, 0.51, 0.10)
-    tenure = _tenure(uniform, partner)
-    tenure_share = tenure / LONGEST_TENURE
-
-    # Seniors are mostly on fiber and rarely without internet.
-    internet_probs = np.where(senior[:, None], [0.24, 0.70, 0.06], [0.36, 0.39, 0.25])
-    internet = _draw_category(internet_probs, uniform["internet"])
-    dsl_moved = (internet == 0) & (uniform["fiber_push"] < drift.dsl_to_fiber_share)
-    internet = np.where(dsl_moved, 1, internet)
-    has_internet = internet != 2
-    fiber = internet == 1
-    dsl = internet == 0
-
-    # Everyone without internet has a phone; DSL is the only data-only product.
-    phone = ~dsl | (uniform["phone"] < 0.71)
-    multiple_lines = phone & (
-        uniform["multiple_lines"]
-        < _sigmoid(-1.15 + 1.8 * tenure_share + 0.9 * fiber - 0.8 * ~has_internet)
+    customers = draw_customers(uniform, normal, drift)
+    churned = uniform["churn"] < churn_probability(customers, normal, drift)
+    columns = _public_columns(customers, customer_ids, churned)
+    columns[TIMESTAMP_COLUMN] = _snapshot_times(
+        uniform["snapshot_cycle"], uniform["snapshot_offset"], start, months
     )
-
-    contract = _contract(uniform["contract"], tenure, fiber, has_internet, drift)
-    month_to_month, two_year = contract == 0, contract == 2
-
-    # A shared engagement trait makes add-ons come together, as they do in the real data.
-    engagement = normal["engagement"]
-    addon_log_odds = {
-        "OnlineSecurity": -1.1 + 1.4 * tenure_share - 0.9 * fiber + 0.6 * two_year,
-        "OnlineBackup": -0.8 + 1.6 * tenure_share - 0.3 * fiber,
-        "DeviceProtection": -0.9 + 1.7 * tenure_share - 0.1 * fiber,
-        "TechSupport": -1.1 + 1.4 * tenure_share - 0.9 * fiber + 0.7 * two_year,
-        "StreamingTV": -1.1 + 1.1 * tenure_share + 0.9 * fiber,
-        "StreamingMovies": -1.1 + 1.1 * tenure_share + 0.9 * fiber,
-    }
-    addons = {
-        column: has_internet & (uniform[column] < _sigmoid(log_odds + 0.9 * engagement))
-        for column, log_odds in addon_log_odds.items()
-    }
-
-    paperless = uniform["paperless"] < _sigmoid(
-        0.05 + 0.5 * month_to_month + 0.6 * fiber - 1.0 * ~has_internet + 0.3 * senior
-    )
-    # Electronic check is the month-to-month habit; term contracts pay automatically.
-    payment_probs = np.array(
-        [
-            [0.49, 0.22, 0.15, 0.14],  # Month-to-month
-            [0.18, 0.23, 0.29, 0.30],  # One year
-            [0.08, 0.24, 0.34, 0.34],  # Two year
-        ]
-    )[contract]
-    payment = _draw_category(payment_probs, uniform["payment"])
-    electronic_check = payment == 0
-
-    monthly_charges = _monthly_charges(
-        phone, multiple_lines, dsl, fiber, addons, normal["price_noise"]
-    )
-    monthly_charges = _round_to_nickel(monthly_charges * drift.monthly_charges_factor)
-    # Billed history: tenure bills of about today's amount (prices and services moved a bit).
-    total_charges = _round_to_nickel(
-        tenure * monthly_charges * np.clip(1 + 0.05 * normal["total_noise"], 0.85, 1.15)
-    )
-
-    churn_log_odds = (
-        -0.29
-        - 0.9 * (contract == 1)
-        - 2.2 * two_year
-        - 0.5 * np.log1p(tenure)
-        + 0.8 * fiber
-        - 0.7 * ~has_internet
-        + 0.45 * electronic_check
-        + 0.3 * paperless
-        + 0.3 * senior
-        - 0.45 * addons["OnlineSecurity"]
-        - 0.45 * addons["TechSupport"]
-        + 0.15 * addons["StreamingTV"]
-        + 0.15 * addons["StreamingMovies"]
-        + 0.15 * multiple_lines
-        - 0.2 * dependents
-        + drift.price_sensitivity * (monthly_charges - CHEAPEST_MONTHLY_CHARGE) / 30
-        # What no column records (service quality, competitors' offers): label noise.
-        + 0.35 * normal["unobserved_churn_risk"]
-    )
-    churned = uniform["churn"] < _sigmoid(churn_log_odds)
-
-    columns: dict[str, np.ndarray] = {
-        ID_COLUMN: customer_ids,
-        "gender": np.where(uniform["gender"] < 0.505, "Male", "Female"),
-        "SeniorCitizen": np.where(senior, "1", "0"),
-        "Partner": _yes_no(partner),
-        "Dependents": _yes_no(dependents),
-        "tenure": tenure.astype(str),
-        "PhoneService": _yes_no(phone),
-        "MultipleLines": np.where(phone, _yes_no(multiple_lines), NO_PHONE),
-        "InternetService": np.asarray(INTERNET_TYPES)[internet],
-        **{
-            column: np.where(has_internet, _yes_no(taken), NO_INTERNET)
-            for column, taken in addons.items()
-        },
-        "Contract": np.asarray(CONTRACTS)[contract],
-        "PaperlessBilling": _yes_no(paperless),
-        "PaymentMethod": np.asarray(PAYMENT_METHODS)[payment],
-        "MonthlyCharges": _money_text(monthly_charges),
-        # The public file writes a single blank for customers not yet billed.
-        "TotalCharges": np.where(tenure == 0, " ", _money_text(total_charges)),
-        LABEL_COLUMN: _yes_no(churned),
-        TIMESTAMP_COLUMN: _snapshot_times(
-            uniform["snapshot_cycle"], uniform["snapshot_offset"], start, months
-        ),
-    }
     return pd.DataFrame({name: columns[name].astype(object) for name in SIMULATED_COLUMNS})
+
+
+def _public_columns(
+    customers: Customers, customer_ids: np.ndarray, churned: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The public file's columns, spelled as it spells them."""
+    c = customers
+    return {
+        ID_COLUMN: customer_ids,
+        "gender": np.where(c.male, "Male", "Female"),
+        "SeniorCitizen": np.where(c.senior, "1", "0"),
+        "Partner": _yes_no(c.partner),
+        "Dependents": _yes_no(c.dependents),
+        "tenure": c.tenure.astype(str),
+        "PhoneService": _yes_no(c.phone),
+        "MultipleLines": np.where(c.phone, _yes_no(c.multiple_lines), NO_PHONE),
+        "InternetService": np.asarray(INTERNET_TYPES)[c.internet],
+        **{
+            column: np.where(c.has_internet, _yes_no(taken), NO_INTERNET)
+            for column, taken in c.addons.items()
+        },
+        "Contract": np.asarray(CONTRACTS)[c.contract],
+        "PaperlessBilling": _yes_no(c.paperless),
+        "PaymentMethod": np.asarray(PAYMENT_METHODS)[c.payment],
+        "MonthlyCharges": _money_text(c.monthly_charges),
+        # The public file writes a single blank for customers not yet billed.
+        "TotalCharges": np.where(c.tenure == 0, " ", _money_text(c.total_charges)),
+        LABEL_COLUMN: _yes_no(churned),
+    }
 
 
 def write_customers(frame: pd.DataFrame, path: Path) -> Path:
@@ -296,80 +199,6 @@ def _customer_ids(rng: np.random.Generator, n_customers: int) -> np.ndarray:
     return digits + "-" + letters.view("S5").ravel().astype(str)
 
 
-def _tenure(uniform: dict[str, np.ndarray], partner: np.ndarray) -> np.ndarray:
-    """Months with the company, 0..72, in the public data's bimodal shape.
-
-    A mixture: recent sign-ups piled up at one month, a long flat middle, and loyal
-    customers piled up at the six-year cap. Customers with a partner stay longer.
-    """
-    new_weight = np.where(partner, 0.19, 0.35)
-    loyal_weight = np.where(partner, 0.15, 0.05)
-    component = uniform["tenure_component"]
-    value = uniform["tenure_value"]
-    # Log-uniform over the first two years: a spike at one month, thinning out by month 24.
-    recent = np.floor(np.exp(value * np.log(25)))
-    middle = 1 + np.floor(value * LONGEST_TENURE)
-    loyal = LONGEST_TENURE - np.floor(-2.0 * np.log1p(-value))
-    tenure = np.where(
-        component < new_weight,
-        recent,
-        np.where(component < new_weight + loyal_weight, loyal, middle),
-    )
-    tenure = np.clip(tenure, 1, LONGEST_TENURE).astype(np.int64)
-    # A few customers joined during the current cycle and have not been billed yet.
-    return np.where(uniform["just_joined"] < 0.004, 0, tenure)
-
-
-def _contract(
-    u: np.ndarray,
-    tenure: np.ndarray,
-    fiber: np.ndarray,
-    has_internet: np.ndarray,
-    drift: ChurnScenario,
-) -> np.ndarray:
-    """0 month-to-month, 1 one year, 2 two year: long-standing customers hold term contracts."""
-    tenure_share = tenure / LONGEST_TENURE
-    month_to_month = (
-        0.4 * fiber
-        - 0.7 * ~has_internet
-        + drift.new_customer_month_to_month_log_odds * (tenure <= NEW_CUSTOMER_MONTHS)
-    )
-    one_year = -2.3 + 3.3 * tenure_share
-    two_year = -3.0 + 4.8 * tenure_share
-    log_odds = np.stack([month_to_month, one_year, two_year], axis=1)
-    probs = np.exp(log_odds - log_odds.max(axis=1, keepdims=True))
-    return _draw_category(probs / probs.sum(axis=1, keepdims=True), u)
-
-
-def _monthly_charges(
-    phone: np.ndarray,
-    multiple_lines: np.ndarray,
-    dsl: np.ndarray,
-    fiber: np.ndarray,
-    addons: dict[str, np.ndarray],
-    noise: np.ndarray,
-) -> np.ndarray:
-    """The bill, built from the services as in the public price list, to the nickel.
-
-    Phone only ~20, DSL with phone ~45, fiber with phone ~70; each protection add-on ~5,
-    each streaming service ~10; the public range is 18.25..118.75.
-    """
-    bill = (
-        20.0 * phone
-        + 5.0 * multiple_lines
-        + 25.0 * dsl
-        + 50.0 * fiber
-        + 5.0 * addons["OnlineSecurity"]
-        + 5.0 * addons["OnlineBackup"]
-        + 5.0 * addons["DeviceProtection"]
-        + 5.0 * addons["TechSupport"]
-        + 10.0 * addons["StreamingTV"]
-        + 10.0 * addons["StreamingMovies"]
-        + np.clip(1.2 * noise, -2.5, 4.0)
-    )
-    return _round_to_nickel(np.clip(bill, CHEAPEST_MONTHLY_CHARGE, DEAREST_MONTHLY_CHARGE))
-
-
 def _snapshot_times(
     cycle_draw: np.ndarray, offset_draw: np.ndarray, start: datetime | None, months: int
 ) -> np.ndarray:
@@ -384,21 +213,6 @@ def _snapshot_times(
     cycle_seconds = (cycle_starts[cycle + 1] - cycle_starts[cycle]).astype(np.int64)
     offset = np.floor(offset_draw * cycle_seconds).astype("timedelta64[s]")
     return np.datetime_as_string(cycle_starts[cycle] + offset, unit="s") + "Z"
-
-
-def _draw_category(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Index of the category each row's uniform draw falls into (inverse CDF per row)."""
-    upper = np.cumsum(probs, axis=1)
-    return np.minimum((u[:, None] >= upper).sum(axis=1), probs.shape[1] - 1)
-
-
-def _sigmoid(log_odds: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-log_odds))
-
-
-def _round_to_nickel(amount: np.ndarray) -> np.ndarray:
-    # Public charges are multiples of 0.05.
-    return np.round(amount * 20) / 20
 
 
 def _money_text(amount: np.ndarray) -> np.ndarray:

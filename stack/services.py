@@ -50,11 +50,13 @@ class Service:
     description: str = ""
 
     def health_url(self, host: str = "127.0.0.1") -> str | None:
+        """Where the service answers 2xx once ready, from `host`; None without port or path."""
         if self.port is None or self.health_path is None:
             return None
         return f"http://{host}:{self.port}{self.health_path}"
 
     def url(self, host: str = "127.0.0.1") -> str | None:
+        """The service's base URL from `host`; None when it has no port."""
         return None if self.port is None else f"http://{host}:{self.port}"
 
 
@@ -102,6 +104,7 @@ class Topology:
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
+        """The SQLAlchemy URL of one of DATABASES (with the prefix), through `driver`."""
         scheme, rest = self.postgres_url.split("://", 1)
         return f"{scheme.split('+')[0]}+{driver}://{rest}/{self.database_prefix}{database}"
 
@@ -119,6 +122,7 @@ class Topology:
 
 
 def ports_of(settings: Settings) -> dict[str, int]:
+    """Service name -> the port the settings give it."""
     return {
         "mlflow": settings.stack_mlflow_port,
         "prefect-server": settings.stack_prefect_port,
@@ -175,7 +179,11 @@ def client_environment(topology: Topology) -> dict[str, str]:
 
 
 def services(topology: Topology) -> list[Service]:
-    """The stack's project services, in the order they start."""
+    """The stack's project services, in the order they start.
+
+    A declarative table, one `Service` a service and no logic: long because each argv is
+    written one word a line, as in docker-compose.yml.
+    """
     bind, ports, home = topology.bind_host, topology.ports, topology.home
     platform = platform_environment(topology)
     prefect_client = prefect_client_environment(topology)
@@ -331,4 +339,5 @@ def services(topology: Topology) -> list[Service]:
 
 
 def service_table(topology: Topology) -> dict[str, Service]:
+    """The services by name."""
     return {service.name: service for service in services(topology)}

@@ -44,7 +44,7 @@ from features.fraud_schema import (
     TX_DATETIME,
     TX_FRAUD,
 )
-from mlops.case_studies import CHURN, FRAUD, case_study
+from mlops.case_studies import CHURN, FRAUD, CaseStudy, case_study
 from mlops.settings import Settings
 from monitoring import labels as label_feed
 from serving.schemas import ChurnCustomer
@@ -74,6 +74,8 @@ class PlannedRequest:
 
 @dataclass
 class TrafficResult:
+    """What a traffic run sent, how the API answered (count by status) and the labels filed."""
+
     model: str
     scenario: str
     run_id: str
@@ -154,6 +156,8 @@ def fraud_plan(payments: pd.DataFrame, run_id: str) -> list[PlannedRequest]:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """A request's answer: the HTTP status, or the name of the error that prevented one."""
+
     status: str
     sent_at: datetime
 
@@ -261,15 +265,7 @@ def run_traffic(
     (the case study's label delay by default). Raises `TrafficError` for traffic that
     cannot be planned.
     """
-    try:
-        study = case_study(model)
-    except ValueError as error:
-        raise TrafficError(str(error)) from error
-    if rate <= 0 or duration_s <= 0 or concurrency < 1:
-        raise TrafficError("rate and duration must be positive and concurrency at least 1")
-    delay_days = study.label_delay_days if label_delay_days is None else label_delay_days
-    if delay_days < 0:
-        raise TrafficError(f"label delay must be >= 0 days, got {delay_days}")
+    study, delay_days = _checked(model, rate, duration_s, concurrency, label_delay_days)
     count = max(1, round(rate * duration_s))
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     notes: list[str] = []
@@ -288,7 +284,7 @@ def run_traffic(
         if len(rows)
         else None
     )
-    events = pd.to_datetime(rows[label_feed.EVENT_TIME], utc=True) if len(rows) else None
+    first_event, last_event = _event_range(rows)
     return TrafficResult(
         model=model_name,
         scenario=scenario,
@@ -300,7 +296,32 @@ def run_traffic(
         labels_filed=len(rows),
         feed=None if feed is None else str(feed),
         label_delay_days=delay_days,
-        first_event=None if events is None else _iso(events.min()),
-        last_event=None if events is None else _iso(events.max()),
+        first_event=first_event,
+        last_event=last_event,
         notes=notes,
     )
+
+
+def _checked(
+    model: str, rate: float, duration_s: float, concurrency: int, label_delay_days: float | None
+) -> tuple[CaseStudy, float]:
+    """The case study and its label delay in days; raises `TrafficError` when the arguments
+    do not make traffic."""
+    try:
+        study = case_study(model)
+    except ValueError as error:
+        raise TrafficError(str(error)) from error
+    if rate <= 0 or duration_s <= 0 or concurrency < 1:
+        raise TrafficError("rate and duration must be positive and concurrency at least 1")
+    delay_days = study.label_delay_days if label_delay_days is None else label_delay_days
+    if delay_days < 0:
+        raise TrafficError(f"label delay must be >= 0 days, got {delay_days}")
+    return study, delay_days
+
+
+def _event_range(rows: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The first and last event time of the filed labels (None, None when none was filed)."""
+    if not len(rows):
+        return None, None
+    events = pd.to_datetime(rows[label_feed.EVENT_TIME], utc=True)
+    return _iso(events.min()), _iso(events.max())

@@ -28,10 +28,12 @@ from features.fraud_schema import (
     TX_TIME_DAYS,
     TX_TIME_SECONDS,
 )
-from sources.fraud_simulator import (
+from sources.fraud_patterns import (
     CARD_TEST_AMOUNT_RANGE,
     CARD_TEST_BURST_SECONDS,
     CARD_TEST_BURST_SIZE,
+)
+from sources.fraud_simulator import (
     SCENARIOS,
     compromises,
     customer_profiles,

@@ -11,8 +11,9 @@ import pytest
 
 from benchmarks.serving import free_port
 from mlops.settings import Settings
-from stack import native
-from stack.native import Running, StackError, StateFile, _launch, down
+from stack import data_services
+from stack.native import down
+from stack.processes import Running, StackError, StateFile, launch
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **variables: str) -> Settings:
@@ -29,11 +30,11 @@ def test_a_database_elsewhere_that_does_not_answer_is_reported(
         monkeypatch, MLOPS_STACK_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.2:{port}"
     )
     with pytest.raises(StackError, match=f"does not answer at 127.0.0.2:{port}.*point the setting"):
-        native.ensure_postgres(settings, {}, print)
+        data_services.ensure_postgres(settings, {}, print)
 
 
 def test_a_postgres_that_cannot_be_started_here_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    can_start = os.geteuid() != 0 and native._postgres_binary("initdb") is not None
+    can_start = os.geteuid() != 0 and data_services.postgres_binary("initdb") is not None
     if can_start:
         pytest.skip("this machine could start PostgreSQL: nothing to report")
     port = free_port()
@@ -41,7 +42,7 @@ def test_a_postgres_that_cannot_be_started_here_says_why(monkeypatch: pytest.Mon
         monkeypatch, MLOPS_STACK_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     )
     with pytest.raises(StackError, match=r"refuses to run as root|no PostgreSQL binaries"):
-        native.ensure_postgres(settings, {}, print)
+        data_services.ensure_postgres(settings, {}, print)
 
 
 def test_redis_is_started_when_none_answers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +53,7 @@ def test_redis_is_started_when_none_answers(monkeypatch: pytest.MonkeyPatch) -> 
     port = free_port()
     settings = _settings(monkeypatch, MLOPS_REDIS_URL=f"127.0.0.1:{port}")
     state: dict[str, Running] = {}
-    native.ensure_redis(settings, state, print)
+    data_services.ensure_redis(settings, state, print)
     try:
         assert redis.Redis(host="127.0.0.1", port=port).ping()
         assert (settings.home / "stack" / "redis").is_dir()
@@ -67,7 +68,7 @@ def test_down_kills_a_group_that_ignores_sigterm(monkeypatch: pytest.MonkeyPatch
     settings = _settings(monkeypatch)
     # A leader that ignores SIGTERM, with a child in its group.
     argv = ["sh", "-c", "trap '' TERM; sleep 300 & wait"]
-    run, _process = _launch("stubborn", argv, dict(os.environ), settings, url=None, health_url=None)
+    run, _process = launch("stubborn", argv, dict(os.environ), settings, url=None, health_url=None)
     StateFile(settings).write({"stubborn": run})
     assert run.alive()
     assert down(settings, log=print, timeout=1) == ["stubborn"]

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from mlops.settings import Settings
-from stack.native import drop_databases
+from stack.data_services import drop_databases
 from tests.conftest import FRAUD_RUN_SIMULATION, FRAUD_RUN_TRAIN_START
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
