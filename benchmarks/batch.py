@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmarks.pipeline import machine
+from benchmarks.machine import machine
 from mlops.case_studies import CHURN, FRAUD
 from mlops.names import CHAMPION
 from mlops.settings import Settings
