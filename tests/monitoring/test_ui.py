@@ -17,7 +17,7 @@ from benchmarks.serving import free_port
 from mlops.settings import Settings
 from monitoring.checks import run_checks
 from monitoring.workspace import DASHBOARD_PANELS, record_check
-from tests.conftest import require_chromium
+from tests.helpers.services import require_chromium
 from tests.monitoring.test_checks import served_frame
 
 pytestmark = pytest.mark.slow

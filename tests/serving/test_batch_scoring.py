@@ -21,7 +21,7 @@ from mlops.onnx_scorer import ConcurrentOnnxScorer, OnnxScorer
 from mlops.settings import Settings
 from serving.batch.scoring import score_churn_file
 from sources.churn_simulator import write_customers
-from tests.conftest import assert_same_probabilities
+from tests.helpers.scores import assert_same_probabilities
 
 pytestmark = pytest.mark.slow
 

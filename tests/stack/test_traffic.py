@@ -30,7 +30,7 @@ from mlops.settings import Settings
 from monitoring import labels
 from sources.fraud_world import fraud_history, fraud_payments
 from stack.traffic import run_traffic
-from tests.conftest import run_mlops
+from tests.helpers.runs import run_mlops
 
 pytestmark = pytest.mark.slow
 
