@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.cli_commands import parse_mlops
+from tests.helpers.cli_commands import parse_mlops
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_STUDIES = ROOT / "docs" / "case-studies"
