@@ -29,12 +29,6 @@ OUTPUT_COLUMNS = ["customerID", "churn_probability", "will_churn", "model_name",
 
 
 @pytest.fixture
-def raw_customers(churn_run: dict[str, Any]) -> pd.DataFrame:
-    path = churn_run["home"] / "raw" / churn_run["pipeline_run"] / "customers.parquet"
-    return pd.read_parquet(path)
-
-
-@pytest.fixture
 def raw_csv(raw_customers: pd.DataFrame, tmp_path: Path) -> Path:
     return write_customers(raw_customers, tmp_path / "in" / "customers.csv")
 
