@@ -1,5 +1,5 @@
-"""The layout as a whole: the import layers hold and name every package, and importing any
-module has no effects."""
+"""The layout as a whole: the import layers hold and name every package, the architecture
+page draws them as declared, and importing any module has no effects."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def test_every_package_with_code_is_a_root_package_in_a_layer_and_type_checked()
         missing = sorted(packages - set(listed))
         assert not missing, f"{where} leaves out {missing}"
     assert sorted(layered) == sorted(config["root_packages"]), "each root package, one layer"
+
+
+def test_the_architecture_page_draws_the_declared_layers() -> None:
+    page = layout.ARCHITECTURE.read_text(encoding="utf-8")
+    assert layout.current_block(page) == layout.block(), "run `make docs-layers`"
 
 
 def _python(code: str, home: Path) -> dict[str, object]:
