@@ -1,29 +1,30 @@
-"""Shared fixtures: every test gets a clean environment and its own MLOPS_HOME."""
+"""Fixtures the tests of several folders share: every test gets a clean environment and its
+own MLOPS_HOME; the session runs the Prefect server, the churn and fraud runs and a Dask
+cluster once; PostgreSQL and Redis come fresh per test.
+
+Fixtures one folder uses live in that folder's conftest.py; shared helper functions and
+the runs' parameters in `tests/helpers/`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from mlops.settings import Settings
-
-
-def use_home(patch: pytest.MonkeyPatch, home: Path) -> None:
-    """Drop the caller's MLOPS_*/MLFLOW_* variables and point MLOPS_HOME at `home`."""
-    for key in list(os.environ):
-        if key.startswith(("MLOPS_", "MLFLOW_")):
-            patch.delenv(key)
-    patch.setenv("MLOPS_HOME", str(home))
+from tests.helpers.runs import (
+    CHURN_RUN_CUSTOMERS,
+    FRAUD_RUN_SIMULATION,
+    FRAUD_RUN_TRAIN_START,
+    run_mlops,
+    use_home,
+)
+from tests.helpers.services import require_service
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +63,6 @@ def dask_cluster() -> Iterator[str]:
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
         yield cluster.scheduler_address
-
-
-# Big enough that the behavioural model tests are not at the mercy of sampling noise.
-CHURN_RUN_CUSTOMERS = 3000
 
 
 @pytest.fixture(scope="session")
@@ -114,40 +111,6 @@ def churn_settings(churn_run: dict[str, object], monkeypatch: pytest.MonkeyPatch
     return Settings()
 
 
-def run_mlops(
-    *args: str, home: Path, prefect_api: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `mlops` in its own process, as a user would, on the session's Prefect server."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
-    clean |= {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
-def assert_same_probabilities(
-    got: pd.DataFrame, want: pd.DataFrame, columns: tuple[str, str], *, tolerance: float
-) -> None:
-    """Two score files hold the same ids in the same order and probabilities within
-    `tolerance`; `columns` names the id and the probability column."""
-    ids, probability = columns
-    assert list(got[ids]) == list(want[ids])
-    np.testing.assert_allclose(got[probability], want[probability], atol=tolerance, rtol=0)
-
-
-# Small, but long enough for the protocol: 30 days of window history before the four
-# prequential folds (35 days before the final training week), then 7 + 7 + 7 days.
-FRAUD_RUN_SIMULATION = {"n_customers": 300, "n_terminals": 600, "n_days": 70, "seed": 7}
-FRAUD_RUN_TRAIN_START = "2018-05-20"
-# Rows of the fraud run's file broken on purpose, by the rule each breaks.
-FRAUD_RUN_BROKEN = {"TX_AMOUNT: not a number": 2, "TRANSACTION_ID: duplicate": 1}
-
-
 @pytest.fixture(scope="session")
 def fraud_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[str, Any]:
     """`mlops pipeline fraud --source FILE --json`, run once as a user would, on a simulated
@@ -185,39 +148,13 @@ def fraud_settings(fraud_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     return Settings()
 
 
-def require_chromium() -> str:
-    """Chromium's path; skip with the reason when it is absent, and under CI=true fail instead
-    (`.ci/run` installs Debian's package)."""
-    import shutil
-
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message}; CI=true requires it")
-        pytest.skip(message)
-    return found
-
-
-def _require_service(name: str, host: str, port: int) -> None:
-    """Skip when a service is absent, with the reason; under CI=true, fail instead."""
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return
-    except OSError as error:
-        message = f"{name} is not reachable at {host}:{port} ({error})"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message}; CI=true requires it")
-    pytest.skip(message)
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A Redis database for one test (db 9 of the local server), emptied before and after."""
     import redis
 
     host, port = os.environ.get("TEST_REDIS_HOST", "127.0.0.1"), 6379
-    _require_service("Redis", host, port)
+    require_service("Redis", host, port)
     client = redis.Redis(host=host, port=port, db=9, socket_timeout=5)
     client.flushdb()
     yield f"{host}:{port},db=9"
@@ -233,7 +170,7 @@ def postgres_url() -> Iterator[str]:
     import sqlalchemy as sa
 
     host, port = os.environ.get("TEST_POSTGRES_HOST", "127.0.0.1"), 5432
-    _require_service("PostgreSQL", host, port)
+    require_service("PostgreSQL", host, port)
     server = f"postgresql+psycopg://postgres@{host}:{port}/test"
     schema = f"test_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(server)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from features.quarantine import QUARANTINE_REASON
 from sources.churn_simulator import simulate_customers, write_customers
-from tests.conftest import run_mlops as mlops
+from tests.helpers.runs import run_mlops as mlops
 
 runner = CliRunner()
 

@@ -16,8 +16,9 @@ from features.fraud_schema import TX_FRAUD, TX_FRAUD_SCENARIO
 from mlops.model_bundle import PARITY_FILE, download_bundle
 from mlops.settings import Settings
 from serving.batch.pipeline import score_file
-from tests.conftest import FRAUD_RUN_BROKEN, assert_same_probabilities
-from tests.conftest import run_mlops as mlops
+from tests.helpers.runs import FRAUD_RUN_BROKEN
+from tests.helpers.runs import run_mlops as mlops
+from tests.helpers.scores import assert_same_probabilities
 
 pytestmark = pytest.mark.slow
 

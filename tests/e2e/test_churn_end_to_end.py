@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from benchmarks.serving import free_port
 from mlops.settings import Settings
-from tests.conftest import CHURN_RUN_CUSTOMERS
+from tests.helpers.runs import CHURN_RUN_CUSTOMERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

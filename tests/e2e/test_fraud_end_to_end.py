@@ -36,7 +36,7 @@ from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from serving.app import create_app
-from tests.conftest import FRAUD_RUN_BROKEN
+from tests.helpers.runs import FRAUD_RUN_BROKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

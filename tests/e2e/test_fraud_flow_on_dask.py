@@ -25,7 +25,7 @@ from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from pipelines.fraud_flow import Periods, fraud_pipeline
 from pipelines.task_runners import cluster_client, runner_from_settings, task_runner
-from tests.conftest import FRAUD_RUN_TRAIN_START, use_home
+from tests.helpers.runs import FRAUD_RUN_TRAIN_START, use_home
 from training.fraud_train_dask import CLUSTER_CANDIDATE
 
 pytestmark = pytest.mark.slow

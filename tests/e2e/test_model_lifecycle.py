@@ -34,7 +34,7 @@ from mlops.registry import champion_history
 from mlops.settings import Settings
 from serving.app import create_app
 from serving.model_holder import ModelHolder
-from tests.conftest import CHURN_RUN_CUSTOMERS
+from tests.helpers.runs import CHURN_RUN_CUSTOMERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 runner = CliRunner()

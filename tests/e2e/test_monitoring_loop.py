@@ -36,8 +36,8 @@ from monitoring.decision_log import read_decisions
 from pipelines.label_flow import ingest_labels
 from pipelines.monitoring_flow import monitor_model
 from stack.traffic import run_traffic
-from tests.conftest import run_mlops
-from tests.stack.test_traffic import live_api
+from tests.helpers.live_api import live_api
+from tests.helpers.runs import run_mlops
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -32,7 +32,7 @@ from features.fraud_online import (
 )
 from features.fraud_windows import FRAUD_FEATURES, SECONDS_SINCE_PREV_CAP, fraud_window_features
 from sources.fraud_simulator import simulate_transactions
-from tests.features.test_fraud_windows import HAND_EXPECTED, HAND_HISTORY, at
+from tests.features.hand_history import HAND_EXPECTED, HAND_HISTORY, at
 
 DAY_NS = 86_400 * 1_000_000_000
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from mlops.settings import Settings
-from tests.infra.cli_commands import parse_mlops
+from tests.helpers.cli_commands import parse_mlops
+from tests.infra.image import IMAGE_UID
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 # What the compose file, the native stack and the Kubernetes manifests run in the image.
 SERVICE_EXECUTABLES = ("mlops", "mlflow", "prefect", "evidently", "feast")
-IMAGE_UID = 10001
 
 
 def _instructions(text: str) -> list[tuple[str, str]]:

@@ -18,8 +18,8 @@ import yaml
 
 from mlops.settings import Settings
 from serving.app import create_app
-from tests.infra.cli_commands import parse_mlops
-from tests.infra.test_image import IMAGE_UID
+from tests.helpers.cli_commands import parse_mlops
+from tests.infra.image import IMAGE_UID
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"

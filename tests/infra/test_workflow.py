@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.infra.cli_commands import parse_mlops
+from tests.helpers.cli_commands import parse_mlops
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"

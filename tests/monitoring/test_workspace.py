@@ -19,7 +19,7 @@ from monitoring.workspace import (
     record_decision,
     workspace_dir,
 )
-from tests.monitoring.test_checks import check, served_frame
+from tests.monitoring.served_frames import check, served_frame
 
 CHECKED_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

@@ -23,7 +23,8 @@ from cli.main import app
 from mlops.settings import Settings
 from reports.evidence import ModelEvidence, drift_points, gather, read_serving_bench
 from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL, render_page
-from tests.conftest import require_chromium, run_mlops
+from tests.helpers.runs import run_mlops
+from tests.helpers.services import require_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOTS = {

@@ -22,17 +22,11 @@ from mlops.onnx_scorer import ConcurrentOnnxScorer, OnnxScorer
 from mlops.settings import Settings
 from serving.batch.pipeline import BATCH_CASE_STUDIES, score_file
 from sources.churn_simulator import write_customers
-from tests.conftest import assert_same_probabilities
+from tests.helpers.scores import assert_same_probabilities
 
 pytestmark = pytest.mark.slow
 
 OUTPUT_COLUMNS = ["customerID", "churn_probability", "will_churn", "model_name", "model_version"]
-
-
-@pytest.fixture
-def raw_customers(churn_run: dict[str, Any]) -> pd.DataFrame:
-    path = churn_run["home"] / "raw" / churn_run["pipeline_run"] / "customers.parquet"
-    return pd.read_parquet(path)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ filled by the real churn flow (the session's `churn_run`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,22 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def client(churn_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(churn_settings)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
 def offline_features(churn_settings: Settings) -> pd.DataFrame:
     frame = pd.read_parquet(churn_settings.features_dir / CHURN_FEATURES_FILE)
     return frame.sort_values("event_timestamp").drop_duplicates("customer_id", keep="last")
-
-
-@pytest.fixture
-def raw_customers(churn_run: dict[str, Any]) -> pd.DataFrame:
-    settings_home = churn_run["home"]
-    path = settings_home / "raw" / churn_run["pipeline_run"] / "customers.parquet"
-    return pd.read_parquet(path)
 
 
 def raw_fields(row: pd.Series) -> dict[str, Any]:
@@ -50,15 +36,15 @@ def raw_fields(row: pd.Series) -> dict[str, Any]:
     return fields
 
 
-def test_liveness_and_readiness(client: TestClient) -> None:
-    assert client.get("/health/live").json() == {"status": "ok"}
-    ready = client.get("/health/ready")
+def test_liveness_and_readiness(churn_client: TestClient) -> None:
+    assert churn_client.get("/health/live").json() == {"status": "ok"}
+    ready = churn_client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"churn_model": True, "churn_features": True}
 
 
-def test_model_info_names_the_champion(client: TestClient, churn_run: dict[str, Any]) -> None:
-    info = client.get("/v1/churn/model").json()
+def test_model_info_names_the_champion(churn_client: TestClient, churn_run: dict[str, Any]) -> None:
+    info = churn_client.get("/v1/churn/model").json()
     assert info["version"] == churn_run["model_version"]
     assert info["alias"] == "champion"
     assert info["features"] == list(CHURN_FEATURES)
@@ -66,7 +52,7 @@ def test_model_info_names_the_champion(client: TestClient, churn_run: dict[str, 
 
 
 def test_predict_by_id_matches_offline_features_scored_offline(
-    client: TestClient, churn_settings: Settings, offline_features: pd.DataFrame
+    churn_client: TestClient, churn_settings: Settings, offline_features: pd.DataFrame
 ) -> None:
     """Online read + ONNX in the API == offline features + ONNX outside it."""
     bundle = download_bundle(
@@ -76,7 +62,7 @@ def test_predict_by_id_matches_offline_features_scored_offline(
     sample = offline_features.sample(25, random_state=0)
     expected = scorer.predict_proba(sample[list(CHURN_FEATURES)].to_numpy(dtype=np.float32))
     for customer_id, want in zip(sample["customer_id"], expected, strict=True):
-        response = client.post("/v1/churn/predict", json={"customer_id": customer_id})
+        response = churn_client.post("/v1/churn/predict", json={"customer_id": customer_id})
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["feature_source"] == "online_store"
@@ -86,13 +72,15 @@ def test_predict_by_id_matches_offline_features_scored_offline(
 
 
 def test_raw_fields_give_the_same_answer_as_the_customer_id(
-    client: TestClient, raw_customers: pd.DataFrame
+    churn_client: TestClient, raw_customers: pd.DataFrame
 ) -> None:
     """Request-time transforms equal the batch transforms the online store was filled from."""
     latest = raw_customers.sort_values("event_timestamp").drop_duplicates("customerID", keep="last")
     for _, row in latest.sample(20, random_state=1).iterrows():
-        by_id = client.post("/v1/churn/predict", json={"customer_id": row["customerID"]}).json()
-        by_fields = client.post("/v1/churn/predict", json={"customer": raw_fields(row)})
+        by_id = churn_client.post(
+            "/v1/churn/predict", json={"customer_id": row["customerID"]}
+        ).json()
+        by_fields = churn_client.post("/v1/churn/predict", json={"customer": raw_fields(row)})
         assert by_fields.status_code == 200, by_fields.text
         assert by_fields.json()["feature_source"] == "request"
         assert by_fields.json()["churn_probability"] == pytest.approx(
@@ -100,8 +88,8 @@ def test_raw_fields_give_the_same_answer_as_the_customer_id(
         )
 
 
-def test_unknown_customer_is_404(client: TestClient) -> None:
-    response = client.post("/v1/churn/predict", json={"customer_id": "0000-NOONE"})
+def test_unknown_customer_is_404(churn_client: TestClient) -> None:
+    response = churn_client.post("/v1/churn/predict", json={"customer_id": "0000-NOONE"})
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_entity"
     assert "0000-NOONE" in response.json()["detail"]
@@ -119,9 +107,9 @@ def test_unknown_customer_is_404(client: TestClient) -> None:
     ],
 )
 def test_malformed_requests_are_422_with_the_field(
-    client: TestClient, body: dict[str, Any], expect_in_detail: str
+    churn_client: TestClient, body: dict[str, Any], expect_in_detail: str
 ) -> None:
-    response = client.post("/v1/churn/predict", json=body)
+    response = churn_client.post("/v1/churn/predict", json=body)
     assert response.status_code == 422
     payload = response.json()
     assert payload["error"] == "invalid_request"
@@ -129,19 +117,19 @@ def test_malformed_requests_are_422_with_the_field(
 
 
 def test_inconsistent_fields_and_non_json_are_422(
-    client: TestClient, raw_customers: pd.DataFrame
+    churn_client: TestClient, raw_customers: pd.DataFrame
 ) -> None:
     fields = raw_fields(raw_customers.iloc[0])
     fields["PhoneService"] = "No"
     fields["MultipleLines"] = "Yes"
-    response = client.post("/v1/churn/predict", json={"customer": fields})
+    response = churn_client.post("/v1/churn/predict", json={"customer": fields})
     assert response.status_code == 422
     assert "MultipleLines" in str(response.json()["detail"])
 
     fields = raw_fields(raw_customers.iloc[0]) | {"tenure": -3}
-    assert client.post("/v1/churn/predict", json={"customer": fields}).status_code == 422
+    assert churn_client.post("/v1/churn/predict", json={"customer": fields}).status_code == 422
 
-    response = client.post(
+    response = churn_client.post(
         "/v1/churn/predict", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422

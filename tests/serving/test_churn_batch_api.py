@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.settings import Settings
-from serving.app import create_app
 from serving.routes.churn_batch import MAX_BATCH_ROWS
 
 pytestmark = pytest.mark.slow
 
 BATCH = "/v1/churn/predict/batch"
-
-
-@pytest.fixture
-def client(churn_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(churn_settings)) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -31,15 +22,15 @@ def known_ids(churn_settings: Settings) -> list[str]:
 
 
 def test_batch_by_id_equals_the_single_row_endpoint(
-    client: TestClient, known_ids: list[str]
+    churn_client: TestClient, known_ids: list[str]
 ) -> None:
-    response = client.post(BATCH, json={"customer_ids": known_ids})
+    response = churn_client.post(BATCH, json={"customer_ids": known_ids})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["feature_source"] == "online_store"
     assert [row["customer_id"] for row in body["predictions"]] == known_ids
     for row in body["predictions"]:
-        single = client.post("/v1/churn/predict", json={"customer_id": row["customer_id"]})
+        single = churn_client.post("/v1/churn/predict", json={"customer_id": row["customer_id"]})
         assert row["churn_probability"] == pytest.approx(
             single.json()["churn_probability"], abs=1e-6
         )
@@ -48,10 +39,10 @@ def test_batch_by_id_equals_the_single_row_endpoint(
 
 
 def test_unknown_ids_are_per_row_errors_and_the_rest_is_scored(
-    client: TestClient, known_ids: list[str]
+    churn_client: TestClient, known_ids: list[str]
 ) -> None:
     ids = [known_ids[0], "no-such-customer", known_ids[1]]
-    response = client.post(BATCH, json={"customer_ids": ids})
+    response = churn_client.post(BATCH, json={"customer_ids": ids})
     assert response.status_code == 200, response.text
     rows = response.json()["predictions"]
     assert [r["error"] for r in rows] == [None, "unknown_entity", None]
@@ -59,7 +50,7 @@ def test_unknown_ids_are_per_row_errors_and_the_rest_is_scored(
     assert all(0 <= rows[i]["churn_probability"] <= 1 for i in (0, 2))
 
 
-def test_raw_customers_in_a_batch_score_like_one_at_a_time(client: TestClient) -> None:
+def test_raw_customers_in_a_batch_score_like_one_at_a_time(churn_client: TestClient) -> None:
     customer = {
         "gender": "Female",
         "SeniorCitizen": 0,
@@ -82,12 +73,12 @@ def test_raw_customers_in_a_batch_score_like_one_at_a_time(client: TestClient) -
         "TotalCharges": 29.85,
     }
     newcomer = {**customer, "tenure": 0, "TotalCharges": None}
-    response = client.post(BATCH, json={"customers": [customer, newcomer]})
+    response = churn_client.post(BATCH, json={"customers": [customer, newcomer]})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["feature_source"] == "request"
     for row, fields in zip(body["predictions"], (customer, newcomer), strict=True):
-        single = client.post("/v1/churn/predict", json={"customer": fields}).json()
+        single = churn_client.post("/v1/churn/predict", json={"customer": fields}).json()
         assert row["churn_probability"] == pytest.approx(single["churn_probability"], abs=1e-6)
 
 
@@ -102,7 +93,9 @@ def test_raw_customers_in_a_batch_score_like_one_at_a_time(client: TestClient) -
     ],
     ids=["empty", "too-many", "neither", "both", "empty-id"],
 )
-def test_bad_batches_are_refused_with_422(client: TestClient, body: dict[str, object]) -> None:
-    response = client.post(BATCH, json=body)
+def test_bad_batches_are_refused_with_422(
+    churn_client: TestClient, body: dict[str, object]
+) -> None:
+    response = churn_client.post(BATCH, json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "invalid_request"

@@ -26,7 +26,7 @@ import pytest
 
 from mlops.settings import Settings
 from stack.data_services import drop_databases
-from tests.conftest import FRAUD_RUN_SIMULATION, FRAUD_RUN_TRAIN_START
+from tests.helpers.runs import FRAUD_RUN_SIMULATION, FRAUD_RUN_TRAIN_START
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

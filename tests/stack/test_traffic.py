@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.serving import free_port
 from features.fraud_schema import CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.quarantine import QUARANTINE_REASON
@@ -30,7 +25,8 @@ from mlops.settings import Settings
 from monitoring import labels
 from sources.fraud_world import fraud_history, fraud_payments
 from stack.traffic import run_traffic
-from tests.conftest import run_mlops
+from tests.helpers.live_api import live_api
+from tests.helpers.runs import run_mlops
 
 pytestmark = pytest.mark.slow
 
@@ -43,32 +39,6 @@ def _copy_home(home: Path, target: Path) -> Path:
     skip = shutil.ignore_patterns("prefect", "raw", "mlartifacts", "predictions.db*", "labels")
     shutil.copytree(home, target, ignore=skip)
     return target
-
-
-@contextmanager
-def live_api(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn in a thread; leaving stops it, which writes the log."""
-    import uvicorn
-
-    from serving.app import create_app
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive(), "the API did not start"
-        assert time.monotonic() < deadline, "the API took over 120 s to start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def _served_settings(home: Path, monkeypatch: pytest.MonkeyPatch, model: str) -> Settings:

@@ -26,7 +26,7 @@ from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from sources.fraud_simulator import simulate_transactions
-from tests.conftest import use_home
+from tests.helpers.runs import use_home
 from training import tracking
 from training.fraud_metrics import SCORE_COLUMN, choose_cost_threshold
 from training.fraud_models import IMBALANCE

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.cli_commands import parse_mlops
+from tests.helpers.cli_commands import parse_mlops
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_STUDIES = ROOT / "docs" / "case-studies"
@@ -63,7 +63,7 @@ EXERCISED: dict[str, str] = {
         "tests/stack/test_traffic.py::"
         "test_fraud_traffic_continues_the_history_and_its_labels_rewrite_the_online_terminals"
     ),
-    "mlops ui monitoring --port 8001": "tests/monitoring/test_ui.py::evidently_ui",
+    "mlops ui monitoring --port 8001": "tests/cli/test_ui.py::evidently_ui",
     "mlops stack up --no-bootstrap": "tests/stack/test_native_stack.py::native_stack",
     "mlops stack env --json": "tests/stack/test_native_stack.py::native_stack",
     "mlops stack down --timeout 10": "tests/stack/test_native_stack.py::native_stack",

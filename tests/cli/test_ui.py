@@ -17,13 +17,12 @@ from benchmarks.serving import free_port
 from mlops.settings import Settings
 from monitoring.checks import run_checks
 from monitoring.workspace import DASHBOARD_PANELS, record_check
-from tests.conftest import require_chromium
-from tests.monitoring.test_checks import served_frame
+from tests.helpers.services import require_chromium
+from tests.monitoring.served_frames import FEATURES, served_frame
 
 pytestmark = pytest.mark.slow
 
 FIRST_CHECK = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "sessions", "paperless", "fiber"]
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Helpers the tests of several folders share; fixtures live in the conftest of their folder."""

@@ -1,0 +1,48 @@
+"""The session's real runs: their sizes, the environment they run in, `mlops` run as a user would.
+
+`tests/conftest.py` runs the churn flow and `mlops pipeline fraud` once per session with
+these parameters; tests that check what those runs produced read the same values here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Big enough that the behavioural model tests are not at the mercy of sampling noise.
+CHURN_RUN_CUSTOMERS = 3000
+
+# Small, but long enough for the protocol: 30 days of window history before the four
+# prequential folds (35 days before the final training week), then 7 + 7 + 7 days.
+FRAUD_RUN_SIMULATION = {"n_customers": 300, "n_terminals": 600, "n_days": 70, "seed": 7}
+FRAUD_RUN_TRAIN_START = "2018-05-20"
+# Rows of the fraud run's file broken on purpose, by the rule each breaks.
+FRAUD_RUN_BROKEN = {"TX_AMOUNT: not a number": 2, "TRANSACTION_ID: duplicate": 1}
+
+
+def use_home(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """Drop the caller's MLOPS_*/MLFLOW_* variables and point MLOPS_HOME at `home`."""
+    for key in list(os.environ):
+        if key.startswith(("MLOPS_", "MLFLOW_")):
+            patch.delenv(key)
+    patch.setenv("MLOPS_HOME", str(home))
+
+
+def run_mlops(
+    *args: str, home: Path, prefect_api: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `mlops` in its own process, as a user would, on the session's Prefect server."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
+    clean |= {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
