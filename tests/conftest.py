@@ -21,6 +21,7 @@ from tests.helpers.runs import (
     CHURN_RUN_CUSTOMERS,
     FRAUD_RUN_SIMULATION,
     FRAUD_RUN_TRAIN_START,
+    isolated_home,
     run_mlops,
     use_home,
 )
@@ -97,8 +98,7 @@ def churn_run(
     from pipelines.churn_flow import churn_pipeline
 
     home = tmp_path_factory.mktemp("churn-run")
-    with pytest.MonkeyPatch.context() as patch:
-        use_home(patch, home)
+    with isolated_home(home):
         summary = churn_pipeline(customers=CHURN_RUN_CUSTOMERS, current_scenario="price_rise")
     yield {**summary, "home": home}
 

@@ -25,7 +25,7 @@ from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from pipelines.fraud_flow import Periods, fraud_pipeline
 from pipelines.task_runners import cluster_client, runner_from_settings, task_runner
-from tests.helpers.runs import FRAUD_RUN_TRAIN_START, use_home
+from tests.helpers.runs import FRAUD_RUN_TRAIN_START, isolated_home
 from training.fraud_train_dask import CLUSTER_CANDIDATE
 
 pytestmark = pytest.mark.slow
@@ -36,8 +36,7 @@ def dask_run(
     fraud_run: dict[str, Any], dask_cluster: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("fraud-dask-run")
-    with pytest.MonkeyPatch.context() as patch:
-        use_home(patch, home)  # MLflow exports the last tracking URI set: drop it
+    with isolated_home(home) as patch:
         patch.setenv("MLOPS_SEED", "7")
         patch.setenv("MLOPS_TASK_RUNNER", "dask")
         patch.setenv("MLOPS_DASK_ADDRESS", dask_cluster)

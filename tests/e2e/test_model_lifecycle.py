@@ -34,7 +34,7 @@ from mlops.registry import champion_history
 from mlops.settings import Settings
 from serving.app import create_app
 from serving.model_holder import ModelHolder
-from tests.helpers.runs import CHURN_RUN_CUSTOMERS
+from tests.helpers.runs import CHURN_RUN_CUSTOMERS, isolated_home
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 runner = CliRunner()
@@ -45,11 +45,7 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory, prefect_server: None)
     from pipelines.churn_flow import churn_pipeline
 
     home = tmp_path_factory.mktemp("lifecycle")
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith(("MLOPS_", "MLFLOW_")):
-                patch.delenv(key)
-        patch.setenv("MLOPS_HOME", str(home))
+    with isolated_home(home):
         first = churn_pipeline(customers=300)
         second = churn_pipeline(customers=CHURN_RUN_CUSTOMERS)
     assert first["aliases"] == ["champion"]

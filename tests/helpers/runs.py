@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,33 @@ def use_home(patch: pytest.MonkeyPatch, home: Path) -> None:
         if key.startswith(("MLOPS_", "MLFLOW_")):
             patch.delenv(key)
     patch.setenv("MLOPS_HOME", str(home))
+
+
+@contextmanager
+def isolated_home(home: Path) -> Iterator[pytest.MonkeyPatch]:
+    """`use_home` for a fixture that outlives one test (module or session scope).
+
+    MLflow exports the tracking and registry URIs it is given to the environment
+    (`MLFLOW_TRACKING_URI`, so subprocesses inherit them) and keeps them process-wide: a
+    flow run in a fixture would point every later test at its home. On exit, both are
+    forgotten and the environment is as it was.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        use_home(patch, home)
+        try:
+            yield patch
+        finally:
+            forget_mlflow_uris()
+
+
+def forget_mlflow_uris() -> None:
+    """Unset MLflow's process-wide tracking and registry URIs and their variables."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets it and its variable
+    registry_utils._registry_uri = None
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 def run_mlops(

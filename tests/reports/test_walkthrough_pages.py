@@ -7,7 +7,6 @@ registry, real references, real native models and ONNX sessions, real Chromium.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from cli.main import app
 from mlops.settings import Settings
 from reports.evidence import ModelEvidence, drift_points, gather, read_serving_bench
 from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL, render_page
-from tests.helpers.runs import run_mlops
+from tests.helpers.runs import isolated_home, run_mlops
 from tests.helpers.services import require_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +60,7 @@ def built(
     pages = {"fraud": Path(json.loads(result.stdout.strip().splitlines()[-1])["page"])}
     built = {}
     for case_study, run in (("churn", churn_run), ("fraud", fraud_run)):
-        with pytest.MonkeyPatch.context() as patch:
-            for key in list(os.environ):
-                if key.startswith(("MLOPS_", "MLFLOW_")):
-                    patch.delenv(key)
-            patch.setenv("MLOPS_HOME", str(run["home"]))
+        with isolated_home(run["home"]):
             if case_study == "churn":
                 invoked = CliRunner().invoke(app, ["report", "churn", "--json"])
                 assert invoked.exit_code == 0, invoked.output

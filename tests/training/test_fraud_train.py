@@ -26,7 +26,7 @@ from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from sources.fraud_simulator import simulate_transactions
-from tests.helpers.runs import use_home
+from tests.helpers.runs import isolated_home
 from training import tracking
 from training.fraud_metrics import SCORE_COLUMN, choose_cost_threshold
 from training.fraud_models import IMBALANCE
@@ -58,8 +58,7 @@ class Trained:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     home = tmp_path_factory.mktemp("fraud-train")
-    with pytest.MonkeyPatch.context() as patch:
-        use_home(patch, home)
+    with isolated_home(home):
         settings = Settings().prepare()
         transactions = simulate_transactions(
             n_customers=300, n_terminals=600, n_days=70, start="2018-04-01", seed=5

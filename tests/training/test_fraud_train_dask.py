@@ -23,7 +23,7 @@ from mlops.model_bundle import download_bundle
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from sources.fraud_simulator import simulate_transactions
-from tests.helpers.runs import use_home
+from tests.helpers.runs import isolated_home
 from training import tracking
 from training.fraud_splits import handbook_split
 from training.fraud_train_dask import (
@@ -50,8 +50,7 @@ class Trained:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, dask_cluster: str) -> Iterator[Trained]:
     home = tmp_path_factory.mktemp("fraud-train-dask")
-    with pytest.MonkeyPatch.context() as patch:
-        use_home(patch, home)
+    with isolated_home(home):
         settings = Settings().prepare()
         transactions = simulate_transactions(
             n_customers=150, n_terminals=300, n_days=70, start="2018-04-01", seed=7
