@@ -183,5 +183,8 @@ def test_the_check_sees_the_paths_and_modules_of_the_docs() -> None:
     assert any(w.startswith("tests/") for w in path_words(readme))
     assert len(module_words(ROOT / "docs" / "architecture.md")) > 5
     assert missing_path("serving/nowhere.py", ROOT) == "no such file or folder"
+    assert missing_path("tests/conftest.py::fraud_run", ROOT) is None
+    assert missing_path("tests/conftest.py::no_such_fixture", ROOT) is not None
+    assert missing_path("docs/case-studies/*.md", ROOT) is None
     assert missing_module("serving.nowhere") is not None
     assert missing_module("training.registration.nothing_here") is not None
