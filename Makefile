@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS ?= never
 .PHONY: install demo demo-no-serve test bench lint typecheck quality-bar docs-layers image compose-config clean help
 
 help:
-	@echo "make demo   run the churn case study end to end, then serve the API on :8000"
+	@echo "make demo   run both case studies end to end, then serve the API on :8000"
 	@echo "make test   run the test suite (unit, data, model, end-to-end)"
 	@echo "make bench  the benchmarks (the figures of docs/benchmarks.md)"
 	@echo "make lint   ruff, mypy and the import layers (lint-imports)"

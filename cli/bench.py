@@ -190,7 +190,7 @@ def bench_batch(
         bool, typer.Option("--json", help="End with one JSON line of the figures.")
     ] = False,
 ) -> None:
-    """Batch scoring: each engine alone on 1M rows, then score_fraud_file and score_churn_file."""
+    """Batch scoring: each engine alone on 1M rows, then scoring the fraud and churn files."""
 
     from benchmarks.batch import bench_batch as run_benchmark
 

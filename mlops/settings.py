@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     monitor_label_window_days: float = Field(
         default=60.0,
         gt=0,
-        description="Days of labelled predictions the quality check and the gate read.",
+        description="Days of labelled predictions the quality check and the challenger test read.",
     )
     monitor_min_labelled_rows: int = Field(
         default=200,

@@ -91,7 +91,7 @@ def judge(
     latency_budget_ms: float,
     online_worse: str | None = None,
 ) -> tuple[bool, str]:
-    """The gate's rule (see the module doc): promote or not, and why.
+    """The challenger test's rule (see the module doc): promote or not, and why.
 
     `online_worse` says why an online experiment found the challenger significantly worse
     on its own live outcomes; it refuses the promotion whatever the rescoring says.

@@ -210,7 +210,7 @@ def churn_pipeline(
     `customers` customers. The drift report compares the training window with the
     test window, or, with `current_scenario`, with a freshly simulated batch.
     `auto_promote=False` registers the model as challenger whatever the test-window gate
-    says (retraining: the monitoring flow's online gate decides).
+    says (retraining: the monitoring flow's challenger test decides).
     """
     settings = Settings().prepare()
     run_dir = f"churn-{flow_run.get_id() or 'local'}"

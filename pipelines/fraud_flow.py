@@ -234,7 +234,7 @@ def fraud_pipeline(
     `source` is a transactions file in the handbook simulator's schema (CSV or parquet);
     without it the simulator makes `simulation`'s transactions. `periods` is the time
     split, the handbook's protocol by default. `auto_promote=False` registers the model
-    as challenger whatever the test-window gate says (the online gate decides).
+    as challenger whatever the promotion gate says (the challenger test decides).
     """
     settings = Settings().prepare()
     sim, periods = simulation or Simulation(), periods or Periods()

@@ -76,7 +76,9 @@ def write_plots(
 
     precision, recall, _ = precision_recall_curve(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(recall, precision, label=f"PR-AUC {average_precision_score(y_true, scores):.3f}")
+    ax.plot(
+        recall, precision, label=f"average precision {average_precision_score(y_true, scores):.3f}"
+    )
     ax.axhline(float(np.mean(y_true)), linestyle="--", color="grey", label="base rate")
     ax.set(xlabel="recall", ylabel="precision", title=f"{title}: precision-recall")
     ax.legend(loc="upper right")

@@ -81,7 +81,7 @@ def register_winner(
     `gate_metric` beats the current champion's, scored by `score_champion` on the same
     test rows, else `challenger`. With `auto_promote=False` it is `challenger` whatever
     the gate says (the verdict is kept as evidence): retraining leaves promotion to the
-    online gate on live labels (`monitoring.challenger_test`). Must run inside the pipeline's
+    challenger test on live labels (`monitoring.challenger_test`). Must run inside the pipeline's
     active MLflow run. Returns the new version, its alias, the gate's verdict and the bundle's
     metadata.
     """
@@ -182,7 +182,7 @@ def apply_promotion_gate(
         return gate
     return GateDecision(
         False,
-        f"{gate.reason} (test-window gate not applied: promotion is the online gate's)",
+        f"{gate.reason} (promotion gate not applied: promotion is the challenger test's)",
         gate.challenger_metric,
         gate.champion_metric,
         gate.champion_version,

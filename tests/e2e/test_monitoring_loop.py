@@ -6,7 +6,7 @@ later, and the monitoring flow runs:
 
 - under a price rise (every bill 15% higher, churn twice as sensitive to price), the
   charges features and the score drift: the flow retrains on fresh data of that world,
-  registers a challenger, the online gate rescores the labelled traffic with both
+  registers a challenger, the challenger test rescores the labelled traffic with both
   models and promotes the better one, and the API answers with it;
 - with no drift, the same steps end in "nothing" and the champion stays.
 
@@ -42,7 +42,7 @@ from tests.helpers.runs import run_mlops
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Over 1,000 rows: enough for the drift tests to see a 15% price rise in the charges and
-# in the score, and for the gate's comparison on the labelled rows.
+# in the score, and for the challenger test's comparison on the labelled rows.
 RATE, DURATION_S, TRAFFIC_SEED = 300.0, 3.4, 43
 DRIFT_SHARE_ALERT = 0.08
 
@@ -121,7 +121,7 @@ def test_drift_retrains_promotes_and_the_api_serves_the_new_champion(
         new_version = str(retrained["model_version"])
         assert new_version != "1"
         assert retrained["aliases"] == ["challenger"]
-        assert "test-window gate not applied" in retrained["gate_reason"]
+        assert "promotion gate not applied" in retrained["gate_reason"]
 
         verdict = summary["challenger_test"]
         assert verdict["challenger_version"] == new_version

@@ -119,7 +119,7 @@ def test_online_comparison_of_a_canary_split_uses_two_groups() -> None:
     assert few.skipped == "80 champion and 20 challenger labelled rows, need 30 each"
 
 
-def test_the_gate_promotes_only_a_better_fast_enough_model_on_enough_rows() -> None:
+def test_the_challenger_test_promotes_only_a_better_fast_enough_model_on_enough_rows() -> None:
     base = {
         "metric": "roc_auc",
         "champion_metric": 0.80,
