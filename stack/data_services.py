@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from mlops.settings import Settings
@@ -113,8 +116,10 @@ def ensure_redis(settings: Settings, state: dict[str, Running], log: Log) -> Non
     log(f"redis             started from {binary} on {host}:{port}")
 
 
-def create_databases(settings: Settings, log: Log) -> None:
-    """The init script's databases (with the settings' prefix), where they are missing."""
+@contextmanager
+def _server_connection(settings: Settings) -> Iterator[Any]:
+    """An autocommit connection to the settings' PostgreSQL server (its `postgres`
+    database), for statements no transaction may hold: CREATE and DROP DATABASE."""
     import sqlalchemy as sa
 
     server = sa.create_engine(
@@ -122,29 +127,34 @@ def create_databases(settings: Settings, log: Log) -> None:
     )
     try:
         with server.connect() as connection:
-            for name in DATABASES:
-                database = f"{settings.stack_database_prefix}{name}"
-                exists = connection.execute(
-                    sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
-                ).first()
-                if not exists:
-                    connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-                    log(f"postgres          created database {database}")
+            yield connection
     finally:
         server.dispose()
+
+
+def _database_names(settings: Settings) -> list[str]:
+    """The stack's databases with the settings' prefix."""
+    return [f"{settings.stack_database_prefix}{name}" for name in DATABASES]
+
+
+def create_databases(settings: Settings, log: Log) -> None:
+    """The init script's databases (with the settings' prefix), where they are missing."""
+    import sqlalchemy as sa
+
+    with _server_connection(settings) as connection:
+        for database in _database_names(settings):
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+            ).first()
+            if not exists:
+                connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+                log(f"postgres          created database {database}")
 
 
 def drop_databases(settings: Settings) -> None:
     """Drop the stack's databases (tests use prefixed ones and leave nothing behind)."""
     import sqlalchemy as sa
 
-    server = sa.create_engine(
-        f"{settings.stack_postgres_url.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT"
-    )
-    try:
-        with server.connect() as connection:
-            for name in DATABASES:
-                database = f"{settings.stack_database_prefix}{name}"
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    finally:
-        server.dispose()
+    with _server_connection(settings) as connection:
+        for database in _database_names(settings):
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
