@@ -10,6 +10,7 @@ import typer
 
 from cli import (
     bench,
+    config,
     demo,
     models,
     monitor,
@@ -40,6 +41,7 @@ for command in (
 ):
     app.command()(command)
 app.command("quality-bar")(quality_bar.quality_bar)
+app.command("config")(config.config)
 
 for name, group in (
     ("pipeline", pipeline.pipeline_app),
