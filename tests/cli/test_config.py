@@ -1,10 +1,11 @@
-"""`mlops config`, and settings that cannot be used: one line, exit 2."""
+"""`mlops config`, `mlops --version`, and settings that cannot be used: one line, exit 2."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,14 @@ def test_an_unknown_variable_stops_a_real_process_without_a_traceback(isolated_e
         "error: settings: unknown setting(s) MLOPS_FOO; the known ones: docs/settings.md, "
         "`mlops config --markdown`"
     ]
+
+
+def test_version_is_the_packages() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"mlops {metadata.version('mlops-platform')}"
+
+
+def test_help_offers_shell_completion() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
