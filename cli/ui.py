@@ -1,7 +1,8 @@
 """`mlops ui mlflow|prefect|monitoring`: the tools' web UIs on MLOPS_HOME's own stores.
 
 Each runs the stack's service of `stack.services` (`stack.home_ui` swaps the stack's
-databases for the home's) in place of this process, so Ctrl-C stops it.
+databases for the home's) in place of this process, so Ctrl-C stops it. MLflow's and
+Prefect's UIs show what the home holds: nothing is created in a home that has none.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from cli.common import fail, prepare
+from cli.common import fail, load_settings, prepare
 from mlops.case_studies import CASE_STUDIES
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def ui_mlflow(
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
 ) -> None:
     """Start the MLflow UI on MLOPS_HOME's tracking store: runs, plots, the model registry."""
-    _run(prepare(), "mlflow", "MLflow UI", host, port)
+    _run(load_settings(), "mlflow", "MLflow UI", host, port)
 
 
 @ui_app.command("prefect")
@@ -53,7 +54,7 @@ def ui_prefect(
     port: Annotated[int, typer.Option(help="Port of the Prefect UI.")] = 4200,
 ) -> None:
     """Start the Prefect server and UI on the flow runs recorded under MLOPS_HOME/prefect."""
-    _run(prepare(), "prefect", "Prefect UI", host, port)
+    _run(load_settings(), "prefect", "Prefect UI", host, port)
 
 
 @ui_app.command("monitoring")

@@ -215,3 +215,4 @@ def test_a_ui_without_its_store_stops_in_one_line(isolated_env: Path) -> None:
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "no Prefect database at" in result.stderr
+    assert not isolated_env.exists(), "nothing is made in the home to say it is empty"
