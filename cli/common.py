@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from mlops.case_studies import CASE_STUDIES, case_study
-from mlops.settings import Settings
+from mlops.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,10 +45,19 @@ def prepare() -> Settings:
     # Some of those libraries install their own warning filters on import, so filtering
     # is not enough: deprecations are dropped where warnings are shown.
     warnings.showwarning = _hide_deprecations
-    settings = Settings().prepare()
+    settings = load_settings().prepare()
     # Prefect's temporary server can be slow to start on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return settings
+
+
+def load_settings() -> Settings:
+    """The settings of the environment; a variable that cannot be used stops the command
+    with one line naming it (exit 2), not a validation traceback."""
+    try:
+        return get_settings()
+    except SettingsError as error:
+        fail(f"settings: {error}")
 
 
 def model_name(settings: Settings, choice: str) -> str:

@@ -6,10 +6,14 @@ modules share `cli.common`; none imports this one.
 
 from __future__ import annotations
 
+from importlib import metadata
+from typing import Annotated
+
 import typer
 
 from cli import (
     bench,
+    config,
     demo,
     models,
     monitor,
@@ -26,8 +30,30 @@ from cli import (
 app = typer.Typer(
     help="Reference MLOps platform: pipelines, training, serving and monitoring.",
     no_args_is_help=True,
-    add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        try:
+            version = metadata.version("mlops-platform")
+        except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+            version = "unknown (not installed)"
+        typer.echo(f"mlops {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
 
 for command in (
     demo.demo,
@@ -40,6 +66,7 @@ for command in (
 ):
     app.command()(command)
 app.command("quality-bar")(quality_bar.quality_bar)
+app.command("config")(config.config)
 
 for name, group in (
     ("pipeline", pipeline.pipeline_app),

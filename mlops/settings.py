@@ -7,12 +7,14 @@ that, and commands call it when they start.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlops.case_studies import CASE_STUDIES, CaseStudyName
@@ -266,7 +268,19 @@ class Settings(BaseSettings):
         }
         unknown = sorted(k for k in os.environ if k.startswith("MLOPS_") and k not in known)
         if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+            # Compared without the prefix, which every name shares.
+            names = {k.removeprefix("MLOPS_"): k for k in known}
+            guesses = [
+                difflib.get_close_matches(k.removeprefix("MLOPS_"), names, n=1) for k in unknown
+            ]
+            named = ", ".join(
+                f"{k} (did you mean {names[guess[0]]}?)" if guess else k
+                for k, guess in zip(unknown, guesses, strict=True)
+            )
+            raise ValueError(
+                f"unknown setting(s) {named}; the known ones: docs/settings.md, "
+                "`mlops config --markdown`"
+            )
         return self
 
     @field_validator("served_models", mode="before")
@@ -361,6 +375,47 @@ class Settings(BaseSettings):
         return self
 
 
+class SettingsError(ValueError):
+    """The environment holds a setting that cannot be used; the message is one line that
+    names the variable and the problem."""
+
+
+def environment_variable(name: str) -> str:
+    """The variable a field is read from: MLOPS_<NAME>, or the tool's own (MLFLOW_...)."""
+    alias = Settings.model_fields[name].validation_alias
+    return alias if isinstance(alias, str) else f"MLOPS_{name.upper()}"
+
+
+def describe_error(error: ValidationError, environ: Mapping[str, str] | None = None) -> str:
+    """One line for a settings `ValidationError`: each variable, its value, the problem.
+
+    Secret values are not repeated; a whole-object check (an unknown variable, a default
+    secret off 'local') already names its variables in its message.
+    """
+    environ = os.environ if environ is None else environ
+    by_upper = {key.upper(): value for key, value in environ.items()}
+    problems = []
+    for item in error.errors():
+        context = item.get("ctx") or {}
+        message = str(context["error"]) if "error" in context else item["msg"]
+        field = item["loc"][0] if item["loc"] else None
+        if not isinstance(field, str) or field not in Settings.model_fields:
+            problems.append(message)
+            continue
+        variable = environment_variable(field)
+        value = by_upper.get(variable)
+        secret = Settings.model_fields[field].annotation is SecretStr
+        shown = "" if value is None or secret else f"={value!r}"
+        problems.append(f"{variable}{shown}: {message[:1].lower()}{message[1:]}")
+    return "; ".join(dict.fromkeys(problems))
+
+
 def get_settings() -> Settings:
-    """Read the settings from the current environment (no caching: tests change it)."""
-    return Settings()
+    """Read the settings from the current environment (no caching: tests change it).
+
+    Raises `SettingsError`, whose message is one line, when a variable cannot be used.
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(describe_error(error)) from None

@@ -3,7 +3,8 @@
 Plots are matplotlib figures inlined as SVG (text kept as text, no embedded fonts), the
 style sheet is inline and there is no script: the page works offline and from a file.
 The page is a header (the champion, its test metrics, links to the MLflow run, the
-Evidently dashboard and the Grafana panels) and the sections of `reports.sections`.
+Evidently dashboard and the Grafana panels, each saying how to start it off the stack) and
+the sections of `reports.sections`.
 Every number is computed from the evidence.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
+from urllib.parse import urlsplit
 
 from mlops.settings import Settings
 from reports.evidence import ModelEvidence
@@ -28,8 +30,10 @@ background:#f6f7f9}
 main{max-width:1100px;margin:0 auto;padding:24px}
 header h1{margin:0 0 4px}
 .lede{color:#444;max-width:70ch}
-nav.links a{display:inline-block;margin:4px 12px 4px 0;padding:4px 10px;border:1px solid #c8ccd2;
+nav.links span.link{display:inline-block;margin:4px 12px 4px 0}
+nav.links a{display:inline-block;padding:4px 10px;border:1px solid #c8ccd2;
 border-radius:4px;background:#fff;color:#0b57d0;text-decoration:none}
+nav.links small{color:#555;margin-left:4px}
 section{display:grid;grid-template-columns:minmax(260px,1fr) minmax(320px,1.3fr);gap:24px;
 background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:16px 20px;margin:16px 0}
 section.wide{grid-template-columns:1fr}
@@ -63,8 +67,10 @@ def render_page(evidence: ModelEvidence, settings: Settings) -> str:
 def _header(evidence: ModelEvidence, settings: Settings, title: str) -> str:
     bundle, meta = evidence.bundle, evidence.bundle.meta
     links = "".join(
-        f'<a href="{html.escape(url)}">{html.escape(label)}</a>'
-        for label, url in _links(evidence, settings)
+        f'<span class="link"><a href="{html.escape(link.url)}">{html.escape(link.label)}</a>'
+        + (f" <small>{link.how}</small>" if link.how else "")
+        + "</span>"
+        for link in header_links(evidence, settings)
     )
     rows = "".join(
         f'<tr><th>{html.escape(k)}</th><td class="num">{_fmt(v)}</td></tr>'
@@ -87,30 +93,63 @@ def _header(evidence: ModelEvidence, settings: Settings, title: str) -> str:
     )
 
 
-def _links(evidence: ModelEvidence, settings: Settings) -> list[tuple[str, str]]:
+class Link(NamedTuple):
+    """A link of the page's header, and how to start what it points at (HTML; "": running)."""
+
+    label: str
+    url: str
+    how: str = ""
+
+
+def _start_with(command: str, url: str, default_port: int) -> str:
+    """ "start it with `mlops ui ...`", with the port of `url` when it is not the default."""
+    port = urlsplit(url).port
+    option = f" --port {port}" if port and port != default_port else ""
+    return f"start it with <code>{html.escape(command + option)}</code>"
+
+
+def header_links(evidence: ModelEvidence, settings: Settings) -> list[Link]:
+    """The MLflow run, the Evidently dashboard and the Grafana panels, each saying how to
+    start it: the demo serves only the API (and this page). In the stack they all run."""
     bundle = evidence.bundle
+    mlflow = settings.mlflow_ui_url.rstrip("/")
     evidently = settings.evidently_ui_url.rstrip("/")
     grafana = settings.grafana_url.rstrip("/")
     latency_uid, latency_panel = GRAFANA_LATENCY_PANEL
     drift_uid, drift_panel = GRAFANA_DRIFT_PANEL
+    in_stack = settings.profile == "stack"
+    grafana_note = (
+        "" if in_stack else "in the docker-compose stack (<code>docker compose up</code>)"
+    )
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
     return [
-        (
+        Link(
             "MLflow run",
-            f"{settings.mlflow_ui_url.rstrip('/')}/#/experiments/{evidence.experiment_id}"
-            f"/runs/{bundle.run_id}",
+            f"{mlflow}/#/experiments/{evidence.experiment_id}/runs/{bundle.run_id}",
+            ""
+            if in_stack
+            else _start_with("mlops ui mlflow", mlflow, defaults["stack_mlflow_port"]),
         ),
-        (
+        Link(
             "Evidently dashboard",
             f"{evidently}/projects/{evidence.evidently_project_id}"
             if evidence.evidently_project_id
             else f"{evidently}/",
+            ""
+            if in_stack
+            else _start_with("mlops ui monitoring", evidently, defaults["stack_evidently_port"]),
         ),
-        ("Grafana: serving latency", f"{grafana}/d/{latency_uid}/?viewPanel={latency_panel}"),
-        (
+        Link(
+            "Grafana: serving latency",
+            f"{grafana}/d/{latency_uid}/?viewPanel={latency_panel}",
+            grafana_note,
+        ),
+        Link(
             "Grafana: drift",
             f"{grafana}/d/{drift_uid}/?var-model={bundle.name}&viewPanel={drift_panel}",
+            grafana_note,
         ),
-        ("All walkthrough pages", "./"),
+        Link("All walkthrough pages", "./"),
     ]
 
 

@@ -64,6 +64,12 @@ EXERCISED: dict[str, str] = {
         "test_fraud_traffic_continues_the_history_and_its_labels_rewrite_the_online_terminals"
     ),
     "mlops ui monitoring --port 8001": "tests/cli/test_ui.py::evidently_ui",
+    "mlops ui mlflow --port 5000": (
+        "tests/cli/test_ui.py::test_mlflow_ui_shows_the_homes_runs_registry_and_artifacts"
+    ),
+    "mlops ui prefect --port 4200": (
+        "tests/cli/test_ui.py::test_prefect_ui_shows_the_flow_runs_recorded_under_the_home"
+    ),
     "mlops stack up --no-bootstrap": "tests/stack/test_native_stack.py::native_stack",
     "mlops stack env --json": "tests/stack/test_native_stack.py::native_stack",
     "mlops stack down --timeout 10": "tests/stack/test_native_stack.py::native_stack",

@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from mlops.settings import Settings
 from reports.evidence import ModelEvidence, drift_points, gather, read_serving_bench
-from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL, render_page
+from reports.page import GRAFANA_DRIFT_PANEL, GRAFANA_LATENCY_PANEL, Link, header_links, render_page
 from tests.helpers.runs import isolated_home, run_mlops
 from tests.helpers.services import require_chromium
 
@@ -203,6 +204,10 @@ def test_pages_show_this_runs_figures(built: dict[str, Built]) -> None:
         assert item.evidence.bundle.run_id in text
         # No monitoring check ran in the session's homes: the page says so, not a blank plot.
         assert "No monitoring check" in text
+        # The demo serves no UI: each link says how to start what it points at.
+        assert "start it with <code>mlops ui mlflow</code>" in text
+        assert "start it with <code>mlops ui monitoring</code>" in text
+        assert "in the docker-compose stack" in text
     assert "MLOPS_FRAUD_COST_MISSED_FRAUD" in built["fraud"].page.read_text(encoding="utf-8")
 
 
@@ -239,6 +244,32 @@ def test_report_without_a_champion_says_what_to_run_first(isolated_env: Path) ->
     assert "run `mlops pipeline churn`" in result.stderr
     assert "Traceback" not in result.output
     assert not (isolated_env / "mlflow.db").exists(), "no empty registry created to say no"
+
+
+def _header_links(settings: Settings) -> dict[str, Link]:
+    bundle = SimpleNamespace(run_id="abc123", name="churn")
+    evidence = SimpleNamespace(bundle=bundle, experiment_id="1", evidently_project_id="p1")
+    return {link.label: link for link in header_links(evidence, settings)}  # type: ignore[arg-type]
+
+
+def test_each_link_says_how_to_start_what_it_points_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    links = _header_links(Settings())
+    assert links["MLflow run"].url == "http://127.0.0.1:5000/#/experiments/1/runs/abc123"
+    assert links["MLflow run"].how == "start it with <code>mlops ui mlflow</code>"
+    assert links["Evidently dashboard"].how == "start it with <code>mlops ui monitoring</code>"
+    for label in ("Grafana: serving latency", "Grafana: drift"):
+        assert links[label].how.startswith("in the docker-compose stack"), label
+    assert links["All walkthrough pages"].how == ""
+
+    monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", "http://127.0.0.1:18250/")
+    links = _header_links(Settings())
+    assert links["MLflow run"].how == "start it with <code>mlops ui mlflow --port 18250</code>"
+    assert links["MLflow run"].url.startswith("http://127.0.0.1:18250/#/")
+
+    # In the stack every one of them runs: no note.
+    monkeypatch.setenv("MLOPS_PROFILE", "stack")
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", "a-token-of-our-own")
+    assert {link.how for link in _header_links(Settings()).values()} == {""}
 
 
 def test_grafana_links_point_at_real_panels() -> None:
