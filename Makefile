@@ -8,7 +8,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: install demo demo-no-serve test bench lint typecheck quality-bar docs-layers image compose-config clean help
+.PHONY: install demo demo-no-serve test bench lint typecheck quality-bar docs-layers screenshots image compose-config clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  the benchmarks (the figures of docs/benchmarks.md)"
 	@echo "make lint   ruff, mypy and the import layers (lint-imports)"
 	@echo "make docs-layers   redraw the package diagram of docs/architecture.md from the layers"
+	@echo "make screenshots   retake the README's pictures (docs/images/) from the demo's home"
 	@echo "make quality-bar   train churn on small data; fail if the model misses its bar"
 	@echo "make image  build the project image (infra/Dockerfile)"
 
@@ -62,6 +63,13 @@ lint: install
 # pyproject.toml (tests/test_layout.py fails when the page holds another drawing).
 docs-layers: install
 	$(RUN) python -m tests.layout --write
+
+# The README's pictures: the pages of a home where the demo ran (`make demo-no-serve`),
+# taken by headless Chromium while the API, MLflow and the Evidently UI run on free ports.
+SHOTS_HOME ?= var
+
+screenshots: install
+	$(RUN) mlops screenshots --home $(SHOTS_HOME) --out docs/images
 
 # CI's model check: a fresh home, a small simulated run, then the bar the model must
 # clear on its time-ordered test window (5,000 customers give ROC-AUC ~0.85).

@@ -17,6 +17,7 @@ from cli import (
     quality_bar,
     report,
     score,
+    screenshots,
     serve,
     simulate,
     stack,
@@ -40,6 +41,7 @@ for command in (
 ):
     app.command()(command)
 app.command("quality-bar")(quality_bar.quality_bar)
+app.command()(screenshots.screenshots)
 
 for name, group in (
     ("pipeline", pipeline.pipeline_app),
