@@ -48,6 +48,7 @@ WINDOW = (1280, 800)
 # Virtual time Chromium grants a page's scripts before the picture (ms): the single-page
 # UIs fetch their data after loading, Evidently draws its charts after that.
 SCRIPT_BUDGET_MS = 30_000
+SETTLE_TRIES = 4
 # A page with fewer colours than this is blank or a spinner, not a picture of anything.
 MIN_COLOURS = 64
 MAX_PNG_BYTES = 200_000
@@ -299,6 +300,22 @@ def capture(url: str, path: Path, *, budget_ms: int = SCRIPT_BUDGET_MS) -> None:
         raise StackError(f"chromium could not take {url}: {done.stderr[-1500:]}")
 
 
+def settled(url: str, path: Path) -> bool:
+    """Picture `url` until two pictures in a row are the same; False when it never settles.
+
+    On a busy machine the virtual time budget can run out before a page's data arrives
+    or its charts finish drawing (axes without lines); a page that has settled looks the
+    same twice.
+    """
+    capture(url, path)
+    for _ in range(SETTLE_TRIES - 1):
+        before = path.read_bytes()
+        capture(url, path)
+        if path.read_bytes() == before:
+            return True
+    return False
+
+
 def colours(path: Path) -> int:
     """Distinct colours of the picture (a blank page has one, a spinner a handful)."""
     from PIL import Image
@@ -361,7 +378,8 @@ def take_screenshots(
 
 def _take(shot: Shot, out: Path, log: Log) -> ShotResult:
     path = out / f"{shot.name}.png"
-    capture(shot.url, path)
+    if not settled(shot.url, path):
+        log(f"{shot.name:<20} still changing after {SETTLE_TRIES} pictures: the last is kept")
     result = _checked(shot, path)
     if result.problem or result.skipped:
         log(f"{shot.name:<20} not kept: {result.problem or result.skipped}")
