@@ -8,7 +8,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: install demo demo-no-serve test bench lint typecheck quality-bar docs-layers settings-doc image compose-config clean help
+.PHONY: install demo demo-no-serve test bench lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   ruff, mypy and the import layers (lint-imports)"
 	@echo "make docs-layers   redraw the package diagram of docs/architecture.md from the layers"
 	@echo "make settings-doc  regenerate docs/settings.md from the settings class"
+	@echo "make screenshots   retake the README's pictures (docs/images/) from the demo's home"
 	@echo "make quality-bar   train churn on small data; fail if the model misses its bar"
 	@echo "make image  build the project image (infra/Dockerfile)"
 
@@ -68,6 +69,13 @@ docs-layers: install
 # fails when the page is not what the generator gives).
 settings-doc: install
 	$(RUN) mlops config --markdown > docs/settings.md
+
+# The README's pictures: the pages of a home where the demo ran (`make demo-no-serve`),
+# taken by headless Chromium while the API, MLflow and the Evidently UI run on free ports.
+SHOTS_HOME ?= var
+
+screenshots: install
+	$(RUN) mlops screenshots --home $(SHOTS_HOME) --out docs/images
 
 # CI's model check: a fresh home, a small simulated run, then the bar the model must
 # clear on its time-ordered test window (5,000 customers give ROC-AUC ~0.85).

@@ -21,6 +21,7 @@ from cli import (
     quality_bar,
     report,
     score,
+    screenshots,
     serve,
     simulate,
     stack,
@@ -67,6 +68,7 @@ for command in (
     app.command()(command)
 app.command("quality-bar")(quality_bar.quality_bar)
 app.command("config")(config.config)
+app.command()(screenshots.screenshots)
 
 for name, group in (
     ("pipeline", pipeline.pipeline_app),
