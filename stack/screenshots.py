@@ -31,6 +31,7 @@ from pathlib import Path
 from mlops.case_studies import CASE_STUDIES, case_study
 from mlops.names import CHAMPION
 from mlops.settings import Settings
+from stack.home_ui import home_ui
 from stack.processes import (
     Log,
     Running,
@@ -142,26 +143,25 @@ def screenshot_services(
     argv stay the table's and the environment is the embedded one: the API reads the home
     as `mlops serve` does, MLflow serves the home's SQLite file.
     """
-    ported = settings.model_copy(
-        update={
-            "api_port": ports["api"],
-            "stack_mlflow_port": ports["mlflow"],
-            "stack_evidently_port": ports["evidently-ui"],
-        }
-    )
     # The table's secrets go to services these pictures do not start.
-    table = service_table(Topology.native(ported, admin_token="", prefect_auth_string=""))
+    table = service_table(
+        Topology.native(
+            settings.model_copy(update={"api_port": ports["api"]}),
+            admin_token="",
+            prefect_auth_string="",
+        )
+    )
     embedded = {"MLOPS_HOME": str(settings.home), "MLOPS_SERVED_MODELS": ",".join(served)}
-    mlflow = table["mlflow"]
+    mlflow = home_ui(settings, "mlflow", host="127.0.0.1", port=ports["mlflow"]).service
     mlflow_environment = {
         **mlflow.environment,
-        "MLFLOW_BACKEND_STORE_URI": settings.tracking_uri,
         # Its UI's own requests come from the name Chromium reaches it by (MLFLOW_HOST).
         "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS": f"http://{MLFLOW_HOST}:{ports['mlflow']}",
     }
+    evidently = home_ui(settings, "monitoring", host="127.0.0.1", port=ports["evidently-ui"])
     return [
         replace(mlflow, environment=mlflow_environment),
-        table["evidently-ui"],
+        evidently.service,
         replace(table["api"], environment=embedded),
     ]
 

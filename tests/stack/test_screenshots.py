@@ -30,6 +30,8 @@ PORTS = {"api": 18471, "mlflow": 18472, "evidently-ui": 18473}
 
 
 def test_the_services_are_the_tables_on_the_homes_own_stores(settings: Settings) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / "mlflow.db").touch()  # a home where something was tracked
     taken = {s.name: s for s in screenshot_services(settings, PORTS, ["churn"])}
     ported = settings.model_copy(
         update={"api_port": 18471, "stack_mlflow_port": 18472, "stack_evidently_port": 18473}
