@@ -20,7 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mlops.case_studies import CHURN, CaseStudyName
 from mlops.settings import Settings
 from serving.collaborators import Collaborators
-from serving.errors import Unauthorized
+from serving.errors import Unauthorized, UnsupportedMediaType
+from serving.json_route import NOT_JSON, is_json
 from serving.metrics import Metrics
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
@@ -50,6 +51,15 @@ async def get_churn_features(request: Request) -> OnlineFeatures:
     return request.app.state.collaborators.churn_features  # type: ignore[no-any-return]
 
 
+async def require_json(request: Request) -> None:
+    """`UnsupportedMediaType` (415) unless the body is sent as JSON, as a `JsonRoute` does.
+
+    FastAPI would read another media type as bytes and answer a 422 about the body.
+    """
+    if not is_json(request):
+        raise UnsupportedMediaType(NOT_JSON)
+
+
 _bearer = HTTPBearer(auto_error=False, description="The admin token (MLOPS_ADMIN_TOKEN).")
 
 
@@ -72,3 +82,4 @@ ModelsDep = Annotated[Mapping[CaseStudyName, ModelHolder], Depends(get_models)]
 ChurnModelDep = Annotated[ModelHolder, Depends(get_churn_model)]
 ChurnFeaturesDep = Annotated[OnlineFeatures, Depends(get_churn_features)]
 AdminDep = Depends(require_admin)
+JsonBodyDep = Depends(require_json)

@@ -74,6 +74,11 @@ class PayloadTooLarge(ApiError):
     error = "payload_too_large"
 
 
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    error = "unsupported_media_type"
+
+
 class Overloaded(ApiError):
     status_code = 429
     error = "overloaded"

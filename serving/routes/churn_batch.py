@@ -5,7 +5,8 @@ per-row error (`"error": "unknown_entity"`), not a failed request, so one stale 
 not cost the caller the other rows. Customers by raw fields: the same transforms as
 training and the single-row endpoint, on all rows at once. Either way the rows go to
 onnxruntime as one float32 matrix. A request with no rows or more than
-`MAX_BATCH_ROWS` is refused with 422 before any work is done.
+`MAX_BATCH_ROWS` is refused with 422, and a body not sent as JSON with 415, before any
+work is done.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.churn_transforms import churn_features
 from mlops.case_studies import CHURN
-from serving.deps import ChurnFeaturesDep, ChurnModelDep
+from serving.deps import ChurnFeaturesDep, ChurnModelDep, JsonBodyDep
 from serving.errors import InvalidInput
 from serving.schemas import ChurnCustomer, ModelRef
 
@@ -65,7 +66,9 @@ class ChurnBatchPrediction(BaseModel):
     model: ModelRef
 
 
-@router.post("/v1/churn/predict/batch", response_model=ChurnBatchPrediction)
+@router.post(
+    "/v1/churn/predict/batch", response_model=ChurnBatchPrediction, dependencies=[JsonBodyDep]
+)
 def churn_predict_batch(
     request: ChurnBatchRequest, holder: ChurnModelDep, features: ChurnFeaturesDep
 ) -> ChurnBatchPrediction:
