@@ -157,3 +157,17 @@ class ReloadOutcome(BaseModel):
     version: str | None = Field(description="The version served after the reload, if any.")
     changed: bool = Field(description="A new version was loaded and swapped in.")
     error: str | None = Field(description="Why the alias could not be followed, if it could not.")
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="Every check passed: the API answers predictions.")
+    checks: dict[str, bool] = Field(
+        description="Per served case study: `<name>_model` loaded, `<name>_features` answering."
+    )
+    model_errors: dict[str, str] | None = Field(
+        default=None, description="Why a served model could not be loaded, by case study."
+    )

@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from features.churn_transforms import churn_features
 from mlops.case_studies import CHURN
 from serving.deps import ChurnFeaturesDep, ChurnModelDep, JsonBodyDep
-from serving.errors import InvalidInput
+from serving.errors import FeatureStoreUnavailable, InvalidInput, ModelNotReady, error_responses
 from serving.schemas import ChurnCustomer, ModelRef
 
 # A request's rows are scored in one call on the event loop's worker thread: bounded so
 # one request cannot hold a worker for long (1,000 rows are a few milliseconds of ONNX).
 MAX_BATCH_ROWS = 1000
+BATCH_ROUTE = f"{CHURN.score_route}/batch"
 
 router = APIRouter(tags=[CHURN.name])
 
@@ -67,7 +68,10 @@ class ChurnBatchPrediction(BaseModel):
 
 
 @router.post(
-    "/v1/churn/predict/batch", response_model=ChurnBatchPrediction, dependencies=[JsonBodyDep]
+    BATCH_ROUTE,
+    response_model=ChurnBatchPrediction,
+    dependencies=[JsonBodyDep],
+    responses=error_responses(InvalidInput, ModelNotReady, FeatureStoreUnavailable),
 )
 def churn_predict_batch(
     request: ChurnBatchRequest, holder: ChurnModelDep, features: ChurnFeaturesDep

@@ -18,7 +18,7 @@ from typing import Final
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from serving.errors import PageNotFound
+from serving.errors import PageNotFound, error_responses
 
 PAGE_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*\.html$")
 _TITLE: Final = re.compile(rb"<title>(.*?)</title>", re.DOTALL)
@@ -60,7 +60,7 @@ def pages_index(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/{page}", response_class=HTMLResponse)
+@router.get("/{page}", response_class=HTMLResponse, responses=error_responses(PageNotFound))
 def page(page: str, request: Request) -> HTMLResponse:
     """One walkthrough page, as `mlops report` wrote it."""
     folder = _pages_dir(request)
