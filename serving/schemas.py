@@ -103,6 +103,9 @@ class ModelInfo(BaseModel):
 # A transaction stamped further ahead of the server's clock than this is refused: clocks
 # drift by seconds, not minutes, so a later time is a bug or a forgery.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# The online windows count time in nanoseconds since the epoch, as int64: a time before it
+# is no payment this system holds, and one before 1677 would not fit.
+EARLIEST_TX_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FraudTransaction(BaseModel):
@@ -130,12 +133,15 @@ class FraudTransaction(BaseModel):
     terminal_id: int = Field(ge=0, le=MAX_INTEGER, description="Where the card was used.")
     amount: float = Field(gt=0, lt=MAX_TX_AMOUNT, description="Amount of the payment.")
     tx_datetime: AwareDatetime = Field(
-        description="When the payment happened, with its UTC offset (e.g. ...Z)."
+        description="When the payment happened, with its UTC offset (e.g. ...Z); "
+        "from 1970 to the server's clock."
     )
 
     @field_validator("tx_datetime")
     @classmethod
     def _not_in_the_future(cls, value: datetime) -> datetime:
+        if value < EARLIEST_TX_DATETIME:
+            raise ValueError(f"is before 1970: {value.isoformat()}")
         latest = datetime.now(UTC) + MAX_CLOCK_SKEW
         if value > latest:
             raise ValueError(
