@@ -14,21 +14,23 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from features.churn_transforms import churn_features
 from mlops.case_studies import CHURN
-from serving.deps import ChurnFeaturesDep, ChurnModelDep, JsonBodyDep
+from serving.collaborators import Collaborators
 from serving.errors import FeatureStoreUnavailable, InvalidInput, ModelNotReady, error_responses
+from serving.json_route import JsonRoute
+from serving.model_holder import ModelHolder
+from serving.online_features import OnlineFeatures
 from serving.schemas import ChurnCustomer, ModelRef
 
 # A request's rows are scored in one call on the event loop's worker thread: bounded so
 # one request cannot hold a worker for long (1,000 rows are a few milliseconds of ONNX).
 MAX_BATCH_ROWS = 1000
 BATCH_ROUTE = f"{CHURN.score_route}/batch"
-
-router = APIRouter(tags=[CHURN.name])
 
 
 class ChurnBatchRequest(BaseModel):
@@ -67,16 +69,19 @@ class ChurnBatchPrediction(BaseModel):
     model: ModelRef
 
 
-@router.post(
-    BATCH_ROUTE,
-    response_model=ChurnBatchPrediction,
-    dependencies=[JsonBodyDep],
-    responses=error_responses(InvalidInput, ModelNotReady, FeatureStoreUnavailable),
-)
-def churn_predict_batch(
-    request: ChurnBatchRequest, holder: ChurnModelDep, features: ChurnFeaturesDep
-) -> ChurnBatchPrediction:
+async def churn_predict_batch(body: ChurnBatchRequest, request: Request) -> ChurnBatchPrediction:
     """Churn probabilities for many customers; unknown ids are per-row errors."""
+    collaborators: Collaborators = request.app.state.collaborators
+    # Up to MAX_BATCH_ROWS rows read and scored: blocking work, kept off the event loop.
+    return await run_in_threadpool(
+        score_batch, body, collaborators.models[CHURN.name], collaborators.churn_features
+    )
+
+
+def score_batch(
+    request: ChurnBatchRequest, holder: ModelHolder, features: OnlineFeatures
+) -> ChurnBatchPrediction:
+    """The batch's answer from the model `holder` serves and the online `features`."""
     model = holder.current
     names = model.bundle.meta.feature_names
     ids: list[str | None]
@@ -130,5 +135,17 @@ def _raw_matrix(customers: list[ChurnCustomer], names: list[str]) -> np.ndarray:
 
 
 def add_churn_batch_routes(app: FastAPI) -> None:
-    """Add `POST /v1/churn/predict/batch` to `app` (an included router: not the hot path)."""
-    app.include_router(router)
+    """Add `POST /v1/churn/predict/batch` to `app`, as the app's own `JsonRoute`.
+
+    Its body is read as the scoring routes read theirs, with the same answers to a body
+    that is not JSON (415) or does not validate (422), and no dependency graph.
+    """
+    app.router.add_api_route(
+        BATCH_ROUTE,
+        churn_predict_batch,
+        methods=["POST"],
+        tags=[CHURN.name],
+        response_model=ChurnBatchPrediction,
+        route_class_override=JsonRoute,
+        responses=error_responses(InvalidInput, ModelNotReady, FeatureStoreUnavailable),
+    )
