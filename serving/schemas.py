@@ -59,10 +59,8 @@ class ChurnCustomer(BaseModel):
 class ChurnPredictRequest(BaseModel):
     """Score a known customer by id (features from the online store) or raw fields."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"customer_id": "7590-VHVEG"}]},
-    )
+    # Its examples, a customer of the demo's population, are added by `serving.openapi`.
+    model_config = ConfigDict(extra="forbid")
 
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
     customer: ChurnCustomer | None = None
@@ -111,20 +109,8 @@ EARLIEST_TX_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 class FraudTransaction(BaseModel):
     """A card payment to score as it happens, in the handbook's terms."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "transaction_id": 1760858,
-                    "customer_id": 42,
-                    "terminal_id": 1234,
-                    "amount": 57.16,
-                    "tx_datetime": "2018-10-01T12:30:00Z",
-                }
-            ]
-        },
-    )
+    # Its example, a payment of the demo's population, is added by `serving.openapi`.
+    model_config = ConfigDict(extra="forbid")
 
     transaction_id: int | None = Field(
         default=None, ge=0, le=MAX_INTEGER, description="Echoed back; not used to score."

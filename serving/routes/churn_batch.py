@@ -36,10 +36,8 @@ BATCH_ROUTE = f"{CHURN.score_route}/batch"
 class ChurnBatchRequest(BaseModel):
     """Up to MAX_BATCH_ROWS customers: ids (features from the online store) or raw fields."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"customer_ids": ["7590-VHVEG", "5575-GNVDE"]}]},
-    )
+    # Its examples, customers of the demo's population, are added by `serving.openapi`.
+    model_config = ConfigDict(extra="forbid")
 
     customer_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ROWS)
     customers: list[ChurnCustomer] | None = Field(
