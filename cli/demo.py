@@ -12,6 +12,7 @@ from cli.pipeline import print_churn, print_fraud, run_churn, run_fraud
 from cli.report import build_pages, pages_address
 from cli.serve import serve_api
 from mlops.case_studies import CHURN, FRAUD
+from mlops.demo_population import DEMO_CHURN_CUSTOMERS, DEMO_FRAUD_CARDS, DEMO_FRAUD_TERMINALS
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -19,13 +20,15 @@ if TYPE_CHECKING:
 
 def demo(
     serve: Annotated[bool, typer.Option(help="Serve the API when the pipelines are done.")] = True,
-    customers: Annotated[int, typer.Option(min=200, help="Churn customers to simulate.")] = 5000,
+    customers: Annotated[int, typer.Option(min=200, help="Churn customers to simulate.")] = (
+        DEMO_CHURN_CUSTOMERS
+    ),
     fraud_customers: Annotated[
         int, typer.Option(min=10, help="Cards to simulate (the handbook's size is 5000).")
-    ] = 1000,
+    ] = DEMO_FRAUD_CARDS,
     fraud_terminals: Annotated[
         int, typer.Option(min=10, help="Terminals to simulate (the handbook's size is 10000).")
-    ] = 2000,
+    ] = DEMO_FRAUD_TERMINALS,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON line: both summaries.")
     ] = False,

@@ -28,6 +28,7 @@ from serving.lifespan import serving_lifespan
 from serving.middleware import BoundedRequests, ObservedRequests
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
+from serving.openapi import install_openapi
 from serving.routes.churn_batch import add_churn_batch_routes
 from serving.routes.health import add_health_routes
 from serving.routes.metrics import add_metrics_route
@@ -74,6 +75,7 @@ def create_app(
     add_health_routes(app)
     add_metrics_route(app)
     add_model_routes(app)
+    install_openapi(app)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
     app.add_middleware(
         BoundedRequests,

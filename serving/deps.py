@@ -4,7 +4,7 @@ The lifespan publishes the `Collaborators` of each run on the app state; `create
 puts the settings and the `Instruments` there when it builds the app. The getters are
 `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and
 each trip there cost about 0.3 ms a request on this machine, for a function that only
-reads an attribute. The scoring routes take none: they are
+reads an attribute. The scoring and batch routes take none: they are
 `serving.json_route.JsonRoute`s, which skip FastAPI's dependency graph.
 """
 
@@ -17,13 +17,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mlops.case_studies import CHURN, CaseStudyName
+from mlops.case_studies import CaseStudyName
 from mlops.settings import Settings
 from serving.collaborators import Collaborators
 from serving.errors import Unauthorized
 from serving.metrics import Metrics
 from serving.model_holder import ModelHolder
-from serving.online_features import OnlineFeatures
 
 
 async def get_settings(request: Request) -> Settings:
@@ -40,14 +39,6 @@ async def get_collaborators(request: Request) -> Collaborators:
 
 async def get_models(request: Request) -> Mapping[CaseStudyName, ModelHolder]:
     return request.app.state.collaborators.models  # type: ignore[no-any-return]
-
-
-async def get_churn_model(request: Request) -> ModelHolder:
-    return request.app.state.collaborators.models[CHURN.name]  # type: ignore[no-any-return]
-
-
-async def get_churn_features(request: Request) -> OnlineFeatures:
-    return request.app.state.collaborators.churn_features  # type: ignore[no-any-return]
 
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token (MLOPS_ADMIN_TOKEN).")
@@ -69,6 +60,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 CollaboratorsDep = Annotated[Collaborators, Depends(get_collaborators)]
 ModelsDep = Annotated[Mapping[CaseStudyName, ModelHolder], Depends(get_models)]
-ChurnModelDep = Annotated[ModelHolder, Depends(get_churn_model)]
-ChurnFeaturesDep = Annotated[OnlineFeatures, Depends(get_churn_features)]
 AdminDep = Depends(require_admin)

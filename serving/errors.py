@@ -1,14 +1,22 @@
-"""One error hierarchy for the API; each error carries its HTTP status and a clear message."""
+"""One error hierarchy for the API; each error carries its HTTP status and a clear message.
+
+Every error answer is a JSON body {"error": code, "detail": ...}. Each `ApiError` class is
+one code with its status; `body_model` is its body as a pydantic model, which is what the
+OpenAPI document declares (`error_responses`), so a generated client knows every error
+body by its code. A request that fails validation is the one body whose `detail` is a
+list: {"error": "invalid_request", "detail": [{"field", "problem"}, ...]}.
+"""
 
 from __future__ import annotations
 
 import http
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException
 
 from serving.context import request_context
@@ -19,12 +27,14 @@ logger = logging.getLogger("serving")
 class ApiError(Exception):
     """An error the API answers with its `status_code` and the body {"error", "detail"}.
 
-    Each subclass is one `error` code with its status; `detail` is the message for the
-    caller, which names what went wrong and never echoes a secret.
+    Each subclass is one `error` code with its status and a `summary` of when it is
+    answered (the OpenAPI document's words); `detail` is the message for the caller, which
+    names what went wrong and never echoes a secret.
     """
 
     status_code = 500
     error = "internal_error"
+    summary = "an unexpected server error"
     headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str) -> None:
@@ -38,47 +48,159 @@ class ApiError(Exception):
         )
 
 
+class InvalidRequest(ApiError):
+    """Answered by the `RequestValidationError` handler, its detail a list of problems."""
+
+    status_code = 422
+    error = "invalid_request"
+    summary = "the request does not validate; `detail` lists every problem"
+
+
 class UnknownEntity(ApiError):
     status_code = 404
     error = "unknown_entity"
+    summary = "no features for this id in the online store"
 
 
 class PageNotFound(ApiError):
     status_code = 404
     error = "page_not_found"
+    summary = "no walkthrough page of this name"
 
 
 class InvalidInput(ApiError):
     status_code = 422
     error = "invalid_input"
+    summary = "the request validates, but the model cannot be given what it needs from it"
 
 
 class FeatureStoreUnavailable(ApiError):
     status_code = 503
     error = "feature_store_unavailable"
+    summary = "the online feature store did not answer"
 
 
 class ModelNotReady(ApiError):
     status_code = 503
     error = "model_not_ready"
+    summary = "no model of this case study is loaded (not trained yet, or not served)"
 
 
 class Unauthorized(ApiError):
     status_code = 401
     error = "unauthorized"
+    summary = "the admin bearer token is missing or wrong"
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class PayloadTooLarge(ApiError):
     status_code = 413
     error = "payload_too_large"
+    summary = "the body is over the size limit (`MLOPS_MAX_BODY_BYTES`)"
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    error = "unsupported_media_type"
+    summary = "the body is not sent as `application/json`"
 
 
 class Overloaded(ApiError):
     status_code = 429
     error = "overloaded"
+    summary = "too many requests in progress (`MLOPS_MAX_CONCURRENT_REQUESTS`); retry shortly"
     # Requests last milliseconds: a second later the load has usually passed.
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+class Problem(BaseModel):
+    """One reason a request does not validate."""
+
+    field: str = Field(
+        description="Where in the request, dotted (`customer.tenure`), or `body` for all of it."
+    )
+    problem: str = Field(description="What is wrong there.")
+
+
+class InvalidRequestBody(BaseModel):
+    """The body of a 422 `invalid_request`: every problem found in the request."""
+
+    model_config = ConfigDict(title=InvalidRequest.__name__)
+
+    error: Literal["invalid_request"]
+    detail: list[Problem]
+
+
+# The OpenAPI document names each error body after its class, in its components.
+SCHEMA_REF = "#/components/schemas/"
+
+
+_BODY_MODELS: dict[str, type[BaseModel]] = {InvalidRequest.__name__: InvalidRequestBody}
+
+
+def body_model(error: type[ApiError]) -> type[BaseModel]:
+    """The body `error` is answered with, as a model named after the class."""
+    if error.__name__ not in _BODY_MODELS:
+        code: Any = Literal[error.error]
+        _BODY_MODELS[error.__name__] = create_model(
+            error.__name__,
+            __doc__=f"The body of a {error.status_code} `{error.error}`: {error.summary}.",
+            error=(code, ...),
+            detail=(str, Field(description="What went wrong, for the caller to read.")),
+        )
+    return _BODY_MODELS[error.__name__]
+
+
+def error_responses(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may answer `errors`: per status, their bodies.
+
+    Declared once, when the app is built, and read by FastAPI only to build the OpenAPI
+    document: no work per request. The schemas refer to components the document's
+    builder adds (`serving.openapi`); they are JSON whatever the route's media type.
+    """
+    by_status: dict[int, list[type[ApiError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status_code, []).append(error)
+    return {status: error_response(by_status[status]) for status in sorted(by_status)}
+
+
+def error_response(errors: list[type[ApiError]]) -> dict[str, Any]:
+    """The OpenAPI response of one status that answers any of `errors` (each one body)."""
+    refs = [{"$ref": f"{SCHEMA_REF}{error.__name__}"} for error in errors]
+    response: dict[str, Any] = {
+        "description": "\n".join(f"- `{error.error}`: {error.summary}" for error in errors),
+        "content": {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}},
+    }
+    headers = {name: _DOCUMENTED_HEADERS[name] for error in errors for name in error.headers}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def declared_errors(response: dict[str, Any]) -> list[type[ApiError]]:
+    """The errors an OpenAPI response made by `error_response` declares; [] for another."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    refs = schema.get("oneOf", [schema])
+    names = [ref.get("$ref", "").removeprefix(SCHEMA_REF) for ref in refs]
+    known = {error.__name__: error for error in _api_errors(ApiError)}
+    return [known[name] for name in names if name in known]
+
+
+def _api_errors(base: type[ApiError]) -> list[type[ApiError]]:
+    subclasses = base.__subclasses__()
+    return [base] + [error for sub in subclasses for error in _api_errors(sub)]
+
+
+_DOCUMENTED_HEADERS: dict[str, dict[str, Any]] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    },
+    "WWW-Authenticate": {
+        "description": "How to authenticate: `Bearer` with the admin token.",
+        "schema": {"type": "string"},
+    },
+}
 
 
 def _body(error: str, detail: Any) -> dict[str, Any]:
@@ -111,7 +233,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        _note(request, "invalid_request")
+        _note(request, InvalidRequest.error)
         problems = [
             {
                 "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
@@ -119,7 +241,9 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        return JSONResponse(_body("invalid_request", problems), status_code=422)
+        return JSONResponse(
+            _body(InvalidRequest.error, problems), status_code=InvalidRequest.status_code
+        )
 
 
 def _note(request: Request, error: str) -> None:

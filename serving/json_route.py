@@ -8,9 +8,10 @@ it. On this machine that was about 60 µs of the churn route's ~350 µs in the a
 
 A route of this class keeps everything FastAPI derives from the endpoint's signature (the
 OpenAPI schema, the declared response model, the 422 shape of a bad body), and handles a
-request in four steps: read the body, parse and validate it with the body model's
-`model_validate_json` (pydantic-core does both in one pass), await the endpoint with the
-body and the `Request`, and serialize the returned model with its own serializer. It takes
+request in four steps: read the body (refused with a 415 unless sent as JSON), parse and
+validate it with the body model's `model_validate_json` (pydantic-core does both in one
+pass), await the endpoint with the body and the `Request`, and serialize the returned
+model with its own serializer. It takes
 only endpoints of that shape, `async def f(body: Model, request: Request) -> Response`,
 and refuses anything else when the app is built, so no feature FastAPI would have given
 the endpoint is silently lost.
@@ -29,7 +30,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from serving.errors import UnsupportedMediaType
+
 JSON_MEDIA_TYPE = "application/json"
+NOT_JSON = f"send the body as {JSON_MEDIA_TYPE} (the content-type header)"
 
 
 class JsonRoute(APIRoute):
@@ -44,10 +48,8 @@ class JsonRoute(APIRoute):
         status = self.status_code or 200
 
         async def handle(request: Request) -> Response:
-            if not _is_json(request):
-                raise RequestValidationError(
-                    [_problem("content_type", f"send the body as {JSON_MEDIA_TYPE}")]
-                )
+            if not is_json(request):
+                raise UnsupportedMediaType(NOT_JSON)
             body = await request.body()
             try:
                 parsed = parse(body)
@@ -87,12 +89,9 @@ def _is_model(annotation: Any) -> bool:
     return inspect.isclass(annotation) and issubclass(annotation, BaseModel)
 
 
-def _is_json(request: Request) -> bool:
+def is_json(request: Request) -> bool:
+    """The request says its body is JSON: `application/json` or `application/<type>+json`."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     return media_type == JSON_MEDIA_TYPE or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
-
-
-def _problem(field: str, message: str) -> dict[str, Any]:
-    return {"type": "value_error", "loc": ("body", field), "msg": message, "input": None}

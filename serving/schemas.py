@@ -59,10 +59,8 @@ class ChurnCustomer(BaseModel):
 class ChurnPredictRequest(BaseModel):
     """Score a known customer by id (features from the online store) or raw fields."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"customer_id": "7590-VHVEG"}]},
-    )
+    # Its examples, a customer of the demo's population, are added by `serving.openapi`.
+    model_config = ConfigDict(extra="forbid")
 
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
     customer: ChurnCustomer | None = None
@@ -103,25 +101,16 @@ class ModelInfo(BaseModel):
 # A transaction stamped further ahead of the server's clock than this is refused: clocks
 # drift by seconds, not minutes, so a later time is a bug or a forgery.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# The online windows count time in nanoseconds since the epoch, as int64: a time before it
+# is no payment this system holds, and one before 1677 would not fit.
+EARLIEST_TX_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FraudTransaction(BaseModel):
     """A card payment to score as it happens, in the handbook's terms."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "transaction_id": 1760858,
-                    "customer_id": 42,
-                    "terminal_id": 1234,
-                    "amount": 57.16,
-                    "tx_datetime": "2018-10-01T12:30:00Z",
-                }
-            ]
-        },
-    )
+    # Its example, a payment of the demo's population, is added by `serving.openapi`.
+    model_config = ConfigDict(extra="forbid")
 
     transaction_id: int | None = Field(
         default=None, ge=0, le=MAX_INTEGER, description="Echoed back; not used to score."
@@ -130,12 +119,15 @@ class FraudTransaction(BaseModel):
     terminal_id: int = Field(ge=0, le=MAX_INTEGER, description="Where the card was used.")
     amount: float = Field(gt=0, lt=MAX_TX_AMOUNT, description="Amount of the payment.")
     tx_datetime: AwareDatetime = Field(
-        description="When the payment happened, with its UTC offset (e.g. ...Z)."
+        description="When the payment happened, with its UTC offset (e.g. ...Z); "
+        "from 1970 to the server's clock."
     )
 
     @field_validator("tx_datetime")
     @classmethod
     def _not_in_the_future(cls, value: datetime) -> datetime:
+        if value < EARLIEST_TX_DATETIME:
+            raise ValueError(f"is before 1970: {value.isoformat()}")
         latest = datetime.now(UTC) + MAX_CLOCK_SKEW
         if value > latest:
             raise ValueError(
@@ -157,3 +149,17 @@ class ReloadOutcome(BaseModel):
     version: str | None = Field(description="The version served after the reload, if any.")
     changed: bool = Field(description="A new version was loaded and swapped in.")
     error: str | None = Field(description="Why the alias could not be followed, if it could not.")
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="Every check passed: the API answers predictions.")
+    checks: dict[str, bool] = Field(
+        description="Per served case study: `<name>_model` loaded, `<name>_features` answering."
+    )
+    model_errors: dict[str, str] | None = Field(
+        default=None, description="Why a served model could not be loaded, by case study."
+    )

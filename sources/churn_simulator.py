@@ -41,6 +41,7 @@ from features.churn_schema import (
     RAW_COLUMNS,
     TIMESTAMP_COLUMN,
 )
+from mlops.demo_population import draw_customer_ids
 from sources.churn_customers import (
     BASE_PRICE_SENSITIVITY,
     ChurnScenario,
@@ -127,7 +128,8 @@ def simulate_customers(
     drift = SCENARIOS[scenario]
 
     rng = np.random.default_rng(seed)
-    customer_ids = _customer_ids(rng, n_customers)
+    # First of all draws: `mlops.demo_population` names the ids from the size and seed.
+    customer_ids = draw_customer_ids(rng, n_customers)
     uniform = {name: rng.random(n_customers) for name in _UNIFORM_DRAWS}
     normal = {name: rng.standard_normal(n_customers) for name in _NORMAL_DRAWS}
 
@@ -186,17 +188,6 @@ def write_customers(frame: pd.DataFrame, path: Path) -> Path:
         frame.to_parquet(partial, index=False)
     partial.replace(path)
     return path
-
-
-def _customer_ids(rng: np.random.Generator, n_customers: int) -> np.ndarray:
-    """Unique IDs like "7590-VHVEG": four digits, a dash, five uppercase letters."""
-    letter_codes = 26**5
-    codes = rng.choice(10_000 * letter_codes, size=n_customers, replace=False)
-    digits = np.strings.zfill((codes // letter_codes).astype(str), 4)
-    remainder = codes % letter_codes
-    powers = 26 ** np.arange(4, -1, -1)
-    letters = (ord("A") + (remainder[:, None] // powers) % 26).astype(np.uint8)
-    return digits + "-" + letters.view("S5").ravel().astype(str)
 
 
 def _snapshot_times(

@@ -5,7 +5,8 @@ per-row error (`"error": "unknown_entity"`), not a failed request, so one stale 
 not cost the caller the other rows. Customers by raw fields: the same transforms as
 training and the single-row endpoint, on all rows at once. Either way the rows go to
 onnxruntime as one float32 matrix. A request with no rows or more than
-`MAX_BATCH_ROWS` is refused with 422 before any work is done.
+`MAX_BATCH_ROWS` is refused with 422, and a body not sent as JSON with 415, before any
+work is done.
 """
 
 from __future__ import annotations
@@ -13,29 +14,30 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from features.churn_transforms import churn_features
 from mlops.case_studies import CHURN
-from serving.deps import ChurnFeaturesDep, ChurnModelDep
-from serving.errors import InvalidInput
+from serving.collaborators import Collaborators
+from serving.errors import FeatureStoreUnavailable, InvalidInput, ModelNotReady, error_responses
+from serving.json_route import JsonRoute
+from serving.model_holder import ModelHolder
+from serving.online_features import OnlineFeatures
 from serving.schemas import ChurnCustomer, ModelRef
 
 # A request's rows are scored in one call on the event loop's worker thread: bounded so
 # one request cannot hold a worker for long (1,000 rows are a few milliseconds of ONNX).
 MAX_BATCH_ROWS = 1000
-
-router = APIRouter(tags=[CHURN.name])
+BATCH_ROUTE = f"{CHURN.score_route}/batch"
 
 
 class ChurnBatchRequest(BaseModel):
     """Up to MAX_BATCH_ROWS customers: ids (features from the online store) or raw fields."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"customer_ids": ["7590-VHVEG", "5575-GNVDE"]}]},
-    )
+    # Its examples, customers of the demo's population, are added by `serving.openapi`.
+    model_config = ConfigDict(extra="forbid")
 
     customer_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ROWS)
     customers: list[ChurnCustomer] | None = Field(
@@ -65,11 +67,19 @@ class ChurnBatchPrediction(BaseModel):
     model: ModelRef
 
 
-@router.post("/v1/churn/predict/batch", response_model=ChurnBatchPrediction)
-def churn_predict_batch(
-    request: ChurnBatchRequest, holder: ChurnModelDep, features: ChurnFeaturesDep
-) -> ChurnBatchPrediction:
+async def churn_predict_batch(body: ChurnBatchRequest, request: Request) -> ChurnBatchPrediction:
     """Churn probabilities for many customers; unknown ids are per-row errors."""
+    collaborators: Collaborators = request.app.state.collaborators
+    # Up to MAX_BATCH_ROWS rows read and scored: blocking work, kept off the event loop.
+    return await run_in_threadpool(
+        score_batch, body, collaborators.models[CHURN.name], collaborators.churn_features
+    )
+
+
+def score_batch(
+    request: ChurnBatchRequest, holder: ModelHolder, features: OnlineFeatures
+) -> ChurnBatchPrediction:
+    """The batch's answer from the model `holder` serves and the online `features`."""
     model = holder.current
     names = model.bundle.meta.feature_names
     ids: list[str | None]
@@ -123,5 +133,17 @@ def _raw_matrix(customers: list[ChurnCustomer], names: list[str]) -> np.ndarray:
 
 
 def add_churn_batch_routes(app: FastAPI) -> None:
-    """Add `POST /v1/churn/predict/batch` to `app` (an included router: not the hot path)."""
-    app.include_router(router)
+    """Add `POST /v1/churn/predict/batch` to `app`, as the app's own `JsonRoute`.
+
+    Its body is read as the scoring routes read theirs, with the same answers to a body
+    that is not JSON (415) or does not validate (422), and no dependency graph.
+    """
+    app.router.add_api_route(
+        BATCH_ROUTE,
+        churn_predict_batch,
+        methods=["POST"],
+        tags=[CHURN.name],
+        response_model=ChurnBatchPrediction,
+        route_class_override=JsonRoute,
+        responses=error_responses(InvalidInput, ModelNotReady, FeatureStoreUnavailable),
+    )

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from serving.deps import CollaboratorsDep, SettingsDep
+from serving.schemas import Liveness, Readiness
 
 
 def live() -> dict[str, str]:
@@ -31,5 +32,22 @@ def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONRespons
 
 def add_health_routes(app: FastAPI) -> None:
     """Add the liveness and readiness probes to `app`."""
-    app.add_api_route("/health/live", live, methods=["GET"], tags=["health"])
-    app.add_api_route("/health/ready", ready, methods=["GET"], tags=["health"])
+    # The bodies are declared, not validated: the probes answer plain dicts, unchecked.
+    app.add_api_route(
+        "/health/live",
+        live,
+        methods=["GET"],
+        tags=["health"],
+        response_model=None,
+        responses={200: {"model": Liveness}},
+    )
+    app.add_api_route(
+        "/health/ready",
+        ready,
+        methods=["GET"],
+        tags=["health"],
+        responses={
+            200: {"model": Readiness, "description": "Every served model answers."},
+            503: {"model": Readiness, "description": "Not ready: `checks` says what is not."},
+        },
+    )

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from mlops.case_studies import CASE_STUDIES, CaseStudy, CaseStudyName
 from mlops.settings import Settings
 from serving.deps import AdminDep, ModelsDep, SettingsDep
+from serving.errors import ModelNotReady, Unauthorized, error_responses
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.schemas import ModelInfo, ReloadOutcome
 
@@ -46,9 +47,15 @@ def add_model_routes(app: FastAPI) -> None:
             tags=[study.name],
             name=f"{study.name}_model_info",
             description=_model_info_description(study),
+            responses=error_responses(ModelNotReady),
         )
     app.add_api_route(
-        "/admin/reload", admin_reload, methods=["POST"], tags=["admin"], dependencies=[AdminDep]
+        "/admin/reload",
+        admin_reload,
+        methods=["POST"],
+        tags=["admin"],
+        dependencies=[AdminDep],
+        responses=error_responses(Unauthorized),
     )
 
 

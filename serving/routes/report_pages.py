@@ -13,17 +13,21 @@ import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import HTMLResponse
 
-from serving.errors import PageNotFound
+from serving.errors import PageNotFound, error_responses
 
 PAGE_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*\.html$")
 _TITLE: Final = re.compile(rb"<title>(.*?)</title>", re.DOTALL)
 
 router = APIRouter(prefix="/reports", tags=["reports"])
+# `mlops report churn` (and `mlops demo`) writes the churn page under this name.
+_CHURN_PAGE = {"summary": "The churn walkthrough", "value": "churn.html"}
+PageName = Annotated[str, PathParameter(openapi_examples={"churn": _CHURN_PAGE})]
 
 
 def _pages_dir(request: Request) -> Path:
@@ -60,8 +64,8 @@ def pages_index(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/{page}", response_class=HTMLResponse)
-def page(page: str, request: Request) -> HTMLResponse:
+@router.get("/{page}", response_class=HTMLResponse, responses=error_responses(PageNotFound))
+def page(page: PageName, request: Request) -> HTMLResponse:
     """One walkthrough page, as `mlops report` wrote it."""
     folder = _pages_dir(request)
     path = folder / page

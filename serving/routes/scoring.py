@@ -13,9 +13,27 @@ from starlette.concurrency import run_in_threadpool
 
 from mlops.case_studies import CHURN, FRAUD
 from serving.context import RequestContext, request_context
+from serving.errors import (
+    ApiError,
+    FeatureStoreUnavailable,
+    InvalidInput,
+    ModelNotReady,
+    UnknownEntity,
+    error_responses,
+)
 from serving.json_route import JsonRoute
 from serving.predictors import ChurnPredictor, FraudPredictor
 from serving.schemas import ChurnPrediction, ChurnPredictRequest, FraudScore, FraudTransaction
+
+# What the predictors may answer besides their model; the app's OpenAPI document adds what
+# every route with a JSON body may answer (`serving.openapi`).
+CHURN_ERRORS: tuple[type[ApiError], ...] = (
+    UnknownEntity,
+    InvalidInput,
+    ModelNotReady,
+    FeatureStoreUnavailable,
+)
+FRAUD_ERRORS: tuple[type[ApiError], ...] = (InvalidInput, ModelNotReady, FeatureStoreUnavailable)
 
 
 async def churn_predict(body: ChurnPredictRequest, request: Request) -> ChurnPrediction:
@@ -33,13 +51,17 @@ async def fraud_score(body: FraudTransaction, request: Request) -> FraudScore:
 
 def add_scoring_routes(app: FastAPI) -> None:
     """Add each case study's score route to `app`, as the app's own `JsonRoute`."""
-    for study, endpoint in ((CHURN, churn_predict), (FRAUD, fraud_score)):
+    for study, endpoint, errors in (
+        (CHURN, churn_predict, CHURN_ERRORS),
+        (FRAUD, fraud_score, FRAUD_ERRORS),
+    ):
         app.router.add_api_route(
             study.score_route,
             endpoint,
             methods=["POST"],
             tags=[study.name],
             route_class_override=JsonRoute,
+            responses=error_responses(*errors),
         )
 
 
