@@ -153,7 +153,10 @@ def build_features(valid: pd.DataFrame) -> pd.DataFrame:
     return features
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+# Not log_prints, whatever the flow says: Feast serializes the on-demand view's function
+# with dill, which finds the globals it uses by disassembling it into a captured stdout;
+# with print() sent to the run logger, the disassembly was logged, thirty lines a run.
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, log_prints=False)
 def publish_features(settings: Settings, valid: pd.DataFrame) -> str:
     """Register the definitions; write the histories as of the last transaction; go online."""
     as_of = valid[TX_DATETIME].max() + pd.Timedelta(seconds=1)
