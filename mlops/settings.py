@@ -358,6 +358,9 @@ class Settings(BaseSettings):
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         # Progress bars for two small files only clutter the logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # Models are logged with their environment given (`training.train`), so MLflow need
+        # not look for a uv project in the working directory (and say so on every model).
+        os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
         return self
 
 

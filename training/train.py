@@ -12,6 +12,7 @@ shared with the fraud training too.
 
 from __future__ import annotations
 
+import platform
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -178,14 +179,14 @@ def log_native_model(model: Any, x_sample: np.ndarray, feature_names: tuple[str,
     """Log the fitted model in the active run as `model`, with its signature; return its URI."""
     frame = pd.DataFrame(x_sample, columns=list(feature_names))
     signature = infer_signature(frame, model.predict_proba(x_sample))
-    # Requirements are given, not inferred: inference re-imports the model in a
+    # The environment is given, not inferred: inference re-imports the model in a
     # subprocess and costs ~15 s per model.
     if isinstance(model, XGBClassifier):
         info = mlflow.xgboost.log_model(
             model,
             name="model",
             signature=signature,
-            pip_requirements=_requirements("xgboost-cpu"),
+            conda_env=model_environment("xgboost-cpu"),
         )
     else:
         # A composed model names the types its skops file holds beyond scikit-learn's.
@@ -194,7 +195,7 @@ def log_native_model(model: Any, x_sample: np.ndarray, feature_names: tuple[str,
             model,
             name="model",
             signature=signature,
-            pip_requirements=_requirements(*(("xgboost-cpu",) if trusted else ())),
+            conda_env=model_environment(*(("xgboost-cpu",) if trusted else ())),
             skops_trusted_types=list(trusted) if trusted else None,
         )
     return str(info.model_uri)
@@ -285,5 +286,19 @@ def _model_params(model: Any) -> dict[str, Any]:
     }
 
 
-def _requirements(*extra: str) -> list[str]:
-    return [f"{name}=={package_version(name)}" for name in ("scikit-learn", "numpy", *extra)]
+def model_environment(*extra: str) -> dict[str, Any]:
+    """The logged model's environment: this Python and the pinned packages it needs.
+
+    Given whole, as a conda env, rather than as pip requirements: from those MLflow builds
+    the conda env itself, pinning the installed pip, and a uv environment has no pip, so
+    it warned "Failed to resolve installed pip version" on every model. The content is what
+    MLflow would write (pip unpinned); it adds its own `mlflow==` pin to the requirements.
+    """
+    requirements = [
+        f"{name}=={package_version(name)}" for name in ("scikit-learn", "numpy", *extra)
+    ]
+    return {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={platform.python_version()}", "pip", {"pip": requirements}],
+    }
