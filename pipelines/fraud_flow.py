@@ -30,6 +30,7 @@ from features.fraud_windows_dask import (
     scatter_frame,
 )
 from features.quarantine import ValidationResult
+from mlops import progress
 from mlops.case_studies import FRAUD
 from mlops.settings import Settings
 from pipelines.stages import quarantine_and_check, transient
@@ -99,14 +100,17 @@ def ingest(settings: Settings, run_dir: str, source: Path | None, sim: Simulatio
     """
     logger = get_run_logger()
     if source is None:
-        frame = simulate_transactions(
-            sim.customers,
-            sim.terminals,
-            sim.days,
-            sim.start,
-            seed=settings.seed,
-            scenario=sim.scenario,
-        )
+        with progress.step(
+            f"simulating {sim.days} days of {sim.customers} cards at {sim.terminals} terminals"
+        ):
+            frame = simulate_transactions(
+                sim.customers,
+                sim.terminals,
+                sim.days,
+                sim.start,
+                seed=settings.seed,
+                scenario=sim.scenario,
+            )
         path = write_transactions(frame, settings.raw_dir / run_dir / "transactions.parquet")
         del frame
         origin = (
@@ -144,11 +148,12 @@ def build_features(valid: pd.DataFrame) -> pd.DataFrame:
     else in-process; both give the same values.
     """
     client = cluster_client()
-    if client is None:
-        features = fraud_window_features(valid)
-    else:
-        get_run_logger().info("window features partitioned on the Dask cluster")
-        features = fraud_window_features_on_cluster(valid, client)
+    with progress.step(f"window features of {len(valid):,} transactions"):
+        if client is None:
+            features = fraud_window_features(valid)
+        else:
+            get_run_logger().info("window features partitioned on the Dask cluster")
+            features = fraud_window_features_on_cluster(valid, client)
     features[TX_FRAUD] = valid[TX_FRAUD].to_numpy()
     return features
 

@@ -28,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from mlops import progress
 from mlops.settings import Settings
 from training.evaluate import choose_threshold, classification_metrics, write_plots
 from training.promotion_gate import GateDecision, onnx_champion_scorer
@@ -223,7 +224,9 @@ def train_and_register(
     parent = mlflow.active_run()
     if parent is None:
         raise RuntimeError("train_and_register needs an active MLflow run")
-    trained = train_candidates(data, candidates, primary_metric, settings.seed)
+    trained = train_candidates(
+        data, candidates, primary_metric, settings.seed, step=f"{model_name} candidate models"
+    )
     # Chosen on cross-validation, so the test set stays an unbiased estimate.
     winner = max(trained, key=lambda c: c.cv_mean)
     registration = register_winner(
@@ -258,13 +261,21 @@ def train_candidates(
     candidates: Mapping[str, Callable[[int], Any]],
     metric: str,
     seed: int,
+    *,
+    step: str = "candidate models",
 ) -> list[Candidate]:
-    """Train and evaluate every candidate (`name -> factory(seed)`), each in a nested run."""
-    with tempfile.TemporaryDirectory() as scratch:
-        return [
-            train_candidate(name, factory, data, seed, Path(scratch) / "plots", metric=metric)
-            for name, factory in candidates.items()
-        ]
+    """Train and evaluate every candidate (`name -> factory(seed)`), each in a nested run;
+    progress is reported as the step `step` (`mlops.progress`)."""
+    trained = []
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        progress.step(step, total=len(candidates)) as done,
+    ):
+        for name, factory in candidates.items():
+            plots = Path(scratch) / "plots"
+            trained.append(train_candidate(name, factory, data, seed, plots, metric=metric))
+            done.advance(note=name)
+    return trained
 
 
 def _metric_on(y_test: np.ndarray, metric: str) -> Callable[[np.ndarray, float], float]:
