@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.common import echo_json, fail, prepare, run_flow
+from cli.progress import showing_progress
 from mlops.case_studies import CHURN, FRAUD
 from sources.churn_simulator import SCENARIOS
 from sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
@@ -121,9 +122,13 @@ def pipeline_churn(
 ) -> None:
     """Run the churn flow: ingest, validate, features, train, register, export, drift."""
     settings = prepare()
-    summary = run_churn(
-        source, customers, scenario.value, current_scenario.value if current_scenario else None
-    )
+    with showing_progress(as_json):
+        summary = run_churn(
+            source,
+            customers,
+            scenario.value,
+            current_scenario.value if current_scenario else None,
+        )
     if as_json:
         echo_json(summary)
     else:
@@ -164,9 +169,10 @@ def pipeline_fraud(
     from pipelines.fraud_flow import Periods, Simulation
 
     periods = Periods(train_start, train_days, delay_days, test_days)
-    summary = run_fraud(
-        source, Simulation(customers, terminals, days, start, scenario.value), periods
-    )
+    with showing_progress(as_json):
+        summary = run_fraud(
+            source, Simulation(customers, terminals, days, start, scenario.value), periods
+        )
     if as_json:
         echo_json(summary)
     else:
