@@ -81,7 +81,7 @@ class LiveReporter:
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}", markup=False),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=16),
             _Count(),
             TextColumn("{task.fields[note]}", style="dim", markup=False),
             TimeElapsedColumn(),

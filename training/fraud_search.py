@@ -70,7 +70,7 @@ def search_xgboost(base: ModelSpec, folds: list[Fold], seed: int, budget: Budget
         value = result.metrics[metric]
         if search.best is None or value > search.best.metrics[metric]:
             search.best, search.best_params = result, params
-        trials.advance(note=f"best {metric} {search.best.metrics[metric]:.3f}")
+        trials.advance(note=f"best {search.best.metrics[metric]:.3f}")
         return value
 
     with progress.step(f"Optuna trials on {base.name}", total=budget.n_trials) as trials:
