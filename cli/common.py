@@ -45,6 +45,9 @@ def prepare() -> Settings:
     # Some of those libraries install their own warning filters on import, so filtering
     # is not enough: deprecations are dropped where warnings are shown.
     warnings.showwarning = _hide_deprecations
+    # MLflow logs its housekeeping at INFO ("Creating initial MLflow database tables...");
+    # its warnings stay. Read when MLflow is imported, which a command does after this.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     settings = load_settings().prepare()
     # Prefect's temporary server can be slow to start on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.common import echo_json, prepare
 from cli.pipeline import print_churn, print_fraud, run_churn, run_fraud
+from cli.progress import showing_progress
 from cli.report import build_pages, pages_address
 from cli.serve import serve_api
 from mlops.case_studies import CHURN, FRAUD
@@ -37,41 +39,62 @@ def demo(
     settings = prepare()  # before Prefect is imported: it reads its settings on import
     from pipelines.fraud_flow import Periods, Simulation
 
-    churn = run_churn(None, customers, "baseline", "price_rise")
-    # A fifth of the handbook's cards over its 183 days: the same protocol, a demo's wait.
-    fraud = run_fraud(None, Simulation(fraud_customers, fraud_terminals), Periods())
+    with showing_progress(as_json) as reporter:
+        churn = run_churn(None, customers, "baseline", "price_rise")
+        # A fifth of the handbook's cards over its 183 days: the same protocol, a demo's wait.
+        fraud = run_fraud(None, Simulation(fraud_customers, fraud_terminals), Periods())
+        # The walkthrough pages of both champions, served by the API under /reports/.
+        with reporter.step("walkthrough pages"):
+            pages = build_pages(settings)
     if as_json:
         echo_json({"churn": churn, "fraud": fraud})
     else:
-        print_churn(churn, settings)
-        print_fraud(fraud, settings)
-        _print_api(settings, fraud["online_state_as_of"])
-    # The walkthrough pages of both champions, served by the API under /reports/.
-    pages = build_pages(settings)
-    if not as_json:
-        typer.echo("")
-        typer.secho("walkthrough pages", bold=True)
-        for page in pages:
-            typer.echo(f"  {page.stem:<17} {page}")
-        typer.echo(f"  served at         {pages_address(settings)}")
+        print_churn(churn, settings, next_steps=False)
+        print_fraud(fraud, settings, next_steps=False)
+        print_summary(settings, churn, fraud, pages, serving=serve)
     if serve:
         serve_api(settings)
 
 
-def _print_api(settings: Settings, online_state_as_of: str) -> None:
-    """Where the API will answer, and one curl per scoring route that works on this home."""
+def print_summary(
+    settings: Settings,
+    churn: dict[str, Any],
+    fraud: dict[str, Any],
+    pages: list[Path],
+    *,
+    serving: bool,
+) -> None:
+    """Where to look when the demo is done: the models, the pages, the API and the UIs."""
     base = f"http://{settings.api_host}:{settings.api_port}"
+
+    def line(label: str, text: str) -> None:
+        typer.echo(f"  {label:<17} {text}")
+
     typer.echo("")
-    typer.secho("the API", bold=True)
-    typer.echo(f"  API docs          {base}/docs")
+    typer.secho("the demo is done: where to look", bold=True)
+    for label, summary, study in (("models", churn, CHURN), ("", fraud, FRAUD)):
+        metrics = summary["test_metrics"]
+        figures = ", ".join(f"{k} {metrics[k]:.3f}" for k in study.headline_metrics)
+        aliases = ", ".join(summary["aliases"])
+        line(label, f"{summary['model_name']} v{summary['model_version']} ({aliases}): {figures}")
+    for i, page in enumerate(pages):
+        line("" if i else "walkthrough pages", str(page))
+    line("", f"{pages_address(settings)} (served by the API)")
+    line("API", f"{base}  (docs {base}/docs)")
+    line("", "starting now; Ctrl-C stops it" if serving else "`mlops serve` starts it")
     for path, body in (
         (CHURN.score_route, {"customer_id": example_customer_id(settings)}),
-        (FRAUD.score_route, example_transaction(settings, online_state_as_of)),
+        (FRAUD.score_route, example_transaction(settings, fraud["online_state_as_of"])),
     ):
-        typer.echo(
-            f"  curl -s -X POST {base}{path} "
-            f"-H 'content-type: application/json' -d '{json.dumps(body)}'"
+        line(
+            "try" if path == CHURN.score_route else "",
+            f"curl -s -X POST {base}{path} "
+            f"-H 'content-type: application/json' -d '{json.dumps(body)}'",
         )
+    line("drift report", churn["drift"]["html"])
+    line("MLflow UI", "mlops ui mlflow       runs, metrics, models and their aliases")
+    line("Prefect UI", "mlops ui prefect      the flow runs and their task logs")
+    line("monitoring UI", "mlops ui monitoring   Evidently dashboards, one per model")
 
 
 def example_customer_id(settings: Settings) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.common import echo_json, fail, prepare, run_flow
+from cli.progress import showing_progress
 from mlops.case_studies import CHURN, FRAUD
 from sources.churn_simulator import SCENARIOS
 from sources.fraud_simulator import SCENARIOS as FRAUD_SCENARIOS
@@ -71,22 +72,24 @@ def _print_run(
     typer.echo("  test metrics      " + ", ".join(f"{k} {metrics[k]:.3f}" for k in metric_names))
 
 
-def print_churn(summary: dict[str, Any], settings: Settings) -> None:
-    """The churn flow's summary for a person, and where to look next."""
+def print_churn(summary: dict[str, Any], settings: Settings, next_steps: bool = True) -> None:
+    """The churn flow's summary for a person, and (`next_steps`) where to look next."""
     _print_run(summary, "churn pipeline finished", CHURN.headline_metrics, {})
     drift = summary["drift"]
     typer.echo(
         f"  drift             {len(drift['drifted_columns'])} drifted features "
         f"(share {drift['drift_share']:.2f}) -> {drift['html']}"
     )
+    if not next_steps:
+        return
     typer.echo("")
     typer.secho("where to look next", bold=True)
     typer.echo(f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}")
     typer.echo(f"  drift report      open {drift['html']}")
 
 
-def print_fraud(summary: dict[str, Any], settings: Settings) -> None:
-    """The fraud flow's summary for a person."""
+def print_fraud(summary: dict[str, Any], settings: Settings, next_steps: bool = True) -> None:
+    """The fraud flow's summary for a person, and (`next_steps`) the MLflow UI."""
     periods = summary["periods"]
     split = (
         f"train {periods['train_days']} days from {periods['train_start']}, "
@@ -98,7 +101,10 @@ def print_fraud(summary: dict[str, Any], settings: Settings) -> None:
         FRAUD.headline_metrics,
         {"split": split, "online windows": f"as of {summary['online_state_as_of']}"},
     )
-    typer.echo(f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}")
+    if next_steps:
+        typer.echo(
+            f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}"
+        )
 
 
 @pipeline_app.command("churn")
@@ -121,9 +127,13 @@ def pipeline_churn(
 ) -> None:
     """Run the churn flow: ingest, validate, features, train, register, export, drift."""
     settings = prepare()
-    summary = run_churn(
-        source, customers, scenario.value, current_scenario.value if current_scenario else None
-    )
+    with showing_progress(as_json):
+        summary = run_churn(
+            source,
+            customers,
+            scenario.value,
+            current_scenario.value if current_scenario else None,
+        )
     if as_json:
         echo_json(summary)
     else:
@@ -164,9 +174,10 @@ def pipeline_fraud(
     from pipelines.fraud_flow import Periods, Simulation
 
     periods = Periods(train_start, train_days, delay_days, test_days)
-    summary = run_fraud(
-        source, Simulation(customers, terminals, days, start, scenario.value), periods
-    )
+    with showing_progress(as_json):
+        summary = run_fraud(
+            source, Simulation(customers, terminals, days, start, scenario.value), periods
+        )
     if as_json:
         echo_json(summary)
     else:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import CaseStudy, JsonOption, fail, prepare
+from cli.progress import showing_progress
 
 if TYPE_CHECKING:
     from stack.traffic import TrafficResult
@@ -65,18 +66,19 @@ def traffic(
 
     base = url or f"http://{settings.api_host}:{settings.api_port}"
     try:
-        result = run_traffic(
-            settings,
-            model.value,
-            scenario=scenario,
-            rate=rate,
-            duration_s=duration,
-            url=base,
-            seed=seed,
-            concurrency=concurrency,
-            label_delay_days=label_delay,
-            history_file=history,
-        )
+        with showing_progress(as_json):
+            result = run_traffic(
+                settings,
+                model.value,
+                scenario=scenario,
+                rate=rate,
+                duration_s=duration,
+                url=base,
+                seed=seed,
+                concurrency=concurrency,
+                label_delay_days=label_delay,
+                history_file=history,
+            )
     except TrafficError as error:
         fail(str(error))
     _report_traffic(result, base, as_json)

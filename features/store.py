@@ -14,6 +14,9 @@ are `features.fraud_windows` on the labelled history, which the online path equa
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -229,11 +232,15 @@ def publish_fraud_state(
     write_fraud_state(
         transactions, as_of, settings, written_at=written_at, label_delay_days=label_delay_days
     )
-    store.materialize(
-        start_date=written_at - timedelta(seconds=1),
-        end_date=written_at + timedelta(seconds=1),
-        feature_views=[fraud_repo.fraud_customer_state.name, fraud_repo.fraud_terminal_state.name],
-    )
+    with _without_feast_banner():
+        store.materialize(
+            start_date=written_at - timedelta(seconds=1),
+            end_date=written_at + timedelta(seconds=1),
+            feature_views=[
+                fraud_repo.fraud_customer_state.name,
+                fraud_repo.fraud_terminal_state.name,
+            ],
+        )
     return written_at
 
 
@@ -244,11 +251,23 @@ def write_churn_offline(features: pd.DataFrame, settings: Settings) -> Path:
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load the online store with the latest values per entity in [start, end]."""
-    store.materialize(
-        start_date=start,
-        end_date=end,
-        feature_views=[churn_repo.churn_customer_features.name],
-    )
+    with _without_feast_banner():
+        store.materialize(
+            start_date=start,
+            end_date=end,
+            feature_views=[churn_repo.churn_customer_features.name],
+        )
+
+
+@contextmanager
+def _without_feast_banner() -> Iterator[None]:
+    """Drop what Feast's materialize prints on stdout: "Materializing 2 feature views from
+    ... into the sqlite online store." and each view's name, in terminal colour codes even
+    in a file, on the stdout where `--json` promises one JSON line. The callers log what
+    they published. (A print sent to a Prefect run logger is not caught: see the tasks.)
+    """
+    with redirect_stdout(io.StringIO()):
+        yield
 
 
 def churn_training_frame(store: FeatureStore, entities: pd.DataFrame) -> pd.DataFrame:

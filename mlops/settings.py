@@ -368,10 +368,15 @@ class Settings(BaseSettings):
         ):
             folder.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("PREFECT_HOME", str(self.prefect_home))
-        # No telemetry from a local run (and no failed lookups on closed networks).
+        # No telemetry from a local run (and no failed lookups on closed networks): neither
+        # the server's nor the client's, which also printed a first-run notice about it.
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("DO_NOT_TRACK", "1")
         # Progress bars for two small files only clutter the logs.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # Models are logged with their environment given (`training.train`), so MLflow need
+        # not look for a uv project in the working directory (and say so on every model).
+        os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
         return self
 
 

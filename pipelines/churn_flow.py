@@ -88,7 +88,8 @@ def build_features(valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return feature_frame(valid), label_frame(valid)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+# Not log_prints: Feast's prints are its own business (`features.store`), not run logs.
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, log_prints=False)
 def publish_features(settings: Settings, features: pd.DataFrame) -> str:
     """Write the offline table, register the definitions, load the online store."""
     logger = get_run_logger()

@@ -30,6 +30,7 @@ from features.fraud_windows_dask import (
     scatter_frame,
 )
 from features.quarantine import ValidationResult
+from mlops import progress
 from mlops.case_studies import FRAUD
 from mlops.settings import Settings
 from pipelines.stages import quarantine_and_check, transient
@@ -99,14 +100,17 @@ def ingest(settings: Settings, run_dir: str, source: Path | None, sim: Simulatio
     """
     logger = get_run_logger()
     if source is None:
-        frame = simulate_transactions(
-            sim.customers,
-            sim.terminals,
-            sim.days,
-            sim.start,
-            seed=settings.seed,
-            scenario=sim.scenario,
-        )
+        with progress.step(
+            f"simulating {sim.days} days of {sim.customers} cards at {sim.terminals} terminals"
+        ):
+            frame = simulate_transactions(
+                sim.customers,
+                sim.terminals,
+                sim.days,
+                sim.start,
+                seed=settings.seed,
+                scenario=sim.scenario,
+            )
         path = write_transactions(frame, settings.raw_dir / run_dir / "transactions.parquet")
         del frame
         origin = (
@@ -144,16 +148,20 @@ def build_features(valid: pd.DataFrame) -> pd.DataFrame:
     else in-process; both give the same values.
     """
     client = cluster_client()
-    if client is None:
-        features = fraud_window_features(valid)
-    else:
-        get_run_logger().info("window features partitioned on the Dask cluster")
-        features = fraud_window_features_on_cluster(valid, client)
+    with progress.step(f"window features of {len(valid):,} transactions"):
+        if client is None:
+            features = fraud_window_features(valid)
+        else:
+            get_run_logger().info("window features partitioned on the Dask cluster")
+            features = fraud_window_features_on_cluster(valid, client)
     features[TX_FRAUD] = valid[TX_FRAUD].to_numpy()
     return features
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+# Not log_prints, whatever the flow says: Feast serializes the on-demand view's function
+# with dill, which finds the globals it uses by disassembling it into a captured stdout;
+# with print() sent to the run logger, the disassembly was logged, thirty lines a run.
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, log_prints=False)
 def publish_features(settings: Settings, valid: pd.DataFrame) -> str:
     """Register the definitions; write the histories as of the last transaction; go online."""
     as_of = valid[TX_DATETIME].max() + pd.Timedelta(seconds=1)

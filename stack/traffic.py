@@ -28,6 +28,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ from features.fraud_schema import (
     TX_DATETIME,
     TX_FRAUD,
 )
+from mlops import progress
 from mlops.case_studies import CHURN, FRAUD, CaseStudy, case_study
 from mlops.settings import Settings
 from monitoring import labels as label_feed
@@ -163,13 +165,19 @@ class Outcome:
 
 
 async def send(
-    url: str, plan: list[PlannedRequest], rate: float, concurrency: int, timeout_s: float
+    url: str,
+    plan: list[PlannedRequest],
+    rate: float,
+    concurrency: int,
+    timeout_s: float,
+    on_answer: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """POST every planned request, the i-th at i / rate seconds, at most `concurrency` at once.
 
     A request that fails without an answer counts under its error's name (ConnectError,
     ReadTimeout ...). Each request is bounded by `timeout_s`, so the whole run ends within
-    len(plan) / rate + timeout_s seconds, whatever the server does.
+    len(plan) / rate + timeout_s seconds, whatever the server does. `on_answer` is called
+    with each outcome as it comes.
     """
     import httpx
 
@@ -186,9 +194,12 @@ async def send(
                 try:
                     headers = {"X-Request-ID": request.request_id}
                     response = await client.post(request.path, json=request.body, headers=headers)
+                    outcome = Outcome(str(response.status_code), sent_at)
                 except httpx.HTTPError as error:
-                    return Outcome(type(error).__name__, sent_at)
-                return Outcome(str(response.status_code), sent_at)
+                    outcome = Outcome(type(error).__name__, sent_at)
+            if on_answer is not None:
+                on_answer(outcome)
+            return outcome
 
         return await asyncio.gather(*(one(i, r) for i, r in enumerate(plan)))
 
@@ -276,7 +287,14 @@ def run_traffic(
     model_name = study.model_name(settings)
 
     started = time.perf_counter()
-    outcomes = asyncio.run(send(url, plan, rate, concurrency, timeout_s))
+    statuses: Counter[str] = Counter()
+
+    def answered(outcome: Outcome) -> None:
+        statuses[outcome.status] += 1
+        sending.advance(note=", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
+
+    with progress.step(f"{model_name} requests to {url}", total=len(plan)) as sending:
+        outcomes = asyncio.run(send(url, plan, rate, concurrency, timeout_s, answered))
     seconds = time.perf_counter() - started
     rows = _feed_rows(plan, outcomes, timedelta(days=delay_days))
     feed = (

@@ -114,7 +114,8 @@ def churn_settings(churn_run: dict[str, object], monkeypatch: pytest.MonkeyPatch
 @pytest.fixture(scope="session")
 def fraud_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[str, Any]:
     """`mlops pipeline fraud --source FILE --json`, run once as a user would, on a simulated
-    file with a few broken rows. Returns the JSON summary plus `home` and `source`."""
+    file with a few broken rows. Returns the JSON summary plus `home`, `source` and
+    `output` (what the command printed, stdout then stderr)."""
     from sources.fraud_simulator import simulate_transactions, write_transactions
 
     home = tmp_path_factory.mktemp("fraud-run")
@@ -137,7 +138,8 @@ def fraud_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dic
     )
     assert result.returncode == 0, result.stderr[-4000:]
     summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return {**summary, "home": home, "source": source, "transactions": frame}
+    output = result.stdout + result.stderr
+    return {**summary, "home": home, "source": source, "transactions": frame, "output": output}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import mlflow
 import optuna
 
+from mlops import progress
 from mlops.settings import Settings
 from training.fraud_models import ModelSpec
 from training.fraud_selection import SELECTION_METRIC, Fold, Prequential, prequential
@@ -54,6 +55,8 @@ def search_xgboost(base: ModelSpec, folds: list[Fold], seed: int, budget: Budget
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
 
+    metric = f"prequential_{SELECTION_METRIC}"
+
     def objective(trial: optuna.Trial) -> float:
         params = _suggest_xgboost_params(trial)
         spec = ModelSpec(base.family, base.imbalance, base.anomaly_feature, params)
@@ -64,12 +67,14 @@ def search_xgboost(base: ModelSpec, folds: list[Fold], seed: int, budget: Budget
             )
             mlflow.log_metrics(result.metrics)
         search.trials += 1
-        value = result.metrics[f"prequential_{SELECTION_METRIC}"]
-        if search.best is None or value > search.best.metrics[f"prequential_{SELECTION_METRIC}"]:
+        value = result.metrics[metric]
+        if search.best is None or value > search.best.metrics[metric]:
             search.best, search.best_params = result, params
+        trials.advance(note=f"best {search.best.metrics[metric]:.3f}")
         return value
 
-    study.optimize(objective, n_trials=budget.n_trials, timeout=budget.timeout_s)
+    with progress.step(f"Optuna trials on {base.name}", total=budget.n_trials) as trials:
+        study.optimize(objective, n_trials=budget.n_trials, timeout=budget.timeout_s)
     return search
 
 

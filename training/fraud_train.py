@@ -36,8 +36,9 @@ import pandas as pd
 
 from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from features.fraud_windows import FRAUD_FEATURES
+from mlops import progress
 from mlops.settings import Settings
-from training.fraud_models import IMBALANCE, ModelSpec
+from training.fraud_models import IMBALANCE, Family, ModelSpec
 from training.fraud_registration import (
     VALIDATION_SCORES_ARTIFACT,
     log_winner_artifacts,
@@ -145,23 +146,29 @@ def evaluate_candidates(
 ) -> Candidates:
     """Evaluate every candidate of the module doc, each in a nested run, in its order."""
 
-    def evaluate(
-        spec: ModelSpec, name: str | None = None, known: Prequential | None = None
-    ) -> Evaluated:
-        return evaluate_variant(spec, folds, train, test, settings, name=name, known=known)
+    families: tuple[Family, ...] = ("logistic", "xgboost")
+    # Each family with each imbalance handling, the anomaly score, XGBoost with it, tuned.
+    count = len(families) * len(IMBALANCE) + 3
+    with progress.step("fraud candidate models", total=count) as done:
 
-    variants = [
-        evaluate(ModelSpec(family, imbalance))
-        for family in ("logistic", "xgboost")
-        for imbalance in IMBALANCE
-    ]
-    anomaly_only = evaluate_anomaly_score(folds, train, test, settings)
-    variants.append(evaluate(ModelSpec("xgboost", _best_xgboost(variants).imbalance, True)))
-    base = _best_xgboost(variants)
-    search = search_xgboost(base, folds, settings.seed, budget)
-    if search.best is not None:
-        tuned = ModelSpec("xgboost", base.imbalance, base.anomaly_feature, search.best_params)
-        variants.append(evaluate(tuned, name=f"{base.name}_tuned", known=search.best))
+        def evaluate(
+            spec: ModelSpec, name: str | None = None, known: Prequential | None = None
+        ) -> Evaluated:
+            evaluated = evaluate_variant(spec, folds, train, test, settings, name=name, known=known)
+            done.advance(note=evaluated.name)
+            return evaluated
+
+        variants = [
+            evaluate(ModelSpec(family, imbalance)) for family in families for imbalance in IMBALANCE
+        ]
+        anomaly_only = evaluate_anomaly_score(folds, train, test, settings)
+        done.advance(note=anomaly_only.name)
+        variants.append(evaluate(ModelSpec("xgboost", _best_xgboost(variants).imbalance, True)))
+        base = _best_xgboost(variants)
+        search = search_xgboost(base, folds, settings.seed, budget)
+        if search.best is not None:
+            tuned = ModelSpec("xgboost", base.imbalance, base.anomaly_feature, search.best_params)
+            variants.append(evaluate(tuned, name=f"{base.name}_tuned", known=search.best))
     return Candidates(variants, anomaly_only, search)
 
 

@@ -12,6 +12,7 @@ shared with the fraud training too.
 
 from __future__ import annotations
 
+import platform
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from mlops import progress
 from mlops.settings import Settings
 from training.evaluate import choose_threshold, classification_metrics, write_plots
 from training.promotion_gate import GateDecision, onnx_champion_scorer
@@ -178,14 +180,14 @@ def log_native_model(model: Any, x_sample: np.ndarray, feature_names: tuple[str,
     """Log the fitted model in the active run as `model`, with its signature; return its URI."""
     frame = pd.DataFrame(x_sample, columns=list(feature_names))
     signature = infer_signature(frame, model.predict_proba(x_sample))
-    # Requirements are given, not inferred: inference re-imports the model in a
+    # The environment is given, not inferred: inference re-imports the model in a
     # subprocess and costs ~15 s per model.
     if isinstance(model, XGBClassifier):
         info = mlflow.xgboost.log_model(
             model,
             name="model",
             signature=signature,
-            pip_requirements=_requirements("xgboost-cpu"),
+            conda_env=model_environment("xgboost-cpu"),
         )
     else:
         # A composed model names the types its skops file holds beyond scikit-learn's.
@@ -194,7 +196,7 @@ def log_native_model(model: Any, x_sample: np.ndarray, feature_names: tuple[str,
             model,
             name="model",
             signature=signature,
-            pip_requirements=_requirements(*(("xgboost-cpu",) if trusted else ())),
+            conda_env=model_environment(*(("xgboost-cpu",) if trusted else ())),
             skops_trusted_types=list(trusted) if trusted else None,
         )
     return str(info.model_uri)
@@ -222,7 +224,9 @@ def train_and_register(
     parent = mlflow.active_run()
     if parent is None:
         raise RuntimeError("train_and_register needs an active MLflow run")
-    trained = train_candidates(data, candidates, primary_metric, settings.seed)
+    trained = train_candidates(
+        data, candidates, primary_metric, settings.seed, step=f"{model_name} candidate models"
+    )
     # Chosen on cross-validation, so the test set stays an unbiased estimate.
     winner = max(trained, key=lambda c: c.cv_mean)
     registration = register_winner(
@@ -257,13 +261,21 @@ def train_candidates(
     candidates: Mapping[str, Callable[[int], Any]],
     metric: str,
     seed: int,
+    *,
+    step: str = "candidate models",
 ) -> list[Candidate]:
-    """Train and evaluate every candidate (`name -> factory(seed)`), each in a nested run."""
-    with tempfile.TemporaryDirectory() as scratch:
-        return [
-            train_candidate(name, factory, data, seed, Path(scratch) / "plots", metric=metric)
-            for name, factory in candidates.items()
-        ]
+    """Train and evaluate every candidate (`name -> factory(seed)`), each in a nested run;
+    progress is reported as the step `step` (`mlops.progress`)."""
+    trained = []
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        progress.step(step, total=len(candidates)) as done,
+    ):
+        for name, factory in candidates.items():
+            plots = Path(scratch) / "plots"
+            trained.append(train_candidate(name, factory, data, seed, plots, metric=metric))
+            done.advance(note=name)
+    return trained
 
 
 def _metric_on(y_test: np.ndarray, metric: str) -> Callable[[np.ndarray, float], float]:
@@ -285,5 +297,19 @@ def _model_params(model: Any) -> dict[str, Any]:
     }
 
 
-def _requirements(*extra: str) -> list[str]:
-    return [f"{name}=={package_version(name)}" for name in ("scikit-learn", "numpy", *extra)]
+def model_environment(*extra: str) -> dict[str, Any]:
+    """The logged model's environment: this Python and the pinned packages it needs.
+
+    Given whole, as a conda env, rather than as pip requirements: from those MLflow builds
+    the conda env itself, pinning the installed pip, and a uv environment has no pip, so
+    it warned "Failed to resolve installed pip version" on every model. The content is what
+    MLflow would write (pip unpinned); it adds its own `mlflow==` pin to the requirements.
+    """
+    requirements = [
+        f"{name}=={package_version(name)}" for name in ("scikit-learn", "numpy", *extra)
+    ]
+    return {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={platform.python_version()}", "pip", {"pip": requirements}],
+    }
