@@ -26,7 +26,7 @@ RUN := $(UV) run --frozen --no-sync
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
 	@echo "make test   run the test suite (unit, data, model, end-to-end)"
-	@echo "make test-fast   the suite less its slow, end-to-end and services tests (~3 min)"
+	@echo "make test-fast   the suite less its slow, end-to-end and services tests (a few minutes)"
 	@echo "make demo-small  both case studies on small data in a fresh home, no server"
 	@echo "            PY=3.13 on any target: that Python, in its own environment .venv-3.13"
 	@echo "            UV_PYTHON_DOWNLOADS=never: use only the Pythons on the machine"
