@@ -1,18 +1,35 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Needs only Python 3.11 and pip: uv is installed into .tools/ when it is not on PATH,
-# and every environment comes from the committed uv.lock (`uv sync --frozen`).
+# Needs only Python and pip: uv is installed into .tools/ when it is not on PATH, and
+# every environment comes from the committed uv.lock (`uv sync --frozen`). Any CPython
+# from 3.11 to 3.14 will do (pyproject's requires-python); when the machine has none of
+# them, uv downloads a managed one. UV_PYTHON_DOWNLOADS=never forbids that.
+#
+# PY picks the version: `make test-fast PY=3.13` runs in its own environment, .venv-3.13,
+# beside the default .venv (whatever Python uv chose first, kept until it is removed).
 
 SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+PY ?=
+VENV := .venv$(if $(PY),-$(PY))
+ifneq ($(PY),)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# uv finds pythonX.Y on PATH and its own downloads; pyenv's versions only when
+# PYENV_VERSION names them, so an installed pyenv version is handed over by its path.
+PYENV_PYTHON := $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(PY).*/bin/python$(PY)))
+export UV_PYTHON := $(or $(PYENV_PYTHON),$(PY))
+endif
 RUN := $(UV) run --frozen --no-sync
-export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: install demo demo-no-serve test bench lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config clean help
+.PHONY: install demo demo-no-serve demo-small test test-fast bench lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
 	@echo "make test   run the test suite (unit, data, model, end-to-end)"
+	@echo "make test-fast   the suite less its slow, end-to-end and services tests (a few minutes)"
+	@echo "make demo-small  both case studies on small data in a fresh home, no server"
+	@echo "            PY=3.13 on any target: that Python, in its own environment .venv-3.13"
+	@echo "            UV_PYTHON_DOWNLOADS=never: use only the Pythons on the machine"
 	@echo "make bench  the benchmarks (the figures of docs/benchmarks.md)"
 	@echo "make lint   ruff, mypy and the import layers (lint-imports)"
 	@echo "make docs-layers   redraw the package diagram of docs/architecture.md from the layers"
@@ -25,11 +42,11 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
 
-.venv/.synced: pyproject.toml uv.lock | $(UV)
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@
 
-install: .venv/.synced
+install: $(VENV)/.synced
 
 demo: install
 	$(RUN) mlops demo
@@ -37,8 +54,26 @@ demo: install
 demo-no-serve: install
 	$(RUN) mlops demo --no-serve
 
+# A small run of both case studies in a fresh home: CI's check of each Python. A check
+# that everything runs, not of the models: the fraud search stops after a few trials.
+SMALL_HOME ?= var/demo-small$(if $(PY),-$(PY))
+SMALL_SIZES ?= --customers 1000 --fraud-customers 200 --fraud-terminals 400
+SMALL_TRIALS ?= 4
+SMALL_ARGS = --no-serve $(SMALL_SIZES)
+
+demo-small: install
+	rm -rf $(SMALL_HOME)
+	MLOPS_HOME=$(SMALL_HOME) MLOPS_FRAUD_SEARCH_TRIALS=$(SMALL_TRIALS) $(RUN) mlops demo $(SMALL_ARGS)
+
 test: install
 	$(RUN) pytest
+
+# Every package's tests less the training runs, the end-to-end flows and the services:
+# what CI runs again on each other Python.
+FAST_MARKERS ?= not slow and not e2e and not services
+
+test-fast: install
+	$(RUN) pytest -m "$(FAST_MARKERS)"
 
 # wrk drives the serving benchmark; installed from Debian when missing (needs root).
 bench: install

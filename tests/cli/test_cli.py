@@ -24,6 +24,7 @@ def test_help_lists_the_commands() -> None:
         assert command in result.stdout
 
 
+@pytest.mark.slow  # an `mlops pipeline` process on the session's Prefect server
 def test_a_file_missing_a_column_stops_with_the_file_and_the_column(
     tmp_path: Path, isolated_env: Path, prefect_api: str
 ) -> None:
@@ -37,6 +38,7 @@ def test_a_file_missing_a_column_stops_with_the_file_and_the_column(
     assert "missing column(s) Contract" in result.stderr
 
 
+@pytest.mark.slow  # an `mlops pipeline` process on the session's Prefect server
 def test_a_missing_file_stops_with_its_name(
     tmp_path: Path, isolated_env: Path, prefect_api: str
 ) -> None:
@@ -95,6 +97,7 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
     assert Path(summary["drift"]["html"]).is_relative_to(isolated_env)
 
 
+@pytest.mark.slow  # an `mlops pipeline` process on the session's Prefect server
 def test_a_fraud_file_missing_a_column_stops_with_the_file_and_the_column(
     tmp_path: Path, isolated_env: Path, prefect_api: str
 ) -> None:

@@ -15,6 +15,7 @@ from mlops.settings import Settings
 runner = CliRunner()
 
 
+@pytest.mark.slow  # on the session's churn run: a flow, trained
 def test_a_model_that_clears_its_bounds_passes(
     churn_run: dict[str, Any], churn_settings: Settings
 ) -> None:
@@ -32,6 +33,7 @@ def test_a_model_that_clears_its_bounds_passes(
     }
 
 
+@pytest.mark.slow  # on the session's churn run: a flow, trained
 def test_an_impossible_floor_fails_with_the_metric_named(
     churn_run: dict[str, Any], churn_settings: Settings
 ) -> None:
@@ -46,6 +48,7 @@ def test_an_impossible_floor_fails_with_the_metric_named(
     assert "f1" in result.stdout and "ok" in result.stdout
 
 
+@pytest.mark.slow  # on the session's churn run: a flow, trained
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

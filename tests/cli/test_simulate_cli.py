@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from benchmarks.serving import free_port
@@ -49,6 +50,7 @@ def test_traffic_to_no_api_counts_the_failures_and_files_no_label(isolated_env: 
     assert not (isolated_env / "labels").exists()
 
 
+@pytest.mark.slow  # the session's Prefect server, 20-30 s to start
 def test_labels_with_an_empty_feed_say_so(isolated_env: Path, prefect_api: str) -> None:
     result = runner.invoke(app, ["simulate", "labels", "--model", "fraud"])
     assert result.exit_code == 0, result.output

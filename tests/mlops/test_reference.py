@@ -32,6 +32,7 @@ def test_sample_is_bounded_seeded_and_scored() -> None:
         reference_sample(("a", "b", "c"), rows[:, :2], labels, score)
 
 
+@pytest.mark.slow  # reads the session's churn and fraud runs: both flows, trained
 @pytest.mark.parametrize("model", ["churn", "fraud"])
 def test_each_case_study_saves_a_reference(model: str, request: pytest.FixtureRequest) -> None:
     settings: Settings = request.getfixturevalue(f"{model}_settings")
@@ -46,6 +47,7 @@ def test_each_case_study_saves_a_reference(model: str, request: pytest.FixtureRe
     assert set(reference["label"].unique()) <= {0, 1}
 
 
+@pytest.mark.slow  # reads the session's churn run
 def test_registered_version_has_its_reference(churn_settings: Settings) -> None:
     settings = churn_settings
     bundle = download_bundle(settings.tracking_uri, "churn", settings.models_dir, alias="champion")
