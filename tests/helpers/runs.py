@@ -52,13 +52,17 @@ def isolated_home(home: Path) -> Iterator[pytest.MonkeyPatch]:
 
 
 def forget_mlflow_uris() -> None:
-    """Unset MLflow's process-wide tracking and registry URIs and their variables."""
+    """Unset MLflow's process-wide tracking and registry URIs, its active experiment (an id
+    in the store a previous test used) and their variables."""
     import mlflow
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
 
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets it and its variable
     registry_utils._registry_uri = None
-    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    fluent._active_experiment_id = None
+    for variable in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        os.environ.pop(variable, None)
 
 
 def run_mlops(
