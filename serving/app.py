@@ -29,6 +29,7 @@ from serving.middleware import BoundedRequests, ObservedRequests
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
 from serving.openapi import install_openapi
+from serving.routes.api_docs import add_api_docs_routes
 from serving.routes.churn_batch import add_churn_batch_routes
 from serving.routes.health import add_health_routes
 from serving.routes.metrics import add_metrics_route
@@ -63,6 +64,9 @@ def create_app(
         version="0.1.0",
         description="Churn and fraud predictions from the registry's champion models, "
         "served with ONNX.",
+        # Served by add_api_docs_routes from local files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
         lifespan=serving_lifespan(settings, given, instruments),
     )
     app.state.settings = settings
@@ -75,6 +79,7 @@ def create_app(
     add_health_routes(app)
     add_metrics_route(app)
     add_model_routes(app)
+    add_api_docs_routes(app)
     install_openapi(app)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
     app.add_middleware(

@@ -76,8 +76,6 @@ class Shot:
 
     name: str
     url: str
-    # FastAPI's Swagger UI loads its scripts from cdn.jsdelivr.net: blank offline, not broken.
-    needs_internet: bool = False
 
 
 @dataclass
@@ -88,7 +86,6 @@ class ShotResult:
     bytes: int = 0
     colours: int = 0
     problem: str | None = None  # blank where it should not be: the command fails
-    skipped: str | None = None  # blank because the machine is offline: said, not failed
 
 
 @dataclass
@@ -344,7 +341,7 @@ def shots(model: str, urls: dict[str, str], settings: Settings) -> list[Shot]:
         Shot(f"{model}-walkthrough", f"{urls['api']}/reports/{model}.html"),
         Shot(f"{model}-monitoring", f"{urls['evidently-ui']}/projects/{project}"),
         Shot(f"{model}-mlflow-run", f"{mlflow}/#/experiments/{experiment}/runs/{run_id}"),
-        Shot("api-docs", f"{urls['api']}/docs", needs_internet=True),
+        Shot("api-docs", f"{urls['api']}/docs"),
     ]
 
 
@@ -381,8 +378,8 @@ def _take(shot: Shot, out: Path, log: Log) -> ShotResult:
     if not settled(shot.url, path):
         log(f"{shot.name:<20} still changing after {SETTLE_TRIES} pictures: the last is kept")
     result = _checked(shot, path)
-    if result.problem or result.skipped:
-        log(f"{shot.name:<20} not kept: {result.problem or result.skipped}")
+    if result.problem:
+        log(f"{shot.name:<20} not kept: {result.problem}")
     else:
         log(f"{shot.name:<20} {path} ({result.bytes / 1000:.0f} kB, {result.colours} colours)")
     return result
@@ -395,11 +392,7 @@ def _checked(shot: Shot, path: Path) -> ShotResult:
     found = colours(path)
     if found < MIN_COLOURS:
         path.unlink()
-        blank = f"blank page ({found} colours)"
-        if shot.needs_internet:
-            reason = f"{blank}: its scripts come from a CDN, and this machine is offline?"
-            return ShotResult(shot.name, None, colours=found, skipped=reason)
-        return ShotResult(shot.name, None, colours=found, problem=blank)
+        return ShotResult(shot.name, None, colours=found, problem=f"blank page ({found} colours)")
     shrink(path)
     with Image.open(path) as image:
         size = image.size
