@@ -30,10 +30,16 @@ _KNOWN_NOISE = ("On demand feature view is an experimental feature",)
 _show_warning = warnings.showwarning
 
 
-def _hide_deprecations(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+def _hide_deprecations(
+    message: Any, category: type[Warning], filename: str, *args: Any, **kwargs: Any
+) -> None:
     if issubclass(category, DeprecationWarning) or any(n in str(message) for n in _KNOWN_NOISE):
         return
-    _show_warning(message, category, *args, **kwargs)
+    # From 3.12 a library's module compiled on its first import warns about its own source
+    # (evidently's invalid escape sequences): its authors' to fix, never the user's.
+    if issubclass(category, SyntaxWarning) and "site-packages" in str(filename):
+        return
+    _show_warning(message, category, filename, *args, **kwargs)
 
 
 def prepare() -> Settings:

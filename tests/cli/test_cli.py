@@ -135,3 +135,22 @@ def test_an_unknown_task_runner_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("MLOPS_TASK_RUNNER", "ray")
     with pytest.raises(ValidationError, match="task_runner"):
         Settings()
+
+
+def test_library_noise_is_hidden_and_our_warnings_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a command shows of warnings: a library's deprecations and the SyntaxWarnings of
+    its source compiled on first import (3.12+) are hidden; a warning of ours is shown."""
+    from cli import common
+
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(common, "_show_warning", lambda m, c, f, *a, **k: shown.append((m, f)))
+    library = "/venv/lib/python3.13/site-packages/evidently/descriptors/text_match.py"
+    ours = str(Path(common.__file__))
+    for message, category, filename in (
+        ("invalid escape sequence '\\d'", SyntaxWarning, library),
+        ("old API", DeprecationWarning, library),
+        ("invalid escape sequence '\\d'", SyntaxWarning, ours),
+        ("a threshold of 2 is no probability", UserWarning, ours),
+    ):
+        common._hide_deprecations(message, category, filename, 1)
+    assert [f for _, f in shown] == [ours, ours]
