@@ -17,13 +17,17 @@ def live() -> dict[str, str]:
 
 
 def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONResponse:
-    """Ready when every served model is loaded and its online features answer."""
+    """Ready when every served model is loaded, its online features answer, and the
+    prediction log can persist what is answered (its spool neither full nor failing)."""
     models, features = collaborators.models, collaborators.features
     checks: dict[str, bool] = {}
     for name in settings.served_models:
         checks[f"{name}_model"] = models[name].ready
         checks[f"{name}_features"] = features[name].ping()
+    checks["prediction_log"] = collaborators.log.persisting
     body: dict[str, Any] = {"ready": all(checks.values()), "checks": checks}
+    if collaborators.log.problem is not None:
+        body["prediction_log_error"] = collaborators.log.problem
     errors = {n: models[n].last_error for n in settings.served_models if models[n].last_error}
     if errors:
         body["model_errors"] = errors
