@@ -19,7 +19,8 @@ left are shipped by the next start.
 A record the database refuses (a non-finite score, a constraint) is rejected alone:
 when a batch fails for another reason than the database being unreachable, its rows are
 inserted one by one, and each refused one is written with the reason to
-`rejected.jsonl` beside the segments and counted.
+`rejected.jsonl` beside the segments (to the error log when that file cannot be written,
+a full disk) and counted.
 
 The spool is bounded (`MLOPS_PREDICTION_LOG_SPOOL_MAX_MB`). A record that cannot be
 spooled (the bound reached, a disk error) raises `PredictionNotPersisted`, counted: the
@@ -89,10 +90,14 @@ SHADOW_KEY = "shadow"
 _BATCH = 500
 # A flood of failures gives one warning per interval, not one per request or retry.
 _WARNING_INTERVAL_S = 10.0
-# The longest wait between two attempts while the log database is down.
-_MAX_RETRY_WAIT_S = 30.0
+# The longest wait between two attempts while the log database is down: ten flush
+# intervals, at most this (one failed connection attempt is cheap; a long wait delays
+# the drain after the database is back, and readiness with it when the spool is full).
+_MAX_RETRY_WAIT_S = 10.0
 _SEGMENT_SUFFIX = ".seg"
 REJECTED_FILE = "rejected.jsonl"
+# When the rejected file cannot be written, the records go to the error log, this long at most.
+_REJECTS_LOGGED_CHARS = 20_000
 """Beside the segments: one JSON line per record the database refused, with the reason."""
 # Every call to the log database is bounded: connecting, waiting for a pooled connection.
 _CONNECT_TIMEOUT_S = 5
@@ -151,8 +156,8 @@ class PredictionNotPersisted(RuntimeError):
     acknowledged as logged. The message says why."""
 
 
-class _DatabaseUnavailable(Exception):
-    """The log database cannot be reached or written as a whole: retry later."""
+class _RetryLater(Exception):
+    """The log database cannot be reached or written as a whole: ship again later."""
 
 
 class PredictionSpool:
@@ -207,7 +212,7 @@ class PredictionSpool:
                     self._fd = self._new_segment()
                 written = os.write(self._fd, line)
                 if written != len(line):
-                    raise OSError(errno.ENOSPC, "short write")
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (short write)")
                 if self.fsync:
                     os.fsync(self._fd)
             except OSError as error:
@@ -247,6 +252,24 @@ class PredictionSpool:
             self._bytes = total
             if self.full and total < self.max_bytes:
                 self.problem, self.full = None, False
+
+    def check(self) -> None:
+        """While appends fail for a disk error, see whether the folder takes a write again
+        (a probe of one page), and clear the problem if it does."""
+        if self.problem is None or self.full:
+            return
+        probe = self.folder / ".probe"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with probe.open("wb") as file:
+                file.write(bytes(4096))
+            probe.unlink()
+        except OSError:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+            return
+        with self._lock:
+            self.problem = None
 
     @contextlib.contextmanager
     def claim(self, path: Path) -> Iterator[bytes | None]:
@@ -385,14 +408,15 @@ class PredictionLog:
             self._ensure_schema()
             for path in self.spool.segments():
                 self._ship_segment(path)
-        except _DatabaseUnavailable as error:
+        except _RetryLater as error:
             self._schema_ready = False  # a table dropped or a new server: create it again
             self.ship_failures += 1
             self.ship_error = str(error)
-            self._warn("prediction log database unavailable, retrying: %s", error)
+            self._warn("prediction log cannot ship, retrying: %s", error)
             return False
         finally:
             self.spool.recount()
+            self.spool.check()
         self.ship_error = None
         return True
 
@@ -400,10 +424,23 @@ class PredictionLog:
         # Ship on a clock, not per record: a commit per request would take the GIL from
         # the request threads as often as requests arrive. While the database is down, wait
         # longer each time, up to a bound.
-        wait = self._flush_s
+        wait, longest = (
+            self._flush_s,
+            max(self._flush_s, min(10 * self._flush_s, _MAX_RETRY_WAIT_S)),
+        )
         while not self._stop.wait(wait):
-            wait = self._flush_s if self.ship() else min(2 * wait, _MAX_RETRY_WAIT_S)
-        self.ship()  # stopping: ship what is left, if the database answers
+            wait = self._flush_s if self._ship_safely() else min(2 * wait, longest)
+        self._ship_safely()  # stopping: ship what is left, if the database answers
+
+    def _ship_safely(self) -> bool:
+        # The shipper must outlive any surprise: what it did not ship stays spooled.
+        try:
+            return self.ship()
+        except Exception as error:
+            self.ship_failures += 1
+            self.ship_error = f"unexpected: {error!r}"
+            logger.exception("prediction log: shipping failed; retrying")
+            return False
 
     def _ensure_schema(self) -> None:
         if self._schema_ready:
@@ -413,7 +450,7 @@ class PredictionLog:
             metadata.create_all(self._engine)
             _add_record_id(self._engine)
         except sa.exc.SQLAlchemyError as error:
-            raise _DatabaseUnavailable(_reason(error)) from error
+            raise _RetryLater(_reason(error)) from error
         self._schema_ready = True
 
     def _ship_segment(self, path: Path) -> None:
@@ -468,7 +505,7 @@ class PredictionLog:
                 connection.execute(self._insert, rows)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as error:
             # The database, not the record: connection refused or lost, locked, no table.
-            raise _DatabaseUnavailable(_reason(error)) from error
+            raise _RetryLater(_reason(error)) from error
 
     def _reject(self, rejects: list[tuple[str, Any]]) -> None:
         if not rejects:
@@ -477,9 +514,22 @@ class PredictionLog:
             orjson.dumps({"reason": reason, "record": record}, default=str) + b"\n"
             for reason, record in rejects
         )
-        with open(self.rejected_file, "ab") as file:
-            file.write(lines)
         self.dropped["rejected"] += len(rejects)
+        try:
+            with open(self.rejected_file, "ab") as file:
+                file.write(lines)
+        except OSError as error:
+            # A full disk: keeping the segment until the file can be written would keep the
+            # disk full. The error log carries the records instead.
+            logger.error(
+                "prediction log rejected %d records (%s) and cannot write %s (%s): %s",
+                len(rejects),
+                rejects[0][0],
+                self.rejected_file,
+                error.strerror,
+                lines.decode(errors="replace")[:_REJECTS_LOGGED_CHARS],
+            )
+            return
         logger.error(
             "prediction log rejected %d records (%s); kept in %s",
             len(rejects),
