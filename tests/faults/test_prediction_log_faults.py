@@ -8,9 +8,11 @@ the log: lost = acknowledged and not logged must be 0. Each prints its figures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,7 +58,7 @@ def _logged(url: str) -> list[str]:
     """Every logged request id, duplicates kept; [] when the table does not exist yet."""
     try:
         return [str(r) for r in read_predictions(url)["request_id"]]
-    except sa.exc.OperationalError:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # SQLite, Postgres
         return []
 
 
@@ -360,3 +362,107 @@ def test_a_full_disk_refuses_with_503_says_so_and_loses_nothing_acknowledged(
     monkeypatch.setenv("MLOPS_PREDICTION_LOG_FLUSH_S", "0.2")
     monkeypatch.setenv("MLOPS_PREDICTION_LOG_SPOOL_DIR", str(small_filesystem / "spool"))
     _full_and_back(Settings(), database, "full disk (64 KB tmpfs)", "No space left on device")
+
+
+class _Outage:
+    """A TCP proxy to a server, which can be cut (connections dropped, new ones refused)
+    and restored on the same port: an outage of the server as its clients see it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.services
+def test_a_postgres_outage_loses_nothing_and_logs_each_record_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The log's Postgres goes away (its pooled connections dropped, new ones refused)
+    while predictions keep coming, then comes back: every record is logged, once."""
+    direct = sa.make_url(postgres_url)
+    outage = _Outage(direct.host or "127.0.0.1", direct.port or 5432)
+    outage.restore()
+    url = direct.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
+    log = PredictionLog(url, tmp_path / "spool", flush_s=0.1)
+    log.start()
+    sent = 0
+
+    def send(count: int) -> None:
+        nonlocal sent
+        for _ in range(count):
+            log.append(
+                Prediction(
+                    request_id=f"req-{sent}",
+                    endpoint="/v1/churn/predict",
+                    model_name="churn",
+                    model_version="1",
+                    entity={"customer_id": f"C{sent}"},
+                    feature_names=("tenure_months",),
+                    feature_values=[float(sent)],
+                    score=0.5,
+                    decision=False,
+                )
+            )
+            sent += 1
+
+    try:
+        send(100)
+        assert len(_wait_logged(postgres_url, {f"req-{i}" for i in range(100)})) == 100
+        outage.cut()
+        send(300)
+        deadline = time.monotonic() + 10
+        while log.ship_failures == 0:
+            assert time.monotonic() < deadline, "the outage was not noticed"
+            time.sleep(0.1)
+        assert log.persisting and len(_logged(postgres_url)) == 100
+        outage.restore()
+        acknowledged = {f"req-{i}" for i in range(sent)}
+        logged = _wait_logged(postgres_url, acknowledged)
+    finally:
+        log.close()
+        outage.cut()
+    lost = _report("postgres outage", sent, acknowledged, logged, ship_failures=log.ship_failures)
+    assert lost == 0
+    assert len(logged) == len(set(logged)) == sent
