@@ -15,6 +15,8 @@ are `features.fraud_windows` on the labelled history, which the online path equa
 from __future__ import annotations
 
 import io
+import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime, timedelta
@@ -31,8 +33,13 @@ from features.feature_repo import fraud as fraud_repo
 from features.fraud_windows import DEFAULT_LABEL_DELAY_DAYS
 from mlops.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 PROJECT = "mlops"
 ENTITY_TIMESTAMP = "event_timestamp"
+# The longest an online read on serving's event loop waits for SQLite's lock: any request
+# waits as long, so a few milliseconds; beyond, one read fails with a 503.
+SQLITE_READ_BUSY_MS = 5
 
 
 def repo_config(settings: Settings) -> RepoConfig:
@@ -115,9 +122,12 @@ async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
     """Bound the online reads serving makes on its event loop (`serving.online_features`).
 
     Redis: Feast's asyncio client, like the sync one, gets no retries (its socket timeouts
-    come from the connection string). SQLite is a local file read inline, but a reader
-    waits for a writer's lock (a materialization) for sqlite3's default 5 s: the wait is
-    bounded by `feature_timeout_s` instead, after which the read fails with a 503.
+    come from the connection string). SQLite is a local file read inline on the event loop,
+    where a reader waiting for a lock stops every other request. In write-ahead-log mode
+    (set here; it stays with the file) readers never wait for a writer, even one holding an
+    exclusive transaction (a materialization), and what can still lock them out (another
+    process in exclusive locking mode, a checkpoint's brief lock) is waited for at most
+    `SQLITE_READ_BUSY_MS`, after which the read fails with a 503.
     """
     online = store.provider.online_store
     if settings.online_store == "redis":
@@ -132,8 +142,12 @@ async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
         from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
         assert isinstance(online, SqliteOnlineStore)
-        timeout_ms = round(settings.feature_timeout_s * 1000)
-        online._get_conn(store.config).execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        connection = online._get_conn(store.config)
+        connection.execute(f"PRAGMA busy_timeout = {SQLITE_READ_BUSY_MS}")
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:  # locked now: readers may wait, bounded
+            logger.warning("online store left in its journal mode (%s)", error)
 
 
 def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:

@@ -127,6 +127,19 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests in progress at most; more are refused with 429, not queued.",
     )
+    max_queue_ms: float = Field(
+        default=100.0,
+        gt=0,
+        description="Longest the event loop may be behind before new requests get 429.",
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest a request body may take to arrive (408 beyond)."
+    )
+    header_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest a connection may take to send a request's headers (closed beyond).",
+    )
     admin_token: SecretStr = Field(
         default=SecretStr(DEFAULT_ADMIN_TOKEN),
         description="Bearer token of the /admin endpoints; the default is refused off 'local'.",

@@ -48,6 +48,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prediction_log_",
             "access_log_",
             "max_",
+            "body_read_timeout_s",
+            "header_read_timeout_s",
             "admin_token",
             "challenger_mode",
             "canary_share",

@@ -115,10 +115,19 @@ class UnsupportedMediaType(ApiError):
     summary = "the body is not sent as `application/json`"
 
 
+class RequestTimeout(ApiError):
+    status_code = 408
+    error = "request_timeout"
+    summary = "the body did not arrive within `MLOPS_BODY_READ_TIMEOUT_S`"
+
+
 class Overloaded(ApiError):
     status_code = 429
     error = "overloaded"
-    summary = "too many requests in progress (`MLOPS_MAX_CONCURRENT_REQUESTS`); retry shortly"
+    summary = (
+        "too many requests in progress (`MLOPS_MAX_CONCURRENT_REQUESTS`), or the server is "
+        "behind by more than `MLOPS_MAX_QUEUE_MS`; retry shortly"
+    )
     # Requests last milliseconds: a second later the load has usually passed.
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
