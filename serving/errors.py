@@ -96,6 +96,14 @@ class ModelNotReady(ApiError):
     summary = "no model of this case study is loaded (not trained yet, or not served)"
 
 
+class ModelLoadFailed(ApiError):
+    status_code = 502
+    error = "model_load_failed"
+    summary = (
+        "the version the alias names could not be loaded; whatever was served before keeps serving"
+    )
+
+
 class Unauthorized(ApiError):
     status_code = 401
     error = "unauthorized"

@@ -146,7 +146,23 @@ class _ServingState(Collector):
             "Model versions loaded into serving, or rejected (failed to load or parity).",
             labels=["model", "outcome"],
         )
+        failures = CounterMetricFamily(
+            "mlops_model_load_failures",
+            "Failures to load a model version or to read its alias, by the error's type.",
+            labels=["model", "error"],
+        )
+        matches = GaugeMetricFamily(
+            "mlops_model_matches_alias",
+            "1 when the served version is the one the alias points at; 0 when none is "
+            "loaded or the alias moved to a version that failed to load.",
+            labels=["model", "alias"],
+        )
         for holder in self._holders:
             for outcome, count in holder.loads.items():
                 loads.add_metric([holder.name, outcome], count)
+            for error, count in sorted(holder.failures.items()):
+                failures.add_metric([holder.name, error], count)
+            matches.add_metric([holder.name, holder.alias], float(holder.matches_alias))
         yield loads
+        yield failures
+        yield matches

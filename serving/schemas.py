@@ -86,6 +86,15 @@ class ChurnPrediction(BaseModel):
     model: ModelRef
 
 
+class LoadError(BaseModel):
+    """The last failure to follow a model's alias: a version that would not load, or the
+    alias that could not be read."""
+
+    version: str | None = Field(description="The version that failed; null: the alias.")
+    reason: str = Field(description="The error's type and first line.")
+    failed_at: datetime
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -96,6 +105,21 @@ class ModelInfo(BaseModel):
     threshold: float
     onnx_sha256: str
     test_metrics: dict[str, float]
+    alias_version: str | None = Field(
+        default=None, description="The version the alias pointed at when last read."
+    )
+    last_load_error: LoadError | None = Field(
+        default=None, description="Why the alias's version is not the one served, if it is not."
+    )
+
+
+class ModelState(BaseModel):
+    """How one served model follows its alias."""
+
+    version: str | None = Field(description="The version served; null: none is loaded.")
+    alias_version: str | None = Field(description="The version the alias named when last read.")
+    matches_alias: bool = Field(description="A model is loaded and it is the alias's version.")
+    last_load_error: LoadError | None = None
 
 
 # A transaction stamped further ahead of the server's clock than this is refused: clocks
@@ -162,4 +186,10 @@ class Readiness(BaseModel):
     )
     model_errors: dict[str, str] | None = Field(
         default=None, description="Why a served model could not be loaded, by case study."
+    )
+    models: dict[str, ModelState] = Field(
+        default_factory=dict,
+        description="Per served case study: the version served and the alias's. A model "
+        "that keeps serving after its alias moved to a version that failed to load is "
+        "ready, and says so here (`matches_alias` false, `last_load_error`).",
     )

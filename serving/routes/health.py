@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from serving.deps import CollaboratorsDep, SettingsDep
+from serving.routes.models import model_state_of
 from serving.schemas import Liveness, Readiness
 
 
@@ -18,7 +19,11 @@ def live() -> dict[str, str]:
 
 def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONResponse:
     """Ready when every served model is loaded, its online features answer, and the
-    prediction log can persist what is answered (its spool neither full nor failing)."""
+    prediction log can persist what is answered (its spool neither full nor failing).
+
+    `models` says per model which version serves and whether it is the alias's: one kept
+    after a promotion failed to load still answers, so it does not make the API unready.
+    """
     models, features = collaborators.models, collaborators.features
     checks: dict[str, bool] = {}
     for name in settings.served_models:
@@ -31,6 +36,10 @@ def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONRespons
     errors = {n: models[n].last_error for n in settings.served_models if models[n].last_error}
     if errors:
         body["model_errors"] = errors
+    body["models"] = {
+        name: model_state_of(models[name]).model_dump(mode="json")
+        for name in settings.served_models
+    }
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
