@@ -182,10 +182,16 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     ready: bool = Field(description="Every check passed: the API answers predictions.")
     checks: dict[str, bool] = Field(
-        description="Per served case study: `<name>_model` loaded, `<name>_features` answering."
+        description="Per served case study: `<name>_model` loaded, `<name>_features` answering "
+        "and holding the last publish."
     )
     model_errors: dict[str, str] | None = Field(
         default=None, description="Why a served model could not be loaded, by case study."
+    )
+    feature_errors: dict[str, str] | None = Field(
+        default=None,
+        description="Why a case study's online store is not usable: it does not answer, or "
+        "no longer holds what was published (its canary entity is missing).",
     )
     models: dict[str, ModelState] = Field(
         default_factory=dict,
