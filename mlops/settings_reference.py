@@ -70,6 +70,7 @@ _URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")
 _DERIVED: Mapping[str, str] = {
     "mlflow_tracking_uri": "tracking_uri",
     "prediction_log_url": "prediction_log_uri",
+    "prediction_log_spool_dir": "prediction_spool_dir",
 }
 
 

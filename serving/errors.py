@@ -80,6 +80,16 @@ class FeatureStoreUnavailable(ApiError):
     summary = "the online feature store did not answer"
 
 
+class PredictionLogUnavailable(ApiError):
+    status_code = 503
+    error = "prediction_log_unavailable"
+    summary = (
+        "the prediction could not be logged (the spool is full or failing), so it is not "
+        "answered; retry shortly"
+    )
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
 class ModelNotReady(ApiError):
     status_code = 503
     error = "model_not_ready"

@@ -183,7 +183,7 @@ class Readiness(BaseModel):
     ready: bool = Field(description="Every check passed: the API answers predictions.")
     checks: dict[str, bool] = Field(
         description="Per served case study: `<name>_model` loaded, `<name>_features` answering "
-        "and holding the last publish."
+        "and holding the last publish; `prediction_log`: the log can persist predictions."
     )
     model_errors: dict[str, str] | None = Field(
         default=None, description="Why a served model could not be loaded, by case study."
@@ -192,6 +192,11 @@ class Readiness(BaseModel):
         default=None,
         description="Why a case study's online store is not usable: it does not answer, or "
         "no longer holds what was published (its canary entity is missing).",
+    )
+    prediction_log_error: str | None = Field(
+        default=None,
+        description="Why the prediction log cannot persist predictions (its spool full or "
+        "failing); predictions are refused with 503 meanwhile.",
     )
     models: dict[str, ModelState] = Field(
         default_factory=dict,

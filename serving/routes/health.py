@@ -19,7 +19,8 @@ def live() -> dict[str, str]:
 
 def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONResponse:
     """Ready when every served model is loaded and its online store answers and still holds
-    the last publish (a store restarted empty answers every read, with nothing).
+    the last publish (a store restarted empty answers every read, with nothing), and the
+    prediction log can persist what is answered (its spool neither full nor failing).
 
     `models` says per model which version serves and whether it is the alias's: one kept
     after a promotion failed to load still answers, so it does not make the API unready.
@@ -33,7 +34,10 @@ def ready(collaborators: CollaboratorsDep, settings: SettingsDep) -> JSONRespons
         checks[f"{name}_features"] = problem is None
         if problem is not None:
             feature_errors[name] = problem
+    checks["prediction_log"] = collaborators.log.persisting
     body: dict[str, Any] = {"ready": all(checks.values()), "checks": checks}
+    if collaborators.log.problem is not None:
+        body["prediction_log_error"] = collaborators.log.problem
     errors = {n: models[n].last_error for n in settings.served_models if models[n].last_error}
     if errors:
         body["model_errors"] = errors

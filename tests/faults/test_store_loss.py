@@ -47,7 +47,11 @@ def test_the_online_store_deleted_while_serving_makes_the_api_not_ready(
     assert before.status_code == 200, before.text
     assert after.status_code == 503
     body = after.json()
-    assert body["checks"] == {"churn_model": True, "churn_features": False}
+    assert body["checks"] == {
+        "churn_model": True,
+        "churn_features": False,
+        "prediction_log": True,
+    }
     assert body["feature_errors"] == {"churn": "the online store's file online.db is gone"}
 
 

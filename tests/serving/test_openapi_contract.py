@@ -112,7 +112,7 @@ def test_every_error_body_the_api_answers_matches_its_declared_schema(settings: 
         for response in operation["responses"].values()
         for error in declared_errors(response)
     }
-    assert len(declared) == 12
+    assert len(declared) == 13
     for error in declared - {InvalidRequest}:
         body = json.loads(bytes(error("what went wrong").response().body))
         # The component, resolved in the document it belongs to.
