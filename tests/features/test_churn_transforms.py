@@ -108,6 +108,22 @@ def test_charges_ratio_below_one_after_a_price_rise() -> None:
     assert out["charges_per_service"][0] == pytest.approx(60 / 4)
 
 
+def test_charges_in_the_first_billed_month() -> None:
+    # One month billed: the history is that month (not the bill), the ratio against it.
+    out = charges_features(columns({"tenure": 1, "TotalCharges": 55.0, "MonthlyCharges": 60.0}))
+    assert out["avg_monthly_charges"][0] == pytest.approx(55.0)
+    assert out["charges_ratio"][0] == pytest.approx(55 / 60)
+
+
+def test_charges_per_service_with_a_single_service() -> None:
+    phone_only = {
+        "InternetService": "No",
+        **dict.fromkeys(INTERNET_ADDONS, "No internet service"),
+        "MonthlyCharges": 20.0,
+    }
+    assert charges_features(columns(phone_only))["charges_per_service"].tolist() == [20.0]
+
+
 def test_tenure_contract_interaction_is_zero_off_month_to_month() -> None:
     out = interaction_features(
         columns({"Contract": "Month-to-month", "tenure": 7}, {"Contract": "Two year", "tenure": 7})

@@ -15,7 +15,12 @@ from mlflow import MlflowClient
 
 from mlops.reference import load_reference
 from mlops.settings import Settings
-from monitoring.challenger_test import LATENCY_CALLS, run_challenger_test, single_row_p99_ms
+from monitoring.challenger_test import (
+    LATENCY_CALLS,
+    judge,
+    run_challenger_test,
+    single_row_p99_ms,
+)
 from tests.helpers.registry import register_other_model
 
 
@@ -133,3 +138,17 @@ def test_the_latency_is_the_99th_percentile_of_the_timed_calls(
     [(model, rows, count, warm_up)] = calls
     assert model == tmp_path / "model.onnx" and count == LATENCY_CALLS and warm_up > 0
     assert rows.shape == (1, 4)  # one row a call, as serving makes them
+
+
+def test_exactly_the_minimum_of_labelled_rows_is_enough() -> None:
+    promoted, _ = judge(
+        metric="roc_auc",
+        champion_metric=0.80,
+        challenger_metric=0.90,
+        labelled_rows=200,
+        min_labelled_rows=200,
+        min_gain=0.0,
+        latency_p99_ms=0.2,
+        latency_budget_ms=5.0,
+    )
+    assert promoted

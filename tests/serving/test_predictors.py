@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -49,8 +50,8 @@ RAW_CUSTOMER = {
     "Contract": "Month-to-month",
     "PaperlessBilling": "Yes",
     "PaymentMethod": "Electronic check",
-    "MonthlyCharges": 90.0,
-    "TotalCharges": 270.0,
+    "MonthlyCharges": 89.95,
+    "TotalCharges": 269.85,
 }
 
 
@@ -108,6 +109,7 @@ class FraudRows:
         names: Sequence[str],
     ) -> np.ndarray:
         # The payment is not in its own history when it is scored.
+        assert list(names) == FRAUD_NAMES
         self.read.append((customer_id, terminal_id, when, amount, len(self.recorded)))
         return np.asarray(
             [amount, float(customer_id % 7), float(terminal_id % 5)], dtype=np.float32
@@ -186,7 +188,8 @@ def test_raw_fields_are_scored_on_the_shared_transform(models: dict[str, LoadedM
     assert store.reads == []
     assert answer.feature_source == "request" and answer.customer_id is None
     assert answer.churn_probability == pytest.approx(models["champion"].score(row))
-    np.testing.assert_allclose(log.records[0].feature_values, row)
+    # The float32 row the model scored, exactly (89.95 is not a float32).
+    np.testing.assert_array_equal(log.records[0].feature_values, row)
     assert log.records[0].entity == {"customer_id": None}
 
 
@@ -212,6 +215,7 @@ def test_shadow_logs_the_challengers_own_score_and_answers_with_the_champion(
     served, shadow = log.records
     assert served.model_version == "1" and SHADOW_KEY not in served.entity
     assert shadow.model_version == "2" and shadow.request_id == "r1"
+    assert shadow.endpoint == CHURN_ENDPOINT and shadow.model_name == "m"
     assert shadow.entity == {"customer_id": "c-8", SHADOW_KEY: True}
     assert shadow.score == pytest.approx(challenger)
     assert shadow.decision == (challenger >= 0.3)
@@ -303,7 +307,7 @@ def test_a_payment_is_scored_on_its_history_then_added_to_it(
     [record] = log.records
     assert record.endpoint == FRAUD_ENDPOINT and record.model_version == "4"
     assert record.entity == {"transaction_id": 11, "customer_id": 3, "terminal_id": 8}
-    assert record.score == pytest.approx(expected)
+    assert record.score == pytest.approx(expected) and record.decision == (expected >= 0.2)
     np.testing.assert_allclose(record.feature_values, row)
 
 
@@ -315,10 +319,55 @@ def test_fraud_shadow_and_canary(models: dict[str, LoadedModel]) -> None:
     assert answer.model.version == "4"
     served, shadow = log.records
     assert shadow.model_version == "5" and shadow.entity[SHADOW_KEY] is True
+    assert shadow.endpoint == FRAUD_ENDPOINT
     assert shadow.score == pytest.approx(challenger) != pytest.approx(served.score)
     assert shadow.decision == (challenger >= 0.6)
     predictor, log, _ = _fraud(models, "canary", share=1.0)
-    answer = predictor.score(FraudTransaction(**PAYMENT), RequestContext("p3"))
-    assert answer.model.version == "5" and answer.threshold == 0.6
+    context = RequestContext("p3")
+    answer = predictor.score(FraudTransaction(**PAYMENT), context)
+    assert answer.model.version == context.model_version == "5" and answer.threshold == 0.6
     assert answer.fraud_probability == pytest.approx(challenger)
     assert [r.model_version for r in log.records] == ["5"]
+
+
+def test_the_fraud_canary_splits_by_card(models: dict[str, LoadedModel]) -> None:
+    predictor, log, _ = _fraud(models, "canary", share=0.5)
+    cards = list(range(30))
+    for card in cards:
+        predictor.score(FraudTransaction(**{**PAYMENT, "customer_id": card}), RequestContext("p"))
+    expected = ["5" if in_canary(str(card), 0.5) else "4" for card in cards]
+    assert [r.model_version for r in log.records] == expected
+    assert set(expected) == {"4", "5"}
+
+
+def _at_threshold(model: LoadedModel, row: np.ndarray) -> LoadedModel:
+    """`model` with its threshold set to its own score of `row`."""
+    meta = replace(model.bundle.meta, threshold=model.score(row))
+    return replace(model, bundle=replace(model.bundle, meta=meta))
+
+
+def test_a_score_equal_to_the_threshold_is_a_positive_decision(
+    models: dict[str, LoadedModel],
+) -> None:
+    row = asyncio.run(StoreRows().row_async("c-5", CHURN_NAMES))
+    at = {
+        "champion": _at_threshold(models["champion"], row),
+        "challenger": _at_threshold(models["challenger"], row),
+    }
+    predictor, log, _, _ = _churn(at, "shadow")
+    answer, _ = _by_id(predictor, "c-5")
+    assert answer.will_churn
+    assert [r.decision for r in log.records] == [True, True]
+    payment = np.asarray([42.5, 3.0, 3.0], dtype=np.float32)
+    fraud = {**models, "fraud": _at_threshold(models["fraud"], payment)}
+    predictor_f, _, _ = _fraud(fraud)
+    assert predictor_f.score(FraudTransaction(**PAYMENT), RequestContext("p4")).is_fraud
+
+
+def test_the_feature_read_is_timed_in_seconds(models: dict[str, LoadedModel]) -> None:
+    predictor, _, metrics, _ = _churn(models)
+    _by_id(predictor, "c-6")
+    total = metrics.registry.get_sample_value(
+        "mlops_feature_read_duration_seconds_sum", {"model": "m"}
+    )
+    assert total is not None and 0 <= total < 1

@@ -121,3 +121,43 @@ def test_as_matrix_is_float32_in_the_models_order() -> None:
     matrix = as_matrix(frame, ("b", "a"))
     assert matrix.dtype == np.float32
     assert matrix.tolist() == [[3.5, 1.0], [4.5, 2.0]]
+
+
+def test_the_defaults_hold_out_a_fifth_and_seed_42() -> None:
+    frame = _frame(100)
+    split = split_train_test(frame, label="churn", timestamp="event_timestamp")
+    assert len(split.test) == 20
+    snapshot = frame.assign(event_timestamp=pd.Timestamp("2024-01-01", tz="UTC"))
+    default = split_train_test(snapshot, label="churn", timestamp="event_timestamp")
+    pd.testing.assert_frame_equal(default.test, _split(snapshot, seed=42).test)
+    assert len(default.test) == 20
+
+
+def test_offsets_are_ordered_by_the_instant_they_name() -> None:
+    frame = _frame(4)
+    # 10:00+02:00 is 08:00 UTC: the earliest, though its wall-clock time is the latest.
+    frame["event_timestamp"] = [
+        "2024-01-01T10:00:00+02:00",
+        "2024-01-01T09:00:00+00:00",
+        "2024-01-01T09:30:00+00:00",
+        "2024-01-01T09:45:00+00:00",
+    ]
+    split = _split(frame, test_size=0.25)
+    assert split.strategy == "time_ordered"
+    assert list(split.test["customer_id"]) == ["c3"]
+    assert "c0" in set(split.train["customer_id"])
+
+
+def test_a_single_newest_row_is_enough_for_a_time_split() -> None:
+    frame = _frame(5)
+    frame["event_timestamp"] = pd.Timestamp("2024-01-01", tz="UTC")
+    frame.loc[4, "event_timestamp"] = pd.Timestamp("2024-01-02", tz="UTC")
+    split = _split(frame, test_size=0.2)
+    assert split.strategy == "time_ordered" and list(split.test["customer_id"]) == ["c4"]
+
+
+def test_the_random_split_keeps_the_columns_and_renumbers_the_rows() -> None:
+    frame = _frame(30).assign(event_timestamp=pd.Timestamp("2024-01-01", tz="UTC"))
+    split = _split(frame)
+    assert list(split.train.columns) == list(split.test.columns) == list(frame.columns)
+    assert list(split.train.index) == list(range(24))

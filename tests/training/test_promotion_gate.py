@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def registry(monkeypatch: pytest.MonkeyPatch, champion: RegisteredBundle) -> lis
     calls: list[dict[str, Any]] = []
 
     def download(tracking_uri: str, name: str, dest: Path, **which: Any) -> RegisteredBundle:
-        calls.append({"name": name, **which})
+        calls.append({"uri": tracking_uri, "name": name, "dest": dest, **which})
         return champion
 
     monkeypatch.setattr(gate_module, "download_bundle", download)
@@ -44,12 +45,18 @@ def registry(monkeypatch: pytest.MonkeyPatch, champion: RegisteredBundle) -> lis
 
 
 def _gate(settings: Any, challenger_metric: float, champion_metric: float) -> Any:
-    return promotion_gate(settings, "m", challenger_metric, "roc_auc", lambda _: champion_metric)
+    def score(bundle: RegisteredBundle) -> float:
+        assert bundle.version == "3"  # the champion the registry gave, scored
+        return champion_metric
+
+    return promotion_gate(settings, "m", challenger_metric, "roc_auc", score)
 
 
 def test_a_better_model_takes_champion(settings: Any, registry: list[dict[str, Any]]) -> None:
     decision = _gate(settings, 0.81, 0.80)
-    assert registry == [{"name": "m", "alias": CHAMPION}]
+    assert registry == [
+        {"uri": settings.tracking_uri, "name": "m", "dest": settings.models_dir, "alias": CHAMPION}
+    ]
     assert decision.promoted
     assert (decision.challenger_metric, decision.champion_metric) == (0.81, 0.80)
     assert decision.champion_version == "3"
@@ -85,6 +92,7 @@ def test_a_champion_that_cannot_be_scored_gives_way(
     decision = promotion_gate(settings, "m", 0.5, "roc_auc", incomparable)
     assert decision.promoted and decision.reason == "needs features this data lacks"
     assert decision.champion_metric is None and decision.champion_version == "3"
+    assert decision.challenger_metric == 0.5
 
 
 def test_the_champion_is_scored_with_its_own_features_order_and_threshold(
@@ -109,3 +117,13 @@ def test_a_champion_needing_missing_features_is_incomparable(champion: Registere
     frame = pd.DataFrame({"a": [1.0], "c": [2.0]})
     with pytest.raises(IncomparableChampion, match=r"champion v3 needs features .*'b'"):
         onnx_champion_scorer(frame, lambda s, t: 0.0)(champion)
+
+
+def test_the_missing_features_named_are_the_first_five(champion: RegisteredBundle) -> None:
+    names = [f"f{i}" for i in range(8)]
+    wide = RegisteredBundle(
+        "m", "3", "run", champion.folder, replace(champion.meta, feature_names=names)
+    )
+    with pytest.raises(IncomparableChampion) as raised:
+        onnx_champion_scorer(pd.DataFrame({"a": [1.0]}), lambda s, t: 0.0)(wide)
+    assert str(raised.value).endswith("['f0', 'f1', 'f2', 'f3', 'f4']")
