@@ -21,7 +21,7 @@ export UV_PYTHON := $(or $(PYENV_PYTHON),$(PY))
 endif
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install demo demo-no-serve demo-small test test-fast bench lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config clean help
+.PHONY: install demo demo-no-serve demo-small test test-fast bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
@@ -31,6 +31,7 @@ help:
 	@echo "            PY=3.13 on any target: that Python, in its own environment .venv-3.13"
 	@echo "            UV_PYTHON_DOWNLOADS=never: use only the Pythons on the machine"
 	@echo "make bench  the benchmarks (the figures of docs/benchmarks.md)"
+	@echo "make mutation   mutmut over the promotion gates, predictors, churn transforms, split"
 	@echo "make lint   ruff, mypy and the import layers (lint-imports)"
 	@echo "make docs-layers   redraw the package diagram of docs/architecture.md from the layers"
 	@echo "make settings-doc  regenerate docs/settings.md from the settings class"
@@ -88,6 +89,16 @@ bench: install
 	$(RUN) mlops bench serving
 	$(RUN) mlops bench batch
 	$(RUN) mlops bench monitoring
+
+# Mutation testing ([tool.mutmut] in pyproject.toml: the modules and their fast tests).
+# mutmut runs beside the locked environment (`uv run --with`), never added to uv.lock.
+# Results stay in mutants/ between runs; `mutmut results` lists the survivors,
+# `mutmut show NAME` one mutant's diff.
+MUTMUT ?= mutmut==3.8.1
+
+mutation: install
+	$(RUN) --with '$(MUTMUT)' mutmut run --max-children 2
+	$(RUN) --with '$(MUTMUT)' mutmut results
 
 lint: install
 	$(RUN) ruff check .

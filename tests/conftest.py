@@ -142,6 +142,33 @@ def fraud_run(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dic
     return {**summary, "home": home, "source": source, "transactions": frame, "output": output}
 
 
+# `mlops demo`'s smallest run: the sizes the fraud protocol still accepts, two search trials.
+TINY_DEMO_ARGS = ("--customers", "200", "--fraud-customers", "100", "--fraud-terminals", "200")
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> dict[str, Any]:
+    """`mlops demo --no-serve --json` at a tiny size in a fresh home, run once as a user
+    would: both summaries, `home`, and `seconds` (its wall time)."""
+    import time
+
+    home = tmp_path_factory.mktemp("tiny-demo")
+    started = time.perf_counter()
+    result = run_mlops(
+        "demo",
+        "--no-serve",
+        "--json",
+        *TINY_DEMO_ARGS,
+        home=home,
+        prefect_api=prefect_api,
+        env={"MLOPS_FRAUD_SEARCH_TRIALS": "2"},
+    )
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**summary, "home": home, "seconds": seconds}
+
+
 @pytest.fixture
 def fraud_settings(fraud_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings pointing at the session's fraud run, served as a fraud-only API."""

@@ -2,7 +2,9 @@
 
 On a copy of the session's churn home, the champion's run is registered a second time
 and given the `challenger` alias: the same model under another version, so every score
-can be checked against the champion's.
+can be checked against the champion's. Shadow scoring is also checked with a genuinely
+different challenger (`tests.helpers.registry`): with the same model under both versions,
+a shadow row scored by the champion would look exactly right.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -19,9 +22,11 @@ from mlflow import MlflowClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.prediction_log import read_predictions
+from mlops.reference import load_reference
 from mlops.settings import Settings
 from serving.app import create_app
 from serving.challenger import in_canary
+from tests.helpers.registry import register_other_model
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +50,21 @@ def two_models(
     again = client.create_model_version("churn", champion.source, run_id=champion.run_id)
     client.set_registered_model_alias("churn", "challenger", again.version)
     return home, str(again.version)
+
+
+@pytest.fixture
+def other_challenger(
+    two_models: tuple[Path, str],
+) -> tuple[Path, str, Any, list[str]]:
+    """The copied home with a decision tree as `challenger`: another model, other scores."""
+    home, _ = two_models
+    settings = Settings()
+    champion = MlflowClient(
+        settings.tracking_uri, settings.tracking_uri
+    ).get_model_version_by_alias("churn", "champion")
+    rows = load_reference(settings, "churn", str(champion.version))
+    version, tree, names = register_other_model(settings, "churn", rows, alias="challenger")
+    return home, version, tree, names
 
 
 def _customers(home: Path, count: int) -> list[str]:
@@ -79,6 +99,27 @@ def test_shadow_scores_every_request_and_answers_with_the_champion(
     assert len(pairs) == len(ids)
     # The same model under two versions: the same row gives the same score.
     assert (pairs["score"] - pairs["score_shadow"]).abs().max() < 1e-6
+
+
+def test_shadow_rows_carry_the_challengers_version_and_its_own_scores(
+    other_challenger: tuple[Path, str, Any, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, challenger, tree, names = other_challenger
+    monkeypatch.setenv("MLOPS_CHALLENGER_MODE", "shadow")
+    ids = _customers(home, 30)
+    answers = _serve(ids)
+    assert {a["model"]["version"] for a in answers} == {"1"}
+    logged = read_predictions(Settings().prediction_log_uri, model="churn")
+    shadow = logged[logged["shadow"].eq(True)]
+    served = logged[~logged["shadow"].eq(True)]
+    assert set(shadow["model_version"]) == {challenger}
+    pairs = served.merge(shadow, on="request_id", suffixes=("", "_shadow"))
+    assert len(pairs) == len(ids)
+    # The shadow score is the tree's on the row served, not the champion's.
+    rows = shadow.loc[:, names].to_numpy(dtype=np.float32)
+    np.testing.assert_allclose(shadow["score"], tree.predict_proba(rows)[:, 1], atol=1e-6)
+    different = (pairs["score"] - pairs["score_shadow"]).abs() > 1e-3
+    assert different.mean() > 0.5, "the shadow scores look like the champion's"
 
 
 def test_canary_answers_a_stable_share_of_customers_with_the_challenger(
