@@ -7,10 +7,15 @@ training and the single-row endpoint, on all rows at once. Either way the rows g
 onnxruntime as one float32 matrix. A request with no rows or more than
 `MAX_BATCH_ROWS` is refused with 422, and a body not sent as JSON with 415, before any
 work is done.
+
+Every scored row is a prediction like a single-row one, and is logged like one (the
+endpoint is this route's): spooled before the answer goes out, or, if the log cannot
+take them, the whole batch is a 503 `prediction_log_unavailable` and nothing is answered.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Self
 
 import numpy as np
@@ -20,10 +25,18 @@ from starlette.concurrency import run_in_threadpool
 
 from features.churn_transforms import churn_features
 from mlops.case_studies import CHURN
+from mlops.prediction_log import Prediction, PredictionLog, PredictionNotPersisted
 from serving.collaborators import Collaborators
-from serving.errors import FeatureStoreUnavailable, InvalidInput, ModelNotReady, error_responses
+from serving.context import request_context
+from serving.errors import (
+    FeatureStoreUnavailable,
+    InvalidInput,
+    ModelNotReady,
+    PredictionLogUnavailable,
+    error_responses,
+)
 from serving.json_route import JsonRoute
-from serving.model_holder import ModelHolder
+from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatures
 from serving.schemas import ChurnCustomer, ModelRef
 
@@ -70,16 +83,60 @@ class ChurnBatchPrediction(BaseModel):
 async def churn_predict_batch(body: ChurnBatchRequest, request: Request) -> ChurnBatchPrediction:
     """Churn probabilities for many customers; unknown ids are per-row errors."""
     collaborators: Collaborators = request.app.state.collaborators
+    context = request_context(request.scope)
+    request_id = context.request_id if context is not None else ""
     # Up to MAX_BATCH_ROWS rows read and scored: blocking work, kept off the event loop.
-    return await run_in_threadpool(
-        score_batch, body, collaborators.models[CHURN.name], collaborators.churn_features
+    answer = await run_in_threadpool(
+        score_batch,
+        body,
+        collaborators.models[CHURN.name],
+        collaborators.churn_features,
+        BatchLog(collaborators.log, request_id),
     )
+    if context is not None:
+        context.model_version = answer.model.version
+    return answer
+
+
+@dataclass(frozen=True)
+class BatchLog:
+    """Where one batch request's predictions are logged, under the request's id."""
+
+    log: PredictionLog
+    request_id: str
+
+    def record(
+        self, model: LoadedModel, ids: list[str | None], rows: np.ndarray, scores: np.ndarray
+    ) -> None:
+        """Spool one prediction per scored row; `PredictionLogUnavailable` (503) if the log
+        cannot take one, so the batch is not answered."""
+        names = model.bundle.meta.feature_names
+        try:
+            for customer_id, row, score in zip(ids, rows, scores, strict=True):
+                self.log.append(
+                    Prediction(
+                        request_id=self.request_id,
+                        endpoint=BATCH_ROUTE,
+                        model_name=model.bundle.name,
+                        model_version=model.version,
+                        entity={"customer_id": customer_id},
+                        feature_names=names,
+                        feature_values=row.tolist(),
+                        score=float(score),
+                        decision=bool(score >= model.threshold),
+                    )
+                )
+        except PredictionNotPersisted as error:
+            raise PredictionLogUnavailable(
+                "the batch's predictions could not be logged, so it is not answered; retry shortly"
+            ) from error
 
 
 def score_batch(
-    request: ChurnBatchRequest, holder: ModelHolder, features: OnlineFeatures
+    request: ChurnBatchRequest, holder: ModelHolder, features: OnlineFeatures, log: BatchLog
 ) -> ChurnBatchPrediction:
-    """The batch's answer from the model `holder` serves and the online `features`."""
+    """The batch's answer from the model `holder` serves and the online `features`; each
+    scored row is logged to `log` before the answer is returned."""
     model = holder.current
     names = model.bundle.meta.feature_names
     ids: list[str | None]
@@ -96,6 +153,8 @@ def score_batch(
     probabilities = np.full(len(ids), np.nan, dtype=np.float32)
     if known.any():
         probabilities[known] = model.scorer.predict_proba(matrix[known])
+        scored = [customer_id for customer_id, ok in zip(ids, known, strict=True) if ok]
+        log.record(model, scored, matrix[known], probabilities[known])
     rows = [
         ChurnBatchRow(
             customer_id=customer_id,
@@ -145,5 +204,7 @@ def add_churn_batch_routes(app: FastAPI) -> None:
         tags=[CHURN.name],
         response_model=ChurnBatchPrediction,
         route_class_override=JsonRoute,
-        responses=error_responses(InvalidInput, ModelNotReady, FeatureStoreUnavailable),
+        responses=error_responses(
+            InvalidInput, ModelNotReady, FeatureStoreUnavailable, PredictionLogUnavailable
+        ),
     )

@@ -7,7 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
+from mlops.prediction_log import read_predictions
 from mlops.settings import Settings
+from serving.app import create_app
 from serving.routes.churn_batch import MAX_BATCH_ROWS
 
 pytestmark = pytest.mark.slow
@@ -99,3 +101,26 @@ def test_bad_batches_are_refused_with_422(
     response = churn_client.post(BATCH, json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "invalid_request"
+
+
+def test_each_scored_row_of_a_batch_is_logged_under_the_request_id(
+    churn_settings: Settings, known_ids: list[str]
+) -> None:
+    served = churn_settings.model_copy(update={"model_refresh_s": 0})
+    with TestClient(create_app(served)) as client:
+        response = client.post(
+            BATCH,
+            json={"customer_ids": [*known_ids[:3], "0000-NOONE"]},
+            headers={"X-Request-ID": "batch-logged"},
+        )
+    assert response.status_code == 200, response.text
+    # Leaving the client shut the app down, which shipped the spool.
+    logged = read_predictions(served.prediction_log_uri, model="churn")
+    logged = logged[logged["request_id"] == "batch-logged"]
+    answered = {row["customer_id"]: row for row in response.json()["predictions"]}
+    assert sorted(logged["customer_id"]) == sorted(known_ids[:3])  # not the unknown id
+    assert set(logged["endpoint"]) == {BATCH}
+    for _, row in logged.iterrows():
+        assert row["score"] == pytest.approx(answered[row["customer_id"]]["churn_probability"])
+        assert row["decision"] == answered[row["customer_id"]]["will_churn"]
+        assert not pd.isna(row["tenure_months"])
