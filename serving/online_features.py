@@ -26,6 +26,7 @@ Feast does not apply a view's TTL on online reads either, so neither does this.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,6 +41,8 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from serving.errors import FeatureStoreUnavailable, UnknownEntity
+
+logger = logging.getLogger(__name__)
 
 # The ValueProto field that holds a join key of each entity value type, and a key no
 # entity has (readiness reads it: the store must answer, whether or not it knows it).
@@ -216,8 +219,10 @@ class OnlineFeatures:
                 for projection in service.feature_view_projections
             ]
         except Exception as error:  # registry unreadable: a dependency failure
+            # Logged whole; the answer names the service, not the registry's address.
+            logger.warning("cannot resolve feature service '%s': %s", self._service_name, error)
             raise FeatureStoreUnavailable(
-                f"cannot resolve feature service '{self._service_name}': {error}"
+                f"cannot resolve feature service '{self._service_name}': {type(error).__name__}"
             ) from error
         if any(reader.join_key != self.entity_key for reader in readers):
             raise FeatureStoreUnavailable(
