@@ -58,8 +58,9 @@ SECONDS_PER_DAY = 86_400
 # The simulator's largest amounts are a few thousand (a scenario-3 fraud is five times a
 # customer's spending); anything near this bound is a unit or parsing error, not a purchase.
 MAX_TX_AMOUNT = 100_000.0
-# Integers beyond 2**53 do not survive a float parse exactly; no id or time gets near it.
-MAX_INTEGER = 2**53
+# The contract parses ids as float64: from 2**53 on, two integers read as one (2**53 + 1
+# reads as 2**53), so the API and the pipeline could disagree there. No id gets near it.
+MAX_INTEGER = 2**53 - 1
 
 # The rules of the columns a payment brings: the pipeline's row checks below and the
 # API's request fields (`serving.schemas.FraudTransaction`) are both built from them.
