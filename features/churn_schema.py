@@ -79,7 +79,9 @@ RAW_COLUMNS: tuple[str, ...] = (
 )
 
 MAX_TENURE_MONTHS = 120
-MONTHLY_CHARGES_RANGE = (0.0, 500.0)
+# From a cent: charges_ratio divides by the monthly bill, and a bill of 5e-324 (above
+# zero, so once accepted) made it infinite and the model's score NaN.
+MONTHLY_CHARGES_RANGE = (0.01, 500.0)
 # TotalCharges is billed history: it cannot exceed tenure x the highest plausible bill.
 TOTAL_CHARGES_SLACK = 1.5
 MAX_ID_LENGTH = MAX_TEXT_LENGTH
@@ -94,7 +96,7 @@ NUMBERS: dict[str, NumberRule] = {
         integer=True,
         says=f"a whole number of months in [0, {MAX_TENURE_MONTHS}]",
     ),
-    "MonthlyCharges": NumberRule(*MONTHLY_CHARGES_RANGE, low_open=True),
+    "MonthlyCharges": NumberRule(*MONTHLY_CHARGES_RANGE),
     # Blank (null) for a customer in the first month; the cross-field rule
     # `total_charges_ceiling` bounds it by tenure as well.
     "TotalCharges": NumberRule(

@@ -95,11 +95,12 @@ def _churn_row(**change: str) -> dict[str, str]:
     [
         ({}, None),
         ({"TotalCharges": "1e308"}, "TotalCharges: not a number in [0, 90000]"),
+        ({"MonthlyCharges": "5e-324"}, "MonthlyCharges: not a number in [0.01, 500]"),
         ({"TotalCharges": "inf"}, "TotalCharges: not a number in [0, 90000]"),
         ({"TotalCharges": "NaN"}, "TotalCharges: not a number in [0, 90000]"),
         ({"TotalCharges": "-1"}, "TotalCharges: not a number in [0, 90000]"),
         ({"TotalCharges": "1500.01"}, "TotalCharges: larger than tenure allows"),
-        ({"MonthlyCharges": "Infinity"}, "MonthlyCharges: not a number in (0, 500]"),
+        ({"MonthlyCharges": "Infinity"}, "MonthlyCharges: not a number in [0.01, 500]"),
         ({"tenure": "2.5"}, "tenure: not a whole number of months in [0, 120]"),
         ({"SeniorCitizen": "2"}, "SeniorCitizen: not 0 or 1"),
         ({"customerID": "x" * 65}, "customerID: longer than 64 characters"),

@@ -29,7 +29,9 @@ from serving.schemas import ChurnCustomer, FraudTransaction
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _EDGY_FLOATS = st.one_of(
-    st.sampled_from([0.0, -0.0, 5e-324, 0.01, 29.85, 500.0, 500.00000000000006, 750.0, 90_000.0]),
+    st.sampled_from(
+        [0.0, -0.0, 5e-324, 0.01, 0.00999, 29.85, 500.0, 500.00000000000006, 750.0, 90_000.0]
+    ),
     st.sampled_from([90_000.00000000001, 1e39, 1e308, float("inf"), float("-inf"), float("nan")]),
     st.floats(min_value=-10.0, max_value=100_000.0),
     st.floats(allow_nan=True, allow_infinity=True),
