@@ -96,6 +96,8 @@ def score_batch(
     probabilities = np.full(len(ids), np.nan, dtype=np.float32)
     if known.any():
         probabilities[known] = model.scorer.predict_proba(matrix[known])
+        if not np.isfinite(probabilities[known]).all():
+            raise InvalidInput("the model gives no finite score for some rows")
     rows = [
         ChurnBatchRow(
             customer_id=customer_id,
