@@ -21,7 +21,13 @@ from features.input_contract import MAX_TEXT_LENGTH, NumberRule
 
 def contract_field(rule: NumberRule, **keywords: Any) -> Any:
     """A request field held to `rule`: its bounds, finite, strict about its type."""
-    return Field(strict=True, allow_inf_nan=False, **rule.field_bounds(), **keywords)
+    arguments: dict[str, Any] = {
+        "strict": True,
+        "allow_inf_nan": False,
+        **rule.field_bounds(),
+        **keywords,
+    }
+    return Field(**arguments)
 
 
 _CHURN = churn_schema.NUMBERS
