@@ -21,8 +21,9 @@ from mlops.case_studies import CASE_STUDIES, CaseStudyName
 
 # Good enough on a laptop; any other profile must set its own (see `_no_default_secret_off_local`).
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
-# How .env.example spells the values to replace: a secret still holding one was not set.
-PLACEHOLDER_PREFIXES = ("change-me", "changeme")
+# How .env.example and infra/k8s/base/secrets.env.example spell the values to replace: a
+# secret still holding one was not set.
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "replace-with")
 
 
 def weak_secret(value: str) -> str | None:
@@ -32,7 +33,7 @@ def weak_secret(value: str) -> str | None:
     if value == DEFAULT_ADMIN_TOKEN:
         return "the default"
     if value.strip().lower().startswith(PLACEHOLDER_PREFIXES):
-        return "a placeholder (change-me...)"
+        return "a placeholder (change-me..., replace-with...)"
     return None
 
 

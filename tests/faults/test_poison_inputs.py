@@ -192,7 +192,10 @@ def test_a_dangling_symlink_among_the_pages_is_a_404_and_left_out_of_the_index(
         assert response.json()["error"] == "page_not_found"
 
 
-@pytest.mark.parametrize("token", ["", "   ", "change-me-admin-token", "local-admin-token"])
+@pytest.mark.parametrize(
+    "token",
+    ["", "   ", "change-me-admin-token", "local-admin-token", "replace-with-a-long-random-token"],
+)
 def test_an_empty_or_placeholder_admin_token_stops_the_stack_profile(
     settings: Settings, token: str
 ) -> None:
