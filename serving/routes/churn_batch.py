@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from features.churn_transforms import churn_features
+from features.input_contract import MAX_TEXT_LENGTH
 from mlops.case_studies import CHURN
 from serving.collaborators import Collaborators
 from serving.errors import FeatureStoreUnavailable, InvalidInput, ModelNotReady, error_responses
@@ -48,8 +49,10 @@ class ChurnBatchRequest(BaseModel):
     def _exactly_one(self) -> Self:
         if (self.customer_ids is None) == (self.customers is None):
             raise ValueError("give exactly one of customer_ids or customers")
-        if self.customer_ids is not None and any(not 1 <= len(i) <= 64 for i in self.customer_ids):
-            raise ValueError("customer ids have 1 to 64 characters")
+        if self.customer_ids is not None and any(
+            not 1 <= len(i) <= MAX_TEXT_LENGTH for i in self.customer_ids
+        ):
+            raise ValueError(f"customer ids have 1 to {MAX_TEXT_LENGTH} characters")
         return self
 
 
