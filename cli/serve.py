@@ -30,6 +30,7 @@ def serve_api(settings: Settings) -> None:
     import uvicorn
 
     from serving.app import create_app
+    from serving.http_protocol import with_header_deadline
     from serving.middleware import uvicorn_log_config
 
     typer.echo(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C stops)")
@@ -40,4 +41,5 @@ def serve_api(settings: Settings) -> None:
         log_config=uvicorn_log_config(),
         access_log=False,  # the app writes one JSON line per request, with its request id
         timeout_graceful_shutdown=10,
+        http=with_header_deadline(settings.header_read_timeout_s),
     )

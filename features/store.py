@@ -15,6 +15,9 @@ are `features.fraud_windows` on the labelled history, which the online path equa
 from __future__ import annotations
 
 import io
+import logging
+import sqlite3
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime, timedelta
@@ -31,8 +34,16 @@ from features.feature_repo import fraud as fraud_repo
 from features.fraud_windows import DEFAULT_LABEL_DELAY_DAYS
 from mlops.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 PROJECT = "mlops"
 ENTITY_TIMESTAMP = "event_timestamp"
+# The reserved entity id of each view's canary (`write_canary`), by the key's proto field:
+# no simulated or real customer, card or terminal has it.
+CANARY_KEYS: dict[str, Any] = {"string_val": "__canary__", "int64_val": -2}
+# The longest an online read on serving's event loop waits for SQLite's lock: any request
+# waits as long, so a few milliseconds; beyond, one read fails with a 503.
+SQLITE_READ_BUSY_MS = 5
 
 
 def repo_config(settings: Settings) -> RepoConfig:
@@ -115,9 +126,12 @@ async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
     """Bound the online reads serving makes on its event loop (`serving.online_features`).
 
     Redis: Feast's asyncio client, like the sync one, gets no retries (its socket timeouts
-    come from the connection string). SQLite is a local file read inline, but a reader
-    waits for a writer's lock (a materialization) for sqlite3's default 5 s: the wait is
-    bounded by `feature_timeout_s` instead, after which the read fails with a 503.
+    come from the connection string). SQLite is a local file read inline on the event loop,
+    where a reader waiting for a lock stops every other request. In write-ahead-log mode
+    (set here; it stays with the file) readers never wait for a writer, even one holding an
+    exclusive transaction (a materialization), and what can still lock them out (another
+    process in exclusive locking mode, a checkpoint's brief lock) is waited for at most
+    `SQLITE_READ_BUSY_MS`, after which the read fails with a 503.
     """
     online = store.provider.online_store
     if settings.online_store == "redis":
@@ -132,8 +146,12 @@ async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
         from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
         assert isinstance(online, SqliteOnlineStore)
-        timeout_ms = round(settings.feature_timeout_s * 1000)
-        online._get_conn(store.config).execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        connection = online._get_conn(store.config)
+        connection.execute(f"PRAGMA busy_timeout = {SQLITE_READ_BUSY_MS}")
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:  # locked now: readers may wait, bounded
+            logger.warning("online store left in its journal mode (%s)", error)
 
 
 def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:
@@ -229,7 +247,7 @@ def publish_fraud_state(
     only once due, so the label flow republishing with fresh labels keeps serving exact.
     """
     written_at = datetime.now(UTC)
-    write_fraud_state(
+    customers, terminals = write_fraud_state(
         transactions, as_of, settings, written_at=written_at, label_delay_days=label_delay_days
     )
     with _without_feast_banner():
@@ -241,6 +259,11 @@ def publish_fraud_state(
                 fraud_repo.fraud_terminal_state.name,
             ],
         )
+    for view, path, key in (
+        (fraud_repo.fraud_customer_state, customers, fraud_online.CUSTOMER_KEY),
+        (fraud_repo.fraud_terminal_state, terminals, fraud_online.TERMINAL_KEY),
+    ):
+        write_canary(store, view.name, pd.read_parquet(path).head(1), key)
     return written_at
 
 
@@ -249,14 +272,36 @@ def write_churn_offline(features: pd.DataFrame, settings: Settings) -> Path:
     return _write_parquet(features, settings.features_dir / churn_repo.CHURN_FEATURES_FILE)
 
 
-def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
-    """Load the online store with the latest values per entity in [start, end]."""
+def publish_churn_online(store: FeatureStore, features: pd.DataFrame) -> None:
+    """Load the online store with the latest values per customer of `features` (the offline
+    table just written), then the view's canary."""
+    stamps = pd.to_datetime(features[ENTITY_TIMESTAMP], utc=True)
     with _without_feast_banner():
         store.materialize(
-            start_date=start,
-            end_date=end,
+            start_date=stamps.min() - timedelta(seconds=1),
+            end_date=stamps.max() + timedelta(seconds=1),
             feature_views=[churn_repo.churn_customer_features.name],
         )
+    view = churn_repo.churn_customer_features.name
+    write_canary(store, view, features.head(1), churn_repo.customer.join_key)
+
+
+def write_canary(store: FeatureStore, view_name: str, row: pd.DataFrame, join_key: str) -> None:
+    """Write `row`, one published entity's row, again under the view's canary key.
+
+    The canary is how serving's readiness knows the online store still holds what was
+    published: a read of any unknown key answers the same whether the store is full or
+    was emptied (a Redis restarted without its data, a SQLite file replaced), while the
+    canary is there only if the last publish is. It lives in the online store alone, so
+    no training set or monitoring frame ever sees it.
+    """
+    canary = row.copy()
+    key = canary[join_key]
+    canary[join_key] = CANARY_KEYS["int64_val" if key.dtype.kind in "iu" else "string_val"]
+    with warnings.catch_warnings():
+        # Feast warns that it converts the frame's dtypes to its protos: what it is for.
+        warnings.simplefilter("ignore")
+        store.write_to_online_store(view_name, canary)
 
 
 @contextmanager

@@ -110,13 +110,23 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the prediction log; default sqlite:///<home>/predictions.db.",
     )
-    prediction_log_capacity: int = Field(
-        default=10_000,
-        ge=1,
-        description="Predictions queued for the log writer at most; beyond, they are dropped.",
-    )
     prediction_log_flush_s: float = Field(
-        default=1.0, gt=0, description="Longest a queued prediction waits before it is written."
+        default=1.0,
+        gt=0,
+        description="Longest a spooled prediction waits before it is shipped to the log database.",
+    )
+    prediction_log_spool_dir: Path | None = Field(
+        default=None,
+        description="Folder of the prediction log's spool; default <home>/spool/predictions.",
+    )
+    prediction_log_spool_max_mb: float = Field(
+        default=256.0,
+        gt=0,
+        description="Most MB the spool holds; beyond, predictions are refused (503), not lost.",
+    )
+    prediction_log_fsync: bool = Field(
+        default=False,
+        description="fsync each spooled prediction: it then survives a machine crash too.",
     )
     access_log_flush_s: float = Field(
         default=0.5,
@@ -130,6 +140,19 @@ class Settings(BaseSettings):
         default=32,
         ge=1,
         description="Requests in progress at most; more are refused with 429, not queued.",
+    )
+    max_queue_ms: float = Field(
+        default=100.0,
+        gt=0,
+        description="Longest the event loop may be behind before new requests get 429.",
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest a request body may take to arrive (408 beyond)."
+    )
+    header_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest a connection may take to send a request's headers (closed beyond).",
     )
     admin_token: SecretStr = Field(
         default=SecretStr(DEFAULT_ADMIN_TOKEN),
@@ -367,6 +390,11 @@ class Settings(BaseSettings):
     @property
     def prediction_log_uri(self) -> str:
         return self.prediction_log_url or f"sqlite:///{self.home / 'predictions.db'}"
+
+    @property
+    def prediction_spool_dir(self) -> Path:
+        """Where the API spools each prediction before answering (`mlops.prediction_log`)."""
+        return self.prediction_log_spool_dir or self.home / "spool" / "predictions"
 
     @property
     def artifact_root(self) -> str:

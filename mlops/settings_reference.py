@@ -48,6 +48,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prediction_log_",
             "access_log_",
             "max_",
+            "body_read_timeout_s",
+            "header_read_timeout_s",
             "admin_token",
             "challenger_mode",
             "canary_share",
@@ -68,6 +70,7 @@ _URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")
 _DERIVED: Mapping[str, str] = {
     "mlflow_tracking_uri": "tracking_uri",
     "prediction_log_url": "prediction_log_uri",
+    "prediction_log_spool_dir": "prediction_spool_dir",
 }
 
 

@@ -96,10 +96,7 @@ def publish_features(settings: Settings, features: pd.DataFrame) -> str:
     path = feature_store.write_churn_offline(features, settings)
     store = feature_store.feature_store(settings)
     feature_store.apply_churn_definitions(store, settings)
-    stamps = features[TIMESTAMP_COLUMN]
-    feature_store.materialize(
-        store, stamps.min() - timedelta(seconds=1), stamps.max() + timedelta(seconds=1)
-    )
+    feature_store.publish_churn_online(store, features)
     logger.info("published %d feature rows to %s and the online store", len(features), path)
     return str(path)
 

@@ -86,6 +86,8 @@ def create_app(
         BoundedRequests,
         max_body_bytes=settings.max_body_bytes,
         max_concurrent=settings.max_concurrent_requests,
+        body_timeout_s=settings.body_read_timeout_s,
+        max_queue_s=settings.max_queue_ms / 1000,
     )
     app.add_middleware(ObservedRequests, metrics=instruments.metrics, access=instruments.access)
     return app

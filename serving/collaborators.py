@@ -110,8 +110,10 @@ def build_collaborators(settings: Settings, given: Given, metrics: Metrics) -> C
         fraud_features = fraud_features or FraudOnlineFeatures(store)
     log = given.prediction_log or PredictionLog(
         settings.prediction_log_uri,
-        capacity=settings.prediction_log_capacity,
+        settings.prediction_spool_dir,
+        max_spool_bytes=int(settings.prediction_log_spool_max_mb * 1024 * 1024),
         flush_s=settings.prediction_log_flush_s,
+        fsync=settings.prediction_log_fsync,
     )
     return Collaborators(
         models=models,

@@ -81,10 +81,28 @@ class FeatureStoreUnavailable(ApiError):
     summary = "the online feature store did not answer"
 
 
+class PredictionLogUnavailable(ApiError):
+    status_code = 503
+    error = "prediction_log_unavailable"
+    summary = (
+        "the prediction could not be logged (the spool is full or failing), so it is not "
+        "answered; retry shortly"
+    )
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
 class ModelNotReady(ApiError):
     status_code = 503
     error = "model_not_ready"
     summary = "no model of this case study is loaded (not trained yet, or not served)"
+
+
+class ModelLoadFailed(ApiError):
+    status_code = 502
+    error = "model_load_failed"
+    summary = (
+        "the version the alias names could not be loaded; whatever was served before keeps serving"
+    )
 
 
 class Unauthorized(ApiError):
@@ -106,10 +124,19 @@ class UnsupportedMediaType(ApiError):
     summary = "the body is not sent as `application/json`"
 
 
+class RequestTimeout(ApiError):
+    status_code = 408
+    error = "request_timeout"
+    summary = "the body did not arrive within `MLOPS_BODY_READ_TIMEOUT_S`"
+
+
 class Overloaded(ApiError):
     status_code = 429
     error = "overloaded"
-    summary = "too many requests in progress (`MLOPS_MAX_CONCURRENT_REQUESTS`); retry shortly"
+    summary = (
+        "too many requests in progress (`MLOPS_MAX_CONCURRENT_REQUESTS`), or the server is "
+        "behind by more than `MLOPS_MAX_QUEUE_MS`; retry shortly"
+    )
     # Requests last milliseconds: a second later the load has usually passed.
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 

@@ -181,13 +181,17 @@ class FraudOnlineFeatures:
                 )
         return matched
 
-    def ping(self) -> bool:
-        """True when the online store answers a read of both states (for readiness)."""
+    def health(self) -> str | None:
+        """None when both states' store answers and holds its publish; else why not."""
         try:
             readers = self._state_readers()
-        except FeatureStoreUnavailable:
-            return False
-        return all(reader.ping() for reader in readers)
+        except FeatureStoreUnavailable as error:
+            return error.detail
+        return next(filter(None, (reader.health() for reader in readers)), None)
+
+    def ping(self) -> bool:
+        """True when the online store is healthy (for readiness; see `health`)."""
+        return self.health() is None
 
     def _push(
         self, push_source: str, entity: tuple[str, int], state: _State, stamp: datetime

@@ -39,7 +39,7 @@ def serving_lifespan(settings: Settings, given: Given, instruments: Instruments)
         collaborators = build_collaborators(settings, given, instruments.metrics)
         load_models(collaborators, settings)
         await open_stores(collaborators, settings)
-        start_log(collaborators, instruments.metrics)
+        start_log(collaborators, settings, instruments.metrics)
         publish(app, collaborators)
         switch_interval = tune_runtime()
         background = [
@@ -85,10 +85,11 @@ async def open_stores(collaborators: Collaborators, settings: Settings) -> None:
         await bound_serving_reads(collaborators.store, settings)
 
 
-def start_log(collaborators: Collaborators, metrics: Metrics) -> None:
-    """Start the prediction log's writer; report its state and the models' at each scrape."""
+def start_log(collaborators: Collaborators, settings: Settings, metrics: Metrics) -> None:
+    """Start the prediction log's writer; report its state and the served models' at each
+    scrape."""
     collaborators.log.start()
-    metrics.watch(collaborators.log, collaborators.models.values())
+    metrics.watch(collaborators.log, _served_holders(collaborators, settings))
 
 
 async def stop_log(collaborators: Collaborators, metrics: Metrics) -> None:
@@ -138,11 +139,16 @@ def follow_aliases(collaborators: Collaborators, settings: Settings) -> list[asy
 
 
 async def _follow_alias(holder: ModelHolder, settings: Settings) -> None:
-    """Poll the alias; a new champion is loaded beside the old one and swapped in."""
+    """Poll the alias; a new champion is loaded beside the old one and swapped in.
+
+    The holder logs and keeps its own failures; whatever else goes wrong in one poll is
+    logged and the next poll comes: a bad version must not stop later promotions.
+    """
     while True:
         await asyncio.sleep(settings.model_refresh_s)
-        # Downloading and checking a model is blocking work: keep it off the event loop.
-        if await asyncio.to_thread(holder.refresh, settings):
-            logger.info("now serving %s v%s", holder.name, holder.current.version)
-        elif holder.last_error:
-            logger.warning("keeping the current model: %s", holder.last_error)
+        try:
+            # Downloading and checking a model is blocking work: keep it off the event loop.
+            if await asyncio.to_thread(holder.refresh, settings):
+                logger.info("now serving %s v%s", holder.name, holder.loaded_version)
+        except Exception:
+            logger.exception("following %s@%s failed; polling on", holder.name, holder.alias)

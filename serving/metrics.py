@@ -1,7 +1,7 @@
 """Prometheus metrics of one API instance, in a registry of its own (`GET /metrics`).
 
 Requests, feature reads and scores are observed as they happen. The state of the
-prediction log and the model holders (queue depth, drops, model loads) is read when
+prediction log and the model holders (spool size, drops, model loads) is read when
 Prometheus scrapes, by a collector: those classes keep plain counts and know nothing of
 Prometheus.
 """
@@ -110,22 +110,35 @@ class _ServingState(Collector):
         self._holders = holders
 
     def collect(self) -> Iterator[Metric]:
+        log = self._log
         yield GaugeMetricFamily(
-            "mlops_prediction_log_queue_depth",
-            "Predictions queued for the log writer.",
-            value=self._log.depth,
+            "mlops_prediction_log_spool_bytes",
+            "Bytes of predictions spooled on disk, not yet shipped to the log database.",
+            value=log.spool.size,
+        )
+        yield GaugeMetricFamily(
+            "mlops_prediction_log_persisting",
+            "1 when predictions can be spooled; 0 when the spool is full or failing (503s).",
+            value=1 if log.persisting else 0,
         )
         written = CounterMetricFamily(
-            "mlops_prediction_log_written", "Predictions written to the log database."
+            "mlops_prediction_log_written", "Predictions committed to the log database."
         )
-        written.add_metric([], self._log.written)
+        written.add_metric([], log.written)
         yield written
+        failures = CounterMetricFamily(
+            "mlops_prediction_log_ship_failures",
+            "Attempts to ship the spool that failed on the log database (retried).",
+        )
+        failures.add_metric([], log.ship_failures)
+        yield failures
         dropped = CounterMetricFamily(
             "mlops_prediction_log_dropped",
-            "Predictions not logged: queue_full (the writer is behind) or write_error.",
+            "Predictions not logged: spool_full or spool_error (refused, answered 503), "
+            "rejected (the database refused the record; kept in the spool's rejected.jsonl).",
             labels=["reason"],
         )
-        for reason, count in self._log.dropped.items():
+        for reason, count in log.dropped.items():
             dropped.add_metric([reason], count)
         yield dropped
         loads = CounterMetricFamily(
@@ -133,7 +146,23 @@ class _ServingState(Collector):
             "Model versions loaded into serving, or rejected (failed to load or parity).",
             labels=["model", "outcome"],
         )
+        failures = CounterMetricFamily(
+            "mlops_model_load_failures",
+            "Failures to load a model version or to read its alias, by the error's type.",
+            labels=["model", "error"],
+        )
+        matches = GaugeMetricFamily(
+            "mlops_model_matches_alias",
+            "1 when the served version is the one the alias points at; 0 when none is "
+            "loaded or the alias moved to a version that failed to load.",
+            labels=["model", "alias"],
+        )
         for holder in self._holders:
             for outcome, count in holder.loads.items():
                 loads.add_metric([holder.name, outcome], count)
+            for error, count in sorted(holder.failures.items()):
+                failures.add_metric([holder.name, error], count)
+            matches.add_metric([holder.name, holder.alias], float(holder.matches_alias))
         yield loads
+        yield failures
+        yield matches

@@ -4,8 +4,9 @@
 sane, else a new one), returns it as a response header, and once the response is sent
 writes one JSON access log line (`AccessLog`) and the request metrics. `BoundedRequests`
 keeps the work bounded: a body larger than the limit is refused with 413 before it is
-read, and beyond the concurrency limit requests are refused at once with 429 instead of
-queueing in the thread pool without end.
+read, a body that does not arrive in time with 408, and beyond the concurrency limit, or
+when the event loop is too far behind (`LoopLag`), requests are refused at once with 429
+instead of queueing without end.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import orjson
 
 from serving.context import SCOPE_KEY, RequestContext
-from serving.errors import ApiError, Overloaded, PayloadTooLarge
+from serving.errors import ApiError, Overloaded, PayloadTooLarge, RequestTimeout
 from serving.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -36,8 +37,9 @@ logger = logging.getLogger("serving")
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id goes into logs and headers: short, and nothing that could forge a line.
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
-# Answer however loaded the API is: a shed liveness probe would get the pod restarted.
-UNBOUNDED_PATHS = frozenset({"/health/live", "/metrics"})
+# Answer however loaded the API is: a shed liveness probe would get the pod restarted, a
+# shed readiness probe would take a serving pod out of its Service.
+UNBOUNDED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 
 
 class AccessLog:
@@ -167,44 +169,136 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-class BoundedRequests:
-    """Refuses bodies over `max_body_bytes` (413) and requests over `max_concurrent` (429)."""
+class LoopLag:
+    """How late the event loop runs a callback that is due: the time a request waits now.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_concurrent: int) -> None:
+    The scoring routes run inline on the event loop, so under overload requests do not
+    pile up as work in progress (there is never more than one) but as callbacks in the
+    loop's ready queue, where no counter sees them. A timer due every `interval_s` runs
+    as late as that queue is long; its lateness is the queue time of a request arriving
+    now. About a hundred callbacks a second, each a few microseconds.
+    """
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.lag_s = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Start measuring on the running loop (the app's lifespan)."""
+        self._loop = asyncio.get_running_loop()
+        self._due = self._loop.time() + self.interval_s
+        self._handle = self._loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        """Stop measuring; the lag reads 0 until started again."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.lag_s = 0.0
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        self.lag_s = max(0.0, now - self._due)
+        self._due = now + self.interval_s
+        self._handle = self._loop.call_at(self._due, self._tick)
+
+
+class BoundedRequests:
+    """Keeps the work of the API bounded before a route runs.
+
+    - A body over `max_body_bytes` is refused with 413 before it is read, and one that
+      has not arrived whole `body_timeout_s` after the headers with 408. The body is read
+      before the request counts as in progress: a client sending a byte a second holds a
+      connection, never a slot of work.
+    - Beyond `max_concurrent` requests in progress, 429 at once instead of queueing in the
+      thread pool; and 429 when the event loop is behind by more than `max_queue_s`
+      (`LoopLag`), since the inline routes queue there, where `in_flight` cannot see them.
+    - `UNBOUNDED_PATHS` (the probes, the metrics) are never refused.
+
+    The lag is measured from the end of the app's startup to its shutdown (the lifespan
+    passes here).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_concurrent: int,
+        body_timeout_s: float = 10.0,
+        max_queue_s: float = 0.1,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_concurrent = max_concurrent
+        self.body_timeout_s = body_timeout_s
+        self.max_queue_s = max_queue_s
+        self.lag = LoopLag()
         # One event loop runs this: a plain counter, no lock.
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            try:
+                await self.app(scope, receive, self._measure_once_started(send))
+            finally:
+                self.lag.stop()
+            return
         if scope["type"] != "http" or scope["path"] in UNBOUNDED_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_concurrent:
-            await self._refuse(
-                Overloaded(f"more than {self.max_concurrent} requests in progress; retry shortly"),
-                scope,
-                receive,
-                send,
-            )
+        overload = self._overload()
+        if overload is not None:
+            await self._refuse(overload, scope, receive, send)
             return
         length = _content_length(scope["headers"])
         if length is not None and length > self.max_body_bytes:
             await self._refuse(self._too_large(), scope, receive, send)
             return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    body = await _read_body(receive, self.max_body_bytes)
+            except TimeoutError:
+                timeout = RequestTimeout(
+                    f"the body did not arrive within {self.body_timeout_s:g} s"
+                )
+                await self._refuse(timeout, scope, receive, send)
+                return
+            if body is None:
+                await self._refuse(self._too_large(), scope, receive, send)
+                return
+            receive = _replay(body, receive)
         self.in_flight += 1
         try:
-            if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
-                # A body of unannounced length (chunked) is read here, up to the limit.
-                body = await _read_body(receive, self.max_body_bytes)
-                if body is None:
-                    await self._refuse(self._too_large(), scope, receive, send)
-                    return
-                receive = _replay(body, receive)
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    def _measure_once_started(self, send: Send) -> Send:
+        """`send` for the lifespan: the lag is measured from the end of startup, which blocks
+        the loop while it loads the models and would read as a backlog."""
+
+        async def send_and_start(message: Message) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                self.lag.start()
+
+        return send_and_start
+
+    def _overload(self) -> Overloaded | None:
+        if self.in_flight >= self.max_concurrent:
+            busy = f"more than {self.max_concurrent} requests in progress; retry shortly"
+            return Overloaded(busy)
+        if self.lag.lag_s > self.max_queue_s:
+            return Overloaded(
+                f"the server is {self.lag.lag_s * 1000:.0f} ms behind "
+                f"(more than {self.max_queue_s * 1000:g} ms); retry shortly"
+            )
+        return None
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request bodies are limited to {self.max_body_bytes} bytes")

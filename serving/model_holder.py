@@ -3,24 +3,43 @@
 `refresh` follows the alias: when it points at another version, that version is
 downloaded and loaded beside the current one, its ONNX file must reproduce the native
 model's probabilities saved with it (the parity sample), and only then does it replace
-the current model, in one reference assignment. A version that fails to load or fails
-parity never replaces a working one; the failure is kept in `last_error` for readiness.
+the current model, in one reference assignment.
+
+A version that fails to load, in any way (a truncated ONNX file, missing artifacts, a
+corrupt parity sample, parity itself), never replaces a working one and never escapes
+the holder: the failure is logged once as a warning, counted (`loads`, `failures`), and
+kept as `last_failure` for readiness and the model-info route. The alias's version is
+remembered too, so a holder can say that it serves another one (`matches_alias`). A
+version that failed is tried again only when asked (`refresh(retry=True)`, the admin
+reload) or after `RETRY_FAILED_AFTER_S`: one broken promotion is one warning, not one
+per poll, and a failure that was transient (the registry restarting) still heals.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from mlops.model_bundle import RegisteredBundle, download_bundle
 from mlops.names import CHAMPION
 from mlops.onnx_scorer import OnnxScorer
 from mlops.settings import Settings
 from serving.errors import ModelNotReady
+
+logger = logging.getLogger("serving")
+
+# A version that failed to load is tried again by the alias poll after this long.
+RETRY_FAILED_AFTER_S = 300.0
+# A reason is one line of at most this many characters: exceptions of the registry and of
+# onnxruntime can carry whole files, paths or protobuf dumps.
+MAX_REASON_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,32 @@ class LoadedModel:
         return float(self.scorer.predict_proba(row.reshape(1, -1))[0])
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """Why a version could not be served: `version` None when the alias did not resolve."""
+
+    version: str | None
+    error_type: str
+    reason: str
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    monotonic: float = field(default_factory=time.monotonic, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, version: str | None, error: Exception) -> LoadFailure:
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else ""
+        reason = f"{type(error).__name__}: {message}" if message else type(error).__name__
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 3] + "..."
+        return cls(version=version, error_type=type(error).__name__, reason=reason)
+
+    def describe(self, name: str, alias: str) -> str:
+        """One line for a person: which version of which model failed, and why."""
+        if self.version is None:
+            return f"cannot resolve {name}@{alias}: {self.reason}"
+        return f"{name} v{self.version} failed to load: {self.reason}"
+
+
 class ModelHolder:
     """The current model of one registered name. Readers never see a half-loaded model."""
 
@@ -52,9 +97,21 @@ class ModelHolder:
         self.alias = alias
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
-        self.last_error: str | None = None
-        # Versions loaded and rejected since start, for metrics.
+        self.last_failure: LoadFailure | None = None
+        # The last version that failed to load, kept through failures to read the alias.
+        self._rejected: LoadFailure | None = None
+        self.alias_version: str | None = None
+        """The version the alias pointed at when last resolved; None before that."""
+        # Versions loaded, and failures to load one or to read the alias, since start.
         self.loads = {"loaded": 0, "rejected": 0}
+        # Failed loads by the exception's type name, for metrics: a bounded set of labels.
+        self.failures: Counter[str] = Counter()
+
+    @property
+    def last_error(self) -> str | None:
+        """The last failure in one line (which version, why); None once a load succeeds."""
+        failure = self.last_failure
+        return failure.describe(self.name, self.alias) if failure else None
 
     @property
     def current(self) -> LoadedModel:
@@ -72,45 +129,94 @@ class ModelHolder:
         """Whether a model is loaded."""
         return self._current is not None
 
+    @property
+    def loaded_version(self) -> str | None:
+        model = self._current
+        return model.version if model is not None else None
+
+    @property
+    def matches_alias(self) -> bool:
+        """A model is loaded and it is the version the alias pointed at when last resolved."""
+        loaded = self.loaded_version
+        return loaded is not None and self.alias_version in (None, loaded)
+
     def load_from_registry(self, settings: Settings) -> LoadedModel | None:
         """Load the alias's version now, whatever is loaded; keep the old one on failure."""
-        return self._load(settings, version=None)
+        version = self._resolve(settings)
+        return None if version is None else self._load(settings, version)
 
-    def refresh(self, settings: Settings) -> bool:
-        """Follow the alias: load its version if it changed. True when a new model is in."""
+    def refresh(self, settings: Settings, *, retry: bool = False) -> bool:
+        """Follow the alias: load its version if it changed. True when a new model is in.
+
+        A version that already failed is not tried again before `RETRY_FAILED_AFTER_S`,
+        unless `retry`. Never raises: a failure is kept in `last_failure`.
+        """
+        version = self._resolve(settings)
+        if version is None or self.loaded_version == version:
+            return False
+        failed = self._rejected
+        if (
+            not retry
+            and failed is not None
+            and failed.version == version
+            and time.monotonic() - failed.monotonic < RETRY_FAILED_AFTER_S
+        ):
+            return False
+        return self._load(settings, version) is not None
+
+    def _resolve(self, settings: Settings) -> str | None:
+        """The alias's version now, remembered in `alias_version`; None if it cannot be read."""
         try:
             # The registry too: the process may have set another globally (set_registry_uri).
             client = MlflowClient(
                 tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
             )
             version = str(client.get_model_version_by_alias(self.name, self.alias).version)
-        except MlflowException as error:
-            self.last_error = f"cannot resolve {self.name}@{self.alias}: {error.message}"
-            return False
-        current = self._current
-        if current is not None and current.version == version:
-            return False
-        return self._load(settings, version=version) is not None
+        except Exception as error:  # no such alias yet, the registry down, ...
+            failure = LoadFailure.of(None, error)
+            previous = self.last_failure
+            # Polled every few seconds: the same failure again is neither logged nor counted.
+            if previous is None or (previous.version, previous.reason) != (None, failure.reason):
+                self._count_and_log(failure)
+            self.last_failure = failure
+            return None
+        self.alias_version = version
+        last = self.last_failure
+        # A failure to read the alias is over once it reads; a version that failed no
+        # longer matters once the alias is back on the one served (the log and the
+        # metrics keep both).
+        if last is not None and (last.version is None or version == self.loaded_version):
+            self.last_failure = None
+        return version
 
-    def _load(self, settings: Settings, version: str | None) -> LoadedModel | None:
+    def _load(self, settings: Settings, version: str) -> LoadedModel | None:
         with self._lock:
             try:
                 bundle = download_bundle(
-                    settings.tracking_uri,
-                    self.name,
-                    settings.models_dir,
-                    alias=None if version else self.alias,
-                    version=version,
+                    settings.tracking_uri, self.name, settings.models_dir, version=version
                 )
                 loaded = LoadedModel(
                     bundle=bundle, alias=self.alias, scorer=OnnxScorer(bundle.onnx_path)
                 )
                 bundle.check_parity(loaded.scorer.predict_proba, settings.parity_tolerance)
-            except (LookupError, OSError, ValueError) as error:
-                self.last_error = f"{type(error).__name__}: {error}"
-                self.loads["rejected"] += 1
+            # Any failure of one version (onnxruntime's InvalidProtobuf, MLflow's
+            # exceptions, BadZipFile, parity, ...) is that version's problem: the holder
+            # keeps what it serves and says why. KeyboardInterrupt and the like pass.
+            except Exception as error:
+                self._failed(version, error)
                 return None
             self._current = loaded  # one reference assignment: atomic for readers
-            self.last_error = None
+            self.last_failure = self._rejected = None
             self.loads["loaded"] += 1
             return loaded
+
+    def _failed(self, version: str, error: Exception) -> None:
+        failure = LoadFailure.of(version, error)
+        self.last_failure = self._rejected = failure
+        self._count_and_log(failure)
+
+    def _count_and_log(self, failure: LoadFailure) -> None:
+        self.loads["rejected"] += 1
+        self.failures[failure.error_type] += 1
+        serving = f"keeps serving v{self.loaded_version}" if self.ready else "serves no model"
+        logger.warning("%s; %s %s", failure.describe(self.name, self.alias), self.name, serving)

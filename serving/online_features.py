@@ -27,6 +27,7 @@ Feast does not apply a view's TTL on online reads either, so neither does this.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,14 +41,13 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _tabl
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
+from features.store import CANARY_KEYS
 from serving.errors import FeatureStoreUnavailable, UnknownEntity
 
 logger = logging.getLogger(__name__)
 
-# The ValueProto field that holds a join key of each entity value type, and a key no
-# entity has (readiness reads it: the store must answer, whether or not it knows it).
+# The ValueProto field that holds a join key of each entity value type.
 _KEY_FIELDS = {ValueType.STRING: "string_val", ValueType.INT64: "int64_val"}
-_PING_KEYS: dict[str, Any] = {"string_val": "__ping__", "int64_val": -1}
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,10 @@ class ViewReader:
     join_key: str
     key_field: str
     features: tuple[str, ...]
-    # The view's table in a SQLite online store (quoted), None for any other store.
+    # The view's table in a SQLite online store (quoted), and the store's file; None for
+    # any other store.
     sqlite_table: str | None = None
+    sqlite_path: str | None = None
 
     @classmethod
     def of(cls, store: FeatureStore, view_name: str, features: Sequence[str]) -> ViewReader:
@@ -75,12 +77,13 @@ class ViewReader:
         unknown = sorted(set(features) - {field.name for field in view.features})
         if unknown:
             raise ValueError(f"view '{view_name}' has no features {unknown}")
-        sqlite_table = None
+        sqlite_table = sqlite_path = None
         if isinstance(store.provider.online_store, SqliteOnlineStore):
             # The name and quoting Feast's SQLite store itself uses for the view's table.
             config = store.config
             versioned = config.registry.enable_online_feature_view_versioning
             sqlite_table = _quote_id(_table_id(config.project, view, versioned))
+            sqlite_path = SqliteOnlineStore._get_db_path(config)
         return cls(
             store,
             view,
@@ -88,6 +91,7 @@ class ViewReader:
             _KEY_FIELDS[entity.value_type],
             tuple(features),
             sqlite_table,
+            sqlite_path,
         )
 
     def read(self, entity_ids: Sequence[Any]) -> list[dict[str, Any] | None]:
@@ -153,13 +157,28 @@ class ViewReader:
             for entity_id in entity_ids
         ]
 
-    def ping(self) -> bool:
-        """True when the online store answers a read."""
+    def health(self) -> str | None:
+        """None when the store answers and still holds the view's last publish; else why not.
+
+        The view's canary (`features.store.write_canary`) is read like any entity: absent,
+        the store answers but lost what was published (a Redis restarted empty), and every
+        known entity would be a 404 or, for fraud, an empty history. A SQLite store's file
+        is checked too: deleted while open, it still answers reads from the unlinked file
+        while every write (fraud's history pushes) fails.
+        """
+        if self.sqlite_path is not None and not os.path.exists(self.sqlite_path):
+            return f"the online store's file {os.path.basename(self.sqlite_path)} is gone"
         try:
-            self.read([_PING_KEYS[self.key_field]])
-        except FeatureStoreUnavailable:
-            return False
-        return True
+            [canary] = self.read([CANARY_KEYS[self.key_field]])
+        except FeatureStoreUnavailable as error:
+            return error.detail
+        if canary is None:
+            return f"'{self.view.name}' lost its published data (its canary is missing)"
+        return None
+
+    def ping(self) -> bool:
+        """True when the store answers and holds the last publish (see `health`)."""
+        return self.health() is None
 
 
 def _reads_async(online: OnlineStore) -> bool:
@@ -289,10 +308,16 @@ class OnlineFeatures:
             known[i] = True
         return matrix, known
 
-    def ping(self) -> bool:
-        """True when the online store answers a read (for readiness)."""
+    def health(self) -> str | None:
+        """None when every view's store answers and holds its publish; else why not."""
         try:
             readers = self._readers or self._resolve([])
-        except FeatureStoreUnavailable:
-            return False
-        return bool(readers) and all(reader.ping() for reader in readers)
+        except FeatureStoreUnavailable as error:
+            return error.detail
+        if not readers:
+            return f"feature service '{self._service_name}' has no views"
+        return next(filter(None, (reader.health() for reader in readers)), None)
+
+    def ping(self) -> bool:
+        """True when the online store is healthy (for readiness; see `health`)."""
+        return self.health() is None

@@ -5,7 +5,8 @@ and `responses=serving.errors.error_responses(...)` for the errors only it can a
 This module completes it with what holds for every route, from the code that answers it:
 
 - `BoundedRequests` (`serving.middleware`) answers 429 on every path but
-  `UNBOUNDED_PATHS`, and 413 to those of them that take a body; a route with a JSON body
+  `UNBOUNDED_PATHS`, and 413 and 408 (a body too slow to arrive) to those of them that
+  take a body; a route with a JSON body
   answers 415 when the body is not JSON and 422 `invalid_request` when it does not
   validate (`serving.errors`), in place of the `HTTPValidationError` FastAPI declares
   by default, which is not what the API answers;
@@ -31,6 +32,7 @@ from serving.errors import (
     InvalidRequest,
     Overloaded,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     body_model,
     declared_errors,
@@ -120,7 +122,7 @@ def _declare_shared_errors(
     responses: dict[str, Any] = operation["responses"]
     bounded = path not in UNBOUNDED_PATHS
     shared = [
-        *((PayloadTooLarge,) if bounded and method in BODY_METHODS else ()),
+        *((PayloadTooLarge, RequestTimeout) if bounded and method in BODY_METHODS else ()),
         *((Overloaded,) if bounded else ()),
         *(JSON_BODY_ERRORS if "requestBody" in operation else ()),
     ]

@@ -1,12 +1,17 @@
 """The scoring behind each endpoint, as plain classes: routes only hand them the request.
 
 Each predictor takes the current model, reads or computes the features, scores them,
-observes the score and the feature read in the metrics, and queues the prediction for
-the prediction log, keyed by the request id.
+observes the score and the feature read in the metrics, and spools the prediction for
+the prediction log, keyed by the request id, before the answer goes out. A prediction
+the log cannot persist is not answered: 503 `prediction_log_unavailable` (a client may
+retry it; an answer the log then loses would break the promise that every answer is
+logged). A shadow prediction the log cannot take is counted and skipped: it was never
+answered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -16,10 +21,10 @@ import numpy as np
 
 from features.churn_transforms import churn_features
 from mlops.case_studies import CHURN, FRAUD
-from mlops.prediction_log import SHADOW_KEY, Prediction, PredictionLog
+from mlops.prediction_log import SHADOW_KEY, Prediction, PredictionLog, PredictionNotPersisted
 from serving.challenger import ChallengerArm, in_canary
 from serving.context import RequestContext
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, PredictionLogUnavailable
 from serving.fraud_features import FraudOnlineFeatures
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
@@ -82,19 +87,21 @@ class _Predictor:
         if challenger is None:
             return
         score = challenger.score(row)
-        self._log.append(
-            Prediction(
-                request_id=context.request_id,
-                endpoint=endpoint,
-                model_name=challenger.bundle.name,
-                model_version=challenger.version,
-                entity={**entity, SHADOW_KEY: True},
-                feature_names=challenger.bundle.meta.feature_names,
-                feature_values=row.tolist(),
-                score=score,
-                decision=score >= challenger.threshold,
+        # Never answered, so nothing to refuse: the log counts it and says why it failed.
+        with contextlib.suppress(PredictionNotPersisted):
+            self._log.append(
+                Prediction(
+                    request_id=context.request_id,
+                    endpoint=endpoint,
+                    model_name=challenger.bundle.name,
+                    model_version=challenger.version,
+                    entity={**entity, SHADOW_KEY: True},
+                    feature_names=challenger.bundle.meta.feature_names,
+                    feature_values=row.tolist(),
+                    score=score,
+                    decision=score >= challenger.threshold,
+                )
             )
-        )
 
     def _timed_read(self, started: float) -> None:
         self._feature_read_seconds.observe(time.perf_counter() - started)
@@ -110,19 +117,23 @@ class _Predictor:
         decision: bool,
     ) -> None:
         self._scores.observe(score)
-        self._log.append(
-            Prediction(
-                request_id=context.request_id,
-                endpoint=endpoint,
-                model_name=model.bundle.name,
-                model_version=model.version,
-                entity=entity,
-                feature_names=model.bundle.meta.feature_names,
-                feature_values=row.tolist(),
-                score=score,
-                decision=decision,
-            )
+        prediction = Prediction(
+            request_id=context.request_id,
+            endpoint=endpoint,
+            model_name=model.bundle.name,
+            model_version=model.version,
+            entity=entity,
+            feature_names=model.bundle.meta.feature_names,
+            feature_values=row.tolist(),
+            score=score,
+            decision=decision,
         )
+        try:
+            self._log.append(prediction)
+        except PredictionNotPersisted as error:
+            raise PredictionLogUnavailable(
+                "the prediction could not be logged, so it is not answered; retry shortly"
+            ) from error
 
 
 class ChurnPredictor(_Predictor):

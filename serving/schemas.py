@@ -121,6 +121,15 @@ class ChurnPrediction(BaseModel):
     model: ModelRef
 
 
+class LoadError(BaseModel):
+    """The last failure to follow a model's alias: a version that would not load, or the
+    alias that could not be read."""
+
+    version: str | None = Field(description="The version that failed; null: the alias.")
+    reason: str = Field(description="The error's type and first line.")
+    failed_at: datetime
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -131,6 +140,21 @@ class ModelInfo(BaseModel):
     threshold: float
     onnx_sha256: str
     test_metrics: dict[str, float]
+    alias_version: str | None = Field(
+        default=None, description="The version the alias pointed at when last read."
+    )
+    last_load_error: LoadError | None = Field(
+        default=None, description="Why the alias's version is not the one served, if it is not."
+    )
+
+
+class ModelState(BaseModel):
+    """How one served model follows its alias."""
+
+    version: str | None = Field(description="The version served; null: none is loaded.")
+    alias_version: str | None = Field(description="The version the alias named when last read.")
+    matches_alias: bool = Field(description="A model is loaded and it is the alias's version.")
+    last_load_error: LoadError | None = None
 
 
 # A transaction stamped further ahead of the server's clock than this is refused: clocks
@@ -209,8 +233,25 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     ready: bool = Field(description="Every check passed: the API answers predictions.")
     checks: dict[str, bool] = Field(
-        description="Per served case study: `<name>_model` loaded, `<name>_features` answering."
+        description="Per served case study: `<name>_model` loaded, `<name>_features` answering "
+        "and holding the last publish; `prediction_log`: the log can persist predictions."
     )
     model_errors: dict[str, str] | None = Field(
         default=None, description="Why a served model could not be loaded, by case study."
+    )
+    feature_errors: dict[str, str] | None = Field(
+        default=None,
+        description="Why a case study's online store is not usable: it does not answer, or "
+        "no longer holds what was published (its canary entity is missing).",
+    )
+    prediction_log_error: str | None = Field(
+        default=None,
+        description="Why the prediction log cannot persist predictions (its spool full or "
+        "failing); predictions are refused with 503 meanwhile.",
+    )
+    models: dict[str, ModelState] = Field(
+        default_factory=dict,
+        description="Per served case study: the version served and the alias's. A model "
+        "that keeps serving after its alias moved to a version that failed to load is "
+        "ready, and says so here (`matches_alias` false, `last_load_error`).",
     )

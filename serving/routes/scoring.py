@@ -18,6 +18,7 @@ from serving.errors import (
     FeatureStoreUnavailable,
     InvalidInput,
     ModelNotReady,
+    PredictionLogUnavailable,
     UnknownEntity,
     error_responses,
 )
@@ -32,8 +33,14 @@ CHURN_ERRORS: tuple[type[ApiError], ...] = (
     InvalidInput,
     ModelNotReady,
     FeatureStoreUnavailable,
+    PredictionLogUnavailable,
 )
-FRAUD_ERRORS: tuple[type[ApiError], ...] = (InvalidInput, ModelNotReady, FeatureStoreUnavailable)
+FRAUD_ERRORS: tuple[type[ApiError], ...] = (
+    InvalidInput,
+    ModelNotReady,
+    FeatureStoreUnavailable,
+    PredictionLogUnavailable,
+)
 
 
 async def churn_predict(body: ChurnPredictRequest, request: Request) -> ChurnPrediction:

@@ -197,7 +197,11 @@ def test_a_missing_field_is_422_and_readiness_names_the_fraud_model(api: TestCli
     assert {"terminal_id", "tx_datetime"} <= fields
     ready = api.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"fraud_model": True, "fraud_features": True}
+    assert ready.json()["checks"] == {
+        "fraud_model": True,
+        "fraud_features": True,
+        "prediction_log": True,
+    }
     info = api.get("/v1/fraud/model").json()
     assert info["features"] == list(FRAUD_FEATURES)
     assert info["feature_service"] == "fraud_model"

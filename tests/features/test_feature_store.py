@@ -3,8 +3,6 @@ materialize, online read. Embedded (SQLite) always; Redis when the service runs.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +11,7 @@ from features import store as feature_store
 from features.churn_frames import ENTITY_KEY, feature_frame, label_frame
 from features.churn_schema import TIMESTAMP_COLUMN, validate_churn_frame
 from features.churn_transforms import CHURN_FEATURES
+from features.feature_repo.churn import CHURN_FEATURES_FILE
 from mlops.settings import Settings
 from serving.errors import UnknownEntity
 from serving.online_features import OnlineFeatures
@@ -39,10 +38,7 @@ def publish(settings: Settings, valid: pd.DataFrame) -> pd.DataFrame:
     store = feature_store.feature_store(settings)
     feature_store.apply_churn_definitions(store, settings)
     feature_store.write_churn_offline(features, settings)
-    stamps = features[TIMESTAMP_COLUMN]
-    feature_store.materialize(
-        store, stamps.min() - timedelta(seconds=1), stamps.max() + timedelta(seconds=1)
-    )
+    feature_store.publish_churn_online(store, features)
     return features
 
 
@@ -113,6 +109,36 @@ def test_redis_online_store_serves_the_latest_snapshot(settings: Settings, redis
     redis_settings = settings.model_copy(update={"online_store": "redis", "redis_url": redis_url})
     features = publish(redis_settings, snapshots())
     check_online_equals_latest_offline(redis_settings, features)
+
+
+def test_a_store_that_lost_its_publish_is_not_healthy(settings: Settings) -> None:
+    publish(settings, snapshots())
+    reads = OnlineFeatures(feature_store.feature_store(settings), "churn_model", ENTITY_KEY)
+    assert reads.health() is None
+    # The canary is in the online store alone: no training set sees it.
+    offline = pd.read_parquet(settings.features_dir / CHURN_FEATURES_FILE)
+    assert "__canary__" not in set(offline[ENTITY_KEY])
+    # Deleted while open, the file still answers reads; the store is gone all the same.
+    (settings.feast_dir / "online.db").unlink()
+    assert "online.db is gone" in str(reads.health())
+    assert not reads.ping()
+
+
+@pytest.mark.services
+def test_a_redis_store_restarted_empty_is_not_healthy(settings: Settings, redis_url: str) -> None:
+    import redis
+
+    redis_settings = settings.model_copy(update={"online_store": "redis", "redis_url": redis_url})
+    publish(redis_settings, snapshots())
+    store = feature_store.feature_store(redis_settings)
+    reads = OnlineFeatures(store, "churn_model", ENTITY_KEY)
+    assert reads.health() is None
+    host, rest = redis_url.split(":", 1)
+    port, db = rest.split(",db=")
+    redis.Redis(host=host, port=int(port), db=int(db)).flushdb()  # a restart without its data
+    assert reads.health() == (
+        "'churn_customer_features' lost its published data (its canary is missing)"
+    )
 
 
 def test_the_feast_cli_reads_the_written_config(settings: Settings) -> None:

@@ -6,22 +6,32 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from benchmarks.serving import free_port
 from mlops.settings import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 
 @contextmanager
-def live_api(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn in a thread; yields its base URL. Leaving stops it, which
-    writes the prediction log."""
+def live_api(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """The real app (or `app`, built from it) under uvicorn in a thread, as `mlops serve`
+    runs it; yields its base URL. Leaving stops it, which writes the prediction log."""
     import uvicorn
 
     from serving.app import create_app
+    from serving.http_protocol import with_header_deadline
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+        app or create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=with_header_deadline(settings.header_read_timeout_s),  # as `mlops serve` runs it
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-api", daemon=True)

@@ -281,6 +281,26 @@ def test_prometheus_scrapes_the_api_metrics_route() -> None:
     assert targets == [f"api:{Settings.model_fields['api_port'].default}"]
 
 
+def test_every_alert_rule_uses_only_exported_metrics_and_is_loaded() -> None:
+    config = yaml.safe_load((INFRA / "prometheus/prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    rules = [
+        rule
+        for group in yaml.safe_load((INFRA / "prometheus/rules.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    assert {"PredictionLogNotPersisting", "PredictionLogShippingFailing"} <= {
+        rule["alert"] for rule in rules
+    }
+    for rule in rules:
+        query = parse_promql(rule["expr"])
+        unknown = query.metrics - set(SERIES)
+        assert query.metrics and not unknown, f"{rule['alert']}: {sorted(unknown)} not exported"
+        assert query.functions <= PROMQL_FUNCTIONS, f"{rule['alert']}: {query.functions}"
+        allowed = set(TARGET_LABELS).union(*(SERIES[m][1] for m in query.metrics))
+        assert query.labels <= allowed, f"{rule['alert']}: {sorted(query.labels - allowed)}"
+
+
 INIT_SQL = INFRA / "postgres" / "init.sql"
 
 

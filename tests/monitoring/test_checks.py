@@ -168,7 +168,7 @@ def test_bad_frames_are_refused() -> None:
 def test_checks_a_window_read_from_the_prediction_log(tmp_path: Path) -> None:
     """The current frame as `read_predictions` gives it: extra columns, NaN stored as null."""
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    log = PredictionLog(url, flush_s=0.05)
+    log = PredictionLog(url, tmp_path / "spool", flush_s=0.05)
     log.start()
     served = served_frame(400, seed=10)
     start = datetime(2026, 1, 5, 9, tzinfo=UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,7 +98,9 @@ def test_only_due_rows_are_taken_and_each_only_once(tmp_path: Path) -> None:
 
 
 def _log_predictions(url: str, rows: list[tuple[str, str, float, datetime]]) -> None:
-    log = PredictionLog(url, flush_s=0.05)
+    # The spool is emptied by `close`: a folder of its own for this call.
+    spool = Path(tempfile.mkdtemp(prefix="spool-"))
+    log = PredictionLog(url, spool, flush_s=0.05)
     log.start()
     for request_id, version, score, moment in rows:
         log.append(
@@ -114,6 +118,7 @@ def _log_predictions(url: str, rows: list[tuple[str, str, float, datetime]]) -> 
             )
         )
     log.close()
+    shutil.rmtree(spool)
 
 
 def _check_join(url: str) -> None:

@@ -98,7 +98,7 @@ def test_errors_keep_the_one_body_shape_and_are_counted(client: TestClient) -> N
     # Unknown paths share one label value: scanners cannot grow the series without end.
     assert 'endpoint="unmatched",model_version="",status="404"' in metrics
     assert 'mlops_model_loads_total{model="churn",outcome="rejected"} 1.0' in metrics
-    assert "mlops_prediction_log_queue_depth 0.0" in metrics
+    assert "mlops_prediction_log_persisting 1.0" in metrics
 
 
 def test_two_apps_in_one_process_count_only_their_own_requests(settings: Settings) -> None:

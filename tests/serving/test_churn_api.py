@@ -40,7 +40,11 @@ def test_liveness_and_readiness(churn_client: TestClient) -> None:
     assert churn_client.get("/health/live").json() == {"status": "ok"}
     ready = churn_client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"churn_model": True, "churn_features": True}
+    assert ready.json()["checks"] == {
+        "churn_model": True,
+        "churn_features": True,
+        "prediction_log": True,
+    }
 
 
 def test_model_info_names_the_champion(churn_client: TestClient, churn_run: dict[str, Any]) -> None:
@@ -169,7 +173,11 @@ def test_a_dead_online_store_gives_503_fast_and_not_ready(
         assert response.json()["error"] == "feature_store_unavailable"
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"churn_model": True, "churn_features": False}
+        assert ready.json()["checks"] == {
+            "churn_model": True,
+            "churn_features": False,
+            "prediction_log": True,
+        }
         assert client.get("/health/live").status_code == 200
         # Raw fields need no feature store: those predictions still work.
         fields = raw_fields(raw_customers.iloc[0])
@@ -190,6 +198,7 @@ def test_an_api_serving_both_is_not_ready_without_a_fraud_champion(
             "churn_features": True,
             "fraud_model": False,
             "fraud_features": False,
+            "prediction_log": True,
         }
         assert "fraud" in ready.json()["model_errors"]
         tx = {
