@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.input_contract import MAX_TEXT_LENGTH, NumberRule
 from features.quarantine import RowChecks, ValidationResult, check_usable
 
 ID_COLUMN = "customerID"
@@ -78,9 +79,36 @@ RAW_COLUMNS: tuple[str, ...] = (
 )
 
 MAX_TENURE_MONTHS = 120
-MONTHLY_CHARGES_RANGE = (0.0, 500.0)
+# From a cent: charges_ratio divides by the monthly bill, and a bill of 5e-324 (above
+# zero, so once accepted) made it infinite and the model's score NaN.
+MONTHLY_CHARGES_RANGE = (0.01, 500.0)
 # TotalCharges is billed history: it cannot exceed tenure x the highest plausible bill.
 TOTAL_CHARGES_SLACK = 1.5
+MAX_ID_LENGTH = MAX_TEXT_LENGTH
+
+# The numeric columns' rules: the pipeline's row checks below and the API's request
+# fields (`serving.schemas.ChurnCustomer`) are both built from this table.
+NUMBERS: dict[str, NumberRule] = {
+    "SeniorCitizen": NumberRule(0, 1, integer=True, says="0 or 1"),
+    "tenure": NumberRule(
+        0,
+        MAX_TENURE_MONTHS,
+        integer=True,
+        says=f"a whole number of months in [0, {MAX_TENURE_MONTHS}]",
+    ),
+    "MonthlyCharges": NumberRule(*MONTHLY_CHARGES_RANGE),
+    # Blank (null) for a customer in the first month; the cross-field rule
+    # `total_charges_ceiling` bounds it by tenure as well.
+    "TotalCharges": NumberRule(
+        0.0, MAX_TENURE_MONTHS * MONTHLY_CHARGES_RANGE[1] * TOTAL_CHARGES_SLACK
+    ),
+}
+
+
+def total_charges_ceiling(tenure: float | pd.Series) -> float | pd.Series:
+    """The most a customer of `tenure` months can have been billed (a month at least, as
+    the first month's bill may already be counted)."""
+    return np.maximum(tenure, 1) * MONTHLY_CHARGES_RANGE[1] * TOTAL_CHARGES_SLACK
 
 
 def validate_churn_frame(
@@ -138,6 +166,10 @@ def _flag_broken_rows(checks: RowChecks, text: dict[str, pd.Series], values: _Pa
     flag = checks.flag
     ids = text[ID_COLUMN]
     flag(ids.isna() | (ids == ""), "customerID: empty")
+    flag(
+        ids.str.len() > MAX_ID_LENGTH,
+        f"customerID: longer than {MAX_ID_LENGTH} characters",
+    )
     # A customer may be observed many times; the same observation twice is an error.
     if values.observed_at is not None:
         observation = pd.DataFrame({"id": ids, "at": values.observed_at})
@@ -149,32 +181,28 @@ def _flag_broken_rows(checks: RowChecks, text: dict[str, pd.Series], values: _Pa
     for column, allowed in CATEGORIES.items():
         flag(~text[column].isin(allowed), f"{column}: not one of {list(allowed)}", column)
 
-    flag(~values.senior.isin([0, 1]), "SeniorCitizen: not 0 or 1", "SeniorCitizen")
-
-    tenure = values.tenure
-    flag(
-        tenure.isna() | (tenure % 1 != 0) | (tenure < 0) | (tenure > MAX_TENURE_MONTHS),
-        f"tenure: not a whole number of months in [0, {MAX_TENURE_MONTHS}]",
-        "tenure",
-    )
-
-    monthly = values.monthly
-    low, high = MONTHLY_CHARGES_RANGE
-    flag(
-        monthly.isna() | (monthly <= low) | (monthly > high),
-        f"MonthlyCharges: not a number in ({low}, {high}]",
-        "MonthlyCharges",
-    )
+    parsed = {
+        "SeniorCitizen": values.senior,
+        "tenure": values.tenure,
+        "MonthlyCharges": values.monthly,
+    }
+    for column, numbers in parsed.items():
+        rule = NUMBERS[column]
+        flag(~rule.holds_in(numbers), f"{column}: not {rule.meaning}", column)
 
     # The public file leaves TotalCharges blank for customers in their first month.
-    total, blank_total = values.total, values.blank_total
-    flag(~blank_total & total.isna(), "TotalCharges: not a number", "TotalCharges")
+    total, blank_total, tenure = values.total, values.blank_total, values.tenure
+    total_rule = NUMBERS["TotalCharges"]
+    flag(
+        ~blank_total & ~total_rule.holds_in(total),
+        f"TotalCharges: not {total_rule.meaning}",
+        "TotalCharges",
+    )
     flag(blank_total & (tenure != 0), "TotalCharges: blank for a customer with tenure > 0")
     # A blank total has no value to compare; without fillna(False) the missing comparison
     # would count as a failure and quarantine every new customer.
-    flag((total < 0).fillna(False), "TotalCharges: negative")
     flag(
-        (total > (tenure.clip(lower=1) * high * TOTAL_CHARGES_SLACK)).fillna(False),
+        (total > total_charges_ceiling(tenure)).fillna(False),
         "TotalCharges: larger than tenure allows",
     )
 

@@ -10,12 +10,14 @@ naming the file.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features.input_contract import NumberRule, TimeRule
 from features.quarantine import RowChecks, ValidationResult, check_usable
 
 TRANSACTION_ID = "TRANSACTION_ID"
@@ -56,8 +58,20 @@ SECONDS_PER_DAY = 86_400
 # The simulator's largest amounts are a few thousand (a scenario-3 fraud is five times a
 # customer's spending); anything near this bound is a unit or parsing error, not a purchase.
 MAX_TX_AMOUNT = 100_000.0
-# Integers beyond 2**53 do not survive a float parse exactly; no id or time gets near it.
-MAX_INTEGER = 2**53
+# The contract parses ids as float64: from 2**53 on, two integers read as one (2**53 + 1
+# reads as 2**53), so the API and the pipeline could disagree there. No id gets near it.
+MAX_INTEGER = 2**53 - 1
+
+# The rules of the columns a payment brings: the pipeline's row checks below and the
+# API's request fields (`serving.schemas.FraudTransaction`) are both built from them.
+_ID_RULE = NumberRule(0, MAX_INTEGER, integer=True, says="a non-negative integer")
+NUMBERS: dict[str, NumberRule] = {
+    **{column: _ID_RULE for column in (*ID_COLUMNS, TX_TIME_SECONDS, TX_TIME_DAYS)},
+    TX_AMOUNT: NumberRule(0, MAX_TX_AMOUNT, low_open=True, high_open=True),
+}
+# No payment this system holds is older than the epoch; the windows count time in int64
+# nanoseconds since it, which end in 2262, so any accepted time is convertible.
+TX_DATETIME_RANGE = TimeRule(datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC))
 
 GENUINE = 0
 # What each TX_FRAUD_SCENARIO number means. 1..3 are the handbook's; 4 is this platform's own
@@ -104,21 +118,22 @@ def _flag_broken_rows(checks: RowChecks, numbers: dict[str, pd.Series], stamps: 
     breaks). A flat list of rules: long, and meant to be read top to bottom."""
     flag = checks.flag
     for column in (c for c in INTEGER_COLUMNS if c in numbers and c not in LABEL_COLUMNS):
-        value = numbers[column]
-        flag(
-            ~((value % 1 == 0) & (value >= 0) & (value <= MAX_INTEGER)),
-            f"{column}: not a non-negative integer",
-            column,
-        )
+        rule = NUMBERS[column]
+        flag(~rule.holds_in(numbers[column]), f"{column}: not {rule.meaning}", column)
     ids = numbers[TRANSACTION_ID]
     flag(ids.duplicated(keep="first") & ids.notna(), "TRANSACTION_ID: duplicate", TRANSACTION_ID)
 
     flag(stamps.isna(), "TX_DATETIME: not a timestamp", TX_DATETIME)
-
-    amount = numbers[TX_AMOUNT]
     flag(
-        ~((amount > 0) & (amount < MAX_TX_AMOUNT)),
-        f"TX_AMOUNT: not a number in (0, {MAX_TX_AMOUNT:.0f})",
+        ~TX_DATETIME_RANGE.holds(stamps),
+        f"TX_DATETIME: not {TX_DATETIME_RANGE.meaning}",
+        TX_DATETIME,
+    )
+
+    amount_rule = NUMBERS[TX_AMOUNT]
+    flag(
+        ~amount_rule.holds_in(numbers[TX_AMOUNT]),
+        f"TX_AMOUNT: not {amount_rule.meaning}",
         TX_AMOUNT,
     )
 

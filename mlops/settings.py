@@ -21,6 +21,20 @@ from mlops.case_studies import CASE_STUDIES, CaseStudyName
 
 # Good enough on a laptop; any other profile must set its own (see `_no_default_secret_off_local`).
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
+# How .env.example and infra/k8s/base/secrets.env.example spell the values to replace: a
+# secret still holding one was not set.
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "replace-with")
+
+
+def weak_secret(value: str) -> str | None:
+    """Why `value` is no secret (empty, the built-in default, a placeholder), or None."""
+    if not value.strip():
+        return "empty"
+    if value == DEFAULT_ADMIN_TOKEN:
+        return "the default"
+    if value.strip().lower().startswith(PLACEHOLDER_PREFIXES):
+        return "a placeholder (change-me..., replace-with...)"
+    return None
 
 
 class Settings(BaseSettings):
@@ -142,7 +156,8 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr = Field(
         default=SecretStr(DEFAULT_ADMIN_TOKEN),
-        description="Bearer token of the /admin endpoints; the default is refused off 'local'.",
+        description="Bearer token of the /admin endpoints; "
+        "an empty, default or change-me value is refused off 'local'.",
     )
 
     stack_postgres_url: str = Field(
@@ -274,9 +289,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_off_local(self) -> Settings:
-        if self.profile != "local" and self.admin_token.get_secret_value() == DEFAULT_ADMIN_TOKEN:
+        if self.profile == "local":
+            return self
+        problem = weak_secret(self.admin_token.get_secret_value())
+        if problem is not None:
             raise ValueError(
-                f"MLOPS_ADMIN_TOKEN is the default, which only profile 'local' accepts; "
+                f"MLOPS_ADMIN_TOKEN is {problem}, which only profile 'local' accepts; "
                 f"set it to a secret of your own for profile '{self.profile}'"
             )
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from typing import Any, ClassVar, Literal
 
 from fastapi import FastAPI, Request
@@ -234,12 +235,65 @@ def _body(error: str, detail: Any) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
 
+# What an error body may quote of the request: a field name or a problem is cut to this
+# many characters, and at most this many problems are listed. A body of the size limit
+# could otherwise come back whole (a 60,000-character unknown field name, a thousand bad
+# rows), which costs bandwidth and carries whatever the caller sent into logs and UIs.
+MAX_QUOTED_CHARS = 120
+MAX_PROBLEMS = 20
+ELLIPSIS = "…"
+
+
+def excerpt(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`text`, or its first `limit` characters and an ellipsis when it is longer."""
+    return text if len(text) <= limit else text[:limit] + ELLIPSIS
+
+
+def validation_problems(errors: list[Any]) -> list[dict[str, str]]:
+    """pydantic's errors as the 422 body's problems, each bounded, and at most
+    `MAX_PROBLEMS` of them (a last one says how many more there were)."""
+    problems = [
+        {
+            "field": excerpt(".".join(str(p) for p in e["loc"] if p != "body") or "body"),
+            "problem": excerpt(str(e["msg"])),
+        }
+        for e in errors[:MAX_PROBLEMS]
+    ]
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        problems.append({"field": "body", "problem": f"and {more} more problem(s)"})
+    return problems
+
+
+# host:port pairs and URLs with a scheme: how a driver names the server it could not
+# reach. A 5xx answered to a caller names the dependency, never where it lives.
+_ADDRESS = re.compile(
+    r"[a-z][a-z0-9+.-]*://\S+"  # a URL or a connection string
+    r"|\b(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)*):\d{2,5}\b"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b",  # a bare IPv4 address
+    re.IGNORECASE,
+)
+
+
+def without_addresses(detail: str) -> str:
+    """`detail` with every internal address (URL, host:port, IP) replaced by `<address>`."""
+    return _ADDRESS.sub("<address>", detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Bodies are {"error", "detail"}: no traceback, no echo of the submitted values."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         _note(request, exc.error)
+        if exc.status_code >= 500:
+            # A dependency's failure is logged whole; the caller is told which, not where.
+            safe = without_addresses(exc.detail)
+            if safe != exc.detail:
+                logger.warning("%s: %s", exc.error, exc.detail)
+                return JSONResponse(
+                    _body(exc.error, safe), status_code=exc.status_code, headers=exc.headers
+                )
         return exc.response()
 
     @app.exception_handler(HTTPException)
@@ -261,13 +315,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         _note(request, InvalidRequest.error)
-        problems = [
-            {
-                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-                "problem": e["msg"],
-            }
-            for e in exc.errors()
-        ]
+        problems = validation_problems(list(exc.errors()))
         return JSONResponse(
             _body(InvalidRequest.error, problems), status_code=InvalidRequest.status_code
         )

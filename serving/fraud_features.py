@@ -13,6 +13,7 @@ empty history, and its features follow the empty-window conventions.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,8 @@ from features.fraud_online import (
 )
 from serving.errors import FeatureStoreUnavailable, InvalidInput
 from serving.online_features import ViewReader
+
+logger = logging.getLogger(__name__)
 
 _CUSTOMER_STATE = (CUSTOMER_TIMES, CUSTOMER_AMOUNTS, CUSTOMER_TERMINALS)
 _TERMINAL_STATE = (TERMINAL_TIMES, TERMINAL_FRAUDS)
@@ -80,8 +83,10 @@ class FraudOnlineFeatures:
                     ),
                 )
             except Exception as error:  # registry unreadable: a dependency failure
+                # Logged whole; the answer names the failure, not the registry's address.
+                logger.warning("cannot resolve the fraud states: %s", error)
                 raise FeatureStoreUnavailable(
-                    f"cannot resolve the fraud states: {error}"
+                    f"cannot resolve the fraud states: {type(error).__name__}"
                 ) from error
         return self._readers
 
@@ -239,5 +244,5 @@ class FraudOnlineFeatures:
 def _epoch_ns(tx_time: datetime) -> int:
     try:
         return epoch_ns(tx_time)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:  # the contract's range keeps both out
         raise InvalidInput(str(error)) from error

@@ -26,6 +26,7 @@ Feast does not apply a view's TTL on online reads either, so neither does this.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from features.store import CANARY_KEYS
 from serving.errors import FeatureStoreUnavailable, UnknownEntity
+
+logger = logging.getLogger(__name__)
 
 # The ValueProto field that holds a join key of each entity value type.
 _KEY_FIELDS = {ValueType.STRING: "string_val", ValueType.INT64: "int64_val"}
@@ -235,8 +238,10 @@ class OnlineFeatures:
                 for projection in service.feature_view_projections
             ]
         except Exception as error:  # registry unreadable: a dependency failure
+            # Logged whole; the answer names the service, not the registry's address.
+            logger.warning("cannot resolve feature service '%s': %s", self._service_name, error)
             raise FeatureStoreUnavailable(
-                f"cannot resolve feature service '{self._service_name}': {error}"
+                f"cannot resolve feature service '{self._service_name}': {type(error).__name__}"
             ) from error
         if any(reader.join_key != self.entity_key for reader in readers):
             raise FeatureStoreUnavailable(

@@ -12,6 +12,7 @@ answered.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Mapping
 from typing import Literal
@@ -176,7 +177,7 @@ class ChurnPredictor(_Predictor):
                 raise InvalidInput(f"the model needs features the request cannot give: {unknown}")
             row = np.fromiter((computed[n][0] for n in names), dtype=np.float32, count=len(names))
             source = "request"
-        probability = model.score(row)
+        probability = finite_score(model.score(row))
         decision = probability >= model.threshold
         entity = {"customer_id": request.customer_id}
         self._record(context, CHURN_ENDPOINT, model, entity, row, probability, decision)
@@ -221,7 +222,7 @@ class FraudPredictor(_Predictor):
             model.bundle.meta.feature_names,
         )
         self._timed_read(started)
-        probability = model.score(row)
+        probability = finite_score(model.score(row))
         self.features.record(tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
         decision = probability >= model.threshold
         entity = {
@@ -239,3 +240,14 @@ class FraudPredictor(_Predictor):
             threshold=model.threshold,
             model=ModelRef(name=model.bundle.name, version=model.version),
         )
+
+
+def finite_score(probability: float) -> float:
+    """`probability`, or `InvalidInput` (422) when the model gives none for these features.
+
+    The input contract keeps such features out; this keeps a NaN out of the answer and the
+    prediction log should a model still give one (a NaN once failed a whole log batch).
+    """
+    if not math.isfinite(probability):
+        raise InvalidInput("the model gives no finite score for these fields")
+    return probability

@@ -1,15 +1,40 @@
-"""Request and response models of the API, derived from the raw data contracts."""
+"""Request and response models of the API, built from the raw data contracts.
+
+The request fields take their bounds from the contracts' tables (`features.churn_schema`,
+`features.fraud_schema`, `features.input_contract`), which the pipeline and batch
+scoring check their rows against: a request the API accepts is a row the pipeline would
+keep. Numbers are strict (no text, no bool, no float for a whole number) and finite.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.churn_schema import DEPENDENT_COLUMNS, MAX_TENURE_MONTHS, MONTHLY_CHARGES_RANGE
-from features.fraud_schema import MAX_INTEGER, MAX_TX_AMOUNT
+from features import churn_schema, fraud_schema
+from features.churn_schema import DEPENDENT_COLUMNS, total_charges_ceiling
+from features.fraud_schema import TX_DATETIME_RANGE
+from features.input_contract import MAX_TEXT_LENGTH, NumberRule
 
+
+def contract_field(rule: NumberRule, **keywords: Any) -> Any:
+    """A request field held to `rule`: its bounds, finite, strict about its type."""
+    arguments: dict[str, Any] = {
+        "strict": True,
+        "allow_inf_nan": False,
+        **rule.field_bounds(),
+        **keywords,
+    }
+    return Field(**arguments)
+
+
+_CHURN = churn_schema.NUMBERS
+_FRAUD = fraud_schema.NUMBERS
+
+# The categories are checked against `churn_schema.CATEGORIES` by the tests: a Literal
+# must be spelled out for the type checker.
 YesNo = Literal["Yes", "No"]
 AddOn = Literal["Yes", "No", "No internet service"]
 
@@ -20,10 +45,10 @@ class ChurnCustomer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gender: Literal["Female", "Male"]
-    SeniorCitizen: Literal[0, 1]
+    SeniorCitizen: int = contract_field(_CHURN["SeniorCitizen"], description="1 for a senior.")
     Partner: YesNo
     Dependents: YesNo
-    tenure: int = Field(ge=0, le=MAX_TENURE_MONTHS, description="Months with the company.")
+    tenure: int = contract_field(_CHURN["tenure"], description="Months with the company.")
     PhoneService: YesNo
     MultipleLines: Literal["Yes", "No", "No phone service"]
     InternetService: Literal["DSL", "Fiber optic", "No"]
@@ -38,9 +63,12 @@ class ChurnCustomer(BaseModel):
     PaymentMethod: Literal[
         "Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)"
     ]
-    MonthlyCharges: float = Field(gt=MONTHLY_CHARGES_RANGE[0], le=MONTHLY_CHARGES_RANGE[1])
-    TotalCharges: float | None = Field(
-        default=None, ge=0, description="Billed so far; null for customers in their first month."
+    MonthlyCharges: float = contract_field(_CHURN["MonthlyCharges"])
+    TotalCharges: float | None = contract_field(
+        _CHURN["TotalCharges"],
+        default=None,
+        description="Billed so far, at most max(tenure, 1) x 750; "
+        "null for customers in their first month.",
     )
 
     @model_validator(mode="after")
@@ -53,6 +81,11 @@ class ChurnCustomer(BaseModel):
                 )
         if self.TotalCharges is None and self.tenure > 0:
             raise ValueError("TotalCharges may be null only for tenure 0")
+        if self.TotalCharges is not None and self.TotalCharges > total_charges_ceiling(self.tenure):
+            raise ValueError(
+                f"TotalCharges is larger than tenure allows: at most "
+                f"{total_charges_ceiling(self.tenure):g} for tenure {self.tenure}"
+            )
         return self
 
 
@@ -62,7 +95,9 @@ class ChurnPredictRequest(BaseModel):
     # Its examples, a customer of the demo's population, are added by `serving.openapi`.
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer_id: str | None = Field(
+        default=None, strict=True, min_length=1, max_length=MAX_TEXT_LENGTH
+    )
     customer: ChurnCustomer | None = None
 
     @model_validator(mode="after")
@@ -125,9 +160,6 @@ class ModelState(BaseModel):
 # A transaction stamped further ahead of the server's clock than this is refused: clocks
 # drift by seconds, not minutes, so a later time is a bug or a forgery.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-# The online windows count time in nanoseconds since the epoch, as int64: a time before it
-# is no payment this system holds, and one before 1677 would not fit.
-EARLIEST_TX_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FraudTransaction(BaseModel):
@@ -136,22 +168,41 @@ class FraudTransaction(BaseModel):
     # Its example, a payment of the demo's population, is added by `serving.openapi`.
     model_config = ConfigDict(extra="forbid")
 
-    transaction_id: int | None = Field(
-        default=None, ge=0, le=MAX_INTEGER, description="Echoed back; not used to score."
+    transaction_id: int | None = contract_field(
+        _FRAUD[fraud_schema.TRANSACTION_ID],
+        default=None,
+        description="Echoed back; not used to score.",
     )
-    customer_id: int = Field(ge=0, le=MAX_INTEGER, description="The card holder.")
-    terminal_id: int = Field(ge=0, le=MAX_INTEGER, description="Where the card was used.")
-    amount: float = Field(gt=0, lt=MAX_TX_AMOUNT, description="Amount of the payment.")
+    customer_id: int = contract_field(
+        _FRAUD[fraud_schema.CUSTOMER_ID], description="The card holder."
+    )
+    terminal_id: int = contract_field(
+        _FRAUD[fraud_schema.TERMINAL_ID], description="Where the card was used."
+    )
+    amount: float = contract_field(
+        _FRAUD[fraud_schema.TX_AMOUNT], description="Amount of the payment."
+    )
     tx_datetime: AwareDatetime = Field(
         description="When the payment happened, with its UTC offset (e.g. ...Z); "
-        "from 1970 to the server's clock."
+        "from 1970 to the server's clock.",
     )
+
+    @field_validator("tx_datetime", mode="before")
+    @classmethod
+    def _a_time_not_a_number(cls, value: Any) -> Any:
+        # Lax pydantic reads a number as seconds since the epoch: a payment time is sent as
+        # text with its offset, so a number is a mistake, not a time.
+        if not isinstance(value, str | datetime):
+            raise ValueError("must be a date and time as text, e.g. 2026-01-01T12:00:00Z")
+        return value
 
     @field_validator("tx_datetime")
     @classmethod
-    def _not_in_the_future(cls, value: datetime) -> datetime:
-        if value < EARLIEST_TX_DATETIME:
-            raise ValueError(f"is before 1970: {value.isoformat()}")
+    def _in_range(cls, value: datetime) -> datetime:
+        # Compared as instants before any conversion: converting year 1 or 9999 with an
+        # offset to UTC would overflow.
+        if not TX_DATETIME_RANGE.admits(value):
+            raise ValueError(f"is not {TX_DATETIME_RANGE.meaning}")
         latest = datetime.now(UTC) + MAX_CLOCK_SKEW
         if value > latest:
             raise ValueError(

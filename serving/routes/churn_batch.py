@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from features.churn_transforms import churn_features
+from features.input_contract import MAX_TEXT_LENGTH
 from mlops.case_studies import CHURN
 from mlops.prediction_log import Prediction, PredictionLog, PredictionNotPersisted
 from serving.collaborators import Collaborators
@@ -61,8 +62,10 @@ class ChurnBatchRequest(BaseModel):
     def _exactly_one(self) -> Self:
         if (self.customer_ids is None) == (self.customers is None):
             raise ValueError("give exactly one of customer_ids or customers")
-        if self.customer_ids is not None and any(not 1 <= len(i) <= 64 for i in self.customer_ids):
-            raise ValueError("customer ids have 1 to 64 characters")
+        if self.customer_ids is not None and any(
+            not 1 <= len(i) <= MAX_TEXT_LENGTH for i in self.customer_ids
+        ):
+            raise ValueError(f"customer ids have 1 to {MAX_TEXT_LENGTH} characters")
         return self
 
 
@@ -153,6 +156,8 @@ def score_batch(
     probabilities = np.full(len(ids), np.nan, dtype=np.float32)
     if known.any():
         probabilities[known] = model.scorer.predict_proba(matrix[known])
+        if not np.isfinite(probabilities[known]).all():
+            raise InvalidInput("the model gives no finite score for some rows")
         scored = [customer_id for customer_id, ok in zip(ids, known, strict=True) if ok]
         log.record(model, scored, matrix[known], probabilities[known])
     rows = [

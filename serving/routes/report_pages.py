@@ -21,7 +21,9 @@ from fastapi.responses import HTMLResponse
 
 from serving.errors import PageNotFound, error_responses
 
-PAGE_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*\.html$")
+# Bounded well below a file system's 255-byte name limit: a longer name is no page, not
+# an OSError.
+PAGE_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\.html$")
 _TITLE: Final = re.compile(rb"<title>(.*?)</title>", re.DOTALL)
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -39,16 +41,12 @@ def _pages_dir(request: Request) -> Path:
 def pages_index(request: Request) -> HTMLResponse:
     """The walkthrough pages built so far, newest build first."""
     folder = _pages_dir(request)
-    pages = sorted(
-        (p for p in folder.glob("*.html") if PAGE_NAME.match(p.name)) if folder.is_dir() else [],
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
+    pages = sorted(_readable_pages(folder), key=lambda page: page[1], reverse=True)
     items = "".join(
-        f'<li><a href="{html.escape(p.name)}">{html.escape(_title(p))}</a> '
-        f"<small>built {datetime.fromtimestamp(p.stat().st_mtime, UTC):%Y-%m-%d %H:%M} UTC"
+        f'<li><a href="{html.escape(p.name)}">{html.escape(title)}</a> '
+        f"<small>built {datetime.fromtimestamp(mtime, UTC):%Y-%m-%d %H:%M} UTC"
         f"</small></li>"
-        for p in pages
+        for p, mtime, title in pages
     )
     body = (
         f"<ul>{items}</ul>"
@@ -68,14 +66,35 @@ def pages_index(request: Request) -> HTMLResponse:
 def page(page: PageName, request: Request) -> HTMLResponse:
     """One walkthrough page, as `mlops report` wrote it."""
     folder = _pages_dir(request)
+    if not PAGE_NAME.match(page):
+        # Not quoted back: it may be anything up to the URL's limit.
+        raise PageNotFound("no page of this name: the index is /reports/")
+    not_found = PageNotFound(f"no page {page!r}: the index is /reports/")
     path = folder / page
-    if not PAGE_NAME.match(page) or path.resolve().parent != folder.resolve():
-        raise PageNotFound(f"no page {page!r}: the index is /reports/")
     try:
+        if path.resolve().parent != folder.resolve():
+            raise not_found
         content = path.read_bytes()
-    except FileNotFoundError:
-        raise PageNotFound(f"no page {page!r}: the index is /reports/") from None
+    except OSError:
+        # Missing, a dangling symlink, unreadable: no page to give, whatever the reason.
+        raise not_found from None
     return HTMLResponse(content)
+
+
+def _readable_pages(folder: Path) -> list[tuple[Path, float, str]]:
+    """The folder's pages with their build time and title; an entry that cannot be read
+    (a dangling symlink, a page removed meanwhile) is left out, not an error."""
+    if not folder.is_dir():
+        return []
+    pages = []
+    for path in folder.glob("*.html"):
+        if not PAGE_NAME.match(path.name):
+            continue
+        try:
+            pages.append((path, path.stat().st_mtime, _title(path)))
+        except OSError:
+            continue
+    return pages
 
 
 def _title(path: Path) -> str:

@@ -15,6 +15,7 @@ import prefect.runner.server
 import prefect.settings
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mlops.settings import Settings
 from serving.app import create_app
@@ -207,6 +208,10 @@ def test_credentials_live_in_the_secret_and_the_settings_accept_them(
     assert ignored.returncode == 0, "infra/k8s/base/secrets.env must stay out of git"
     for key, value in {**config, **secrets}.items():
         monkeypatch.setenv(key, value)
+    # The example's token is a placeholder, refused until replaced.
+    with pytest.raises(ValidationError, match="MLOPS_ADMIN_TOKEN is a placeholder"):
+        Settings()
+    monkeypatch.setenv("MLOPS_ADMIN_TOKEN", "a-long-random-token-of-our-own")
     settings = Settings()
     assert settings.profile == "stack" and settings.online_store == "redis"
 
