@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import mlflow
 import pandas as pd
 import pytest
@@ -31,6 +33,7 @@ from mlops.model_bundle import BUNDLE_ARTIFACT_PATH, ONNX_FILE, PARITY_FILE, dow
 from mlops.names import CHAMPION
 from mlops.settings import Settings
 from serving.app import create_app
+from tests.helpers.live_api import live_api
 from tests.helpers.runs import forget_mlflow_uris
 
 pytestmark = pytest.mark.slow
@@ -262,3 +265,55 @@ def test_a_bad_champion_at_startup_is_replaced_by_the_next_good_promotion(
         registry.promote("churn", good)
         _wait_for(lambda: api.get("/health/ready").status_code == 200, "ready on the good one")
         assert api.get("/v1/churn/model").json()["version"] == good
+
+
+def test_bad_and_good_promotions_under_load_fail_no_request(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # Clients score over HTTP without a pause while a broken version and then a good one
+    # are promoted: every request is answered 200, by the old version or the good one.
+    settings = registry.settings.model_copy(update={"served_models": ["churn"]})
+    old = str(registry.champion.version)
+    customer = {"customer_id": _a_customer(settings)}
+    failures = 'mlops_model_load_failures_total{error="InvalidProtobuf",model="churn"}'
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def client_loop(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while not stop.is_set():
+                answer = client.post("/v1/churn/predict", json=customer)
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    versions.add(answer.json()["model"]["version"])
+
+    with live_api(settings) as url, httpx.Client(base_url=url, timeout=10) as api:
+        clients = [threading.Thread(target=client_loop, args=(url,)) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        try:
+            registry.promote("churn", registry.register_bad("churn", "truncated_onnx", tmp_path))
+            _wait_for(lambda: _metric_over_http(api, failures) == 1.0, "the bad version refused")
+            good = registry.register_good()
+            registry.promote("churn", good)
+            _wait_for(
+                lambda: api.get("/v1/churn/model").json()["version"] == good, "the good one served"
+            )
+            time.sleep(0.5)  # some requests answered by the good version
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(30)
+    failed = [status for status in statuses if status != 200]
+    print(f"sent {len(statuses)}, answered 200 {len(statuses) - len(failed)}, failed {len(failed)}")
+    assert len(statuses) > 100
+    assert failed == []
+    assert versions == {old, good}
+
+
+def _metric_over_http(api: httpx.Client, line_start: str) -> float | None:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    return None
