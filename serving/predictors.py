@@ -223,14 +223,16 @@ class FraudPredictor(_Predictor):
         )
         self._timed_read(started)
         probability = finite_score(model.score(row))
-        self.features.record(tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
         decision = probability >= model.threshold
         entity = {
             "transaction_id": tx.transaction_id,
             "customer_id": tx.customer_id,
             "terminal_id": tx.terminal_id,
         }
+        # Logged before it joins the windows: a payment the log refuses is not answered
+        # (503) and will be sent again, and must not be in the windows when it is.
         self._record(context, FRAUD_ENDPOINT, model, entity, row, probability, decision)
+        self.features.record(tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
         if self.challenger is not None:
             self._shadow(context, FRAUD_ENDPOINT, model, entity, row)
         return FraudScore(

@@ -20,10 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from features.churn_transforms import CHURN_FEATURES, churn_features
 from mlops.model_bundle import BundleMeta, RegisteredBundle
 from mlops.onnx_scorer import OnnxScorer
-from mlops.prediction_log import SHADOW_KEY, Prediction
+from mlops.prediction_log import SHADOW_KEY, Prediction, PredictionNotPersisted
 from serving.challenger import ChallengerArm, in_canary
 from serving.context import RequestContext
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, PredictionLogUnavailable
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.predictors import CHURN_ENDPOINT, FRAUD_ENDPOINT, ChurnPredictor, FraudPredictor
@@ -309,6 +309,26 @@ def test_a_payment_is_scored_on_its_history_then_added_to_it(
     assert record.entity == {"transaction_id": 11, "customer_id": 3, "terminal_id": 8}
     assert record.score == pytest.approx(expected) and record.decision == (expected >= 0.2)
     np.testing.assert_allclose(record.feature_values, row)
+
+
+class RefusingLog:
+    """A prediction log whose spool is full: it takes nothing."""
+
+    def append(self, prediction: Prediction) -> None:
+        raise PredictionNotPersisted("spool full")
+
+
+def test_a_payment_the_log_refuses_is_not_added_to_its_history(
+    models: dict[str, LoadedModel],
+) -> None:
+    # Not answered (503), so the client retries it: had it joined the card's and the
+    # terminal's windows, the retry would count it twice.
+    rows = FraudRows()
+    predictor = FraudPredictor(_holder(models["fraud"]), rows, Metrics(), RefusingLog())  # type: ignore[arg-type]
+    with pytest.raises(PredictionLogUnavailable):
+        predictor.score(FraudTransaction(**PAYMENT), RequestContext("p1"))
+    assert len(rows.read) == 1
+    assert rows.recorded == []
 
 
 def test_fraud_shadow_and_canary(models: dict[str, LoadedModel]) -> None:
