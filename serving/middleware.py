@@ -177,11 +177,17 @@ class LoopLag:
     loop's ready queue, where no counter sees them. A timer due every `interval_s` runs
     as late as that queue is long; its lateness is the queue time of a request arriving
     now. About a hundred callbacks a second, each a few microseconds.
+
+    `lag_s` is the smaller of the last two latenesses, as CoDel watches the minimum delay
+    over an interval: a queue that stands (the loop late tick after tick) is overload, a
+    single late tick is a pause that has already passed (a full garbage collection, the
+    process waiting for a core on a busy machine) and would refuse requests for nothing.
     """
 
     def __init__(self, interval_s: float = 0.01) -> None:
         self.interval_s = interval_s
         self.lag_s = 0.0
+        self._last_s = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due = 0.0
         self._handle: asyncio.TimerHandle | None = None
@@ -197,12 +203,13 @@ class LoopLag:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        self.lag_s = 0.0
+        self.lag_s = self._last_s = 0.0
 
     def _tick(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
-        self.lag_s = max(0.0, now - self._due)
+        late = max(0.0, now - self._due)
+        self.lag_s, self._last_s = min(late, self._last_s), late
         self._due = now + self.interval_s
         self._handle = self._loop.call_at(self._due, self._tick)
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
@@ -77,34 +78,32 @@ def _status_and_body(sock: socket.socket) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-def test_a_stalled_event_loop_sheds_what_queued_behind_it_and_never_the_probes(
+def test_a_standing_queue_on_the_event_loop_sheds_what_arrives_and_never_the_probes(
     bounded: Settings,
 ) -> None:
     # The scoring routes run inline on the event loop: under overload, requests wait in the
-    # loop's queue and the in-flight count stays at one. An inline route that holds the
-    # loop for 1.5 s stands for that queue; the requests sent meanwhile waited up to 1.5 s
-    # (long enough that they are sent within it even on a busy machine).
-    # Enough slots for all: what sheds here is the queue time, not the in-flight count.
-    bounded = bounded.model_copy(update={"max_concurrent_requests": 32})
-    app = create_app(bounded)
-    stalling = threading.Event()
-
-    async def stall() -> dict[str, bool]:
-        stalling.set()
-        time.sleep(1.5)
-        return {"stalled": True}
-
-    app.add_api_route("/stall", stall, methods=["GET"])
+    # loop's queue and the in-flight count stays at one. Two inline requests that hold the
+    # loop for 0.6 s each, one after the other, stand for a queue that stays: the loop is
+    # late tick after tick, and what arrives meanwhile is refused. (One stall alone is a
+    # pause that has passed: `test_a_single_pause_of_the_loop_sheds_nothing`.)
+    # What sheds here is the queue time, not the in-flight count: enough slots for all,
+    # and time for the idle connections to send their headers.
+    bounded = bounded.model_copy(
+        update={"max_concurrent_requests": 32, "header_read_timeout_s": 30.0}
+    )
+    app, stalls = _app_with_stalls(bounded, seconds=0.6)
     with live_api(bounded, app) as url:
-        # Connected first, so the requests are on their way the moment the stall begins,
+        # Connected first, so the requests are on their way the moment a stall begins,
         # however slowly this process's threads are scheduled on a busy machine.
-        staller, *queued, probe = (socket.create_connection(_address(url)) for _ in range(10))
-        _raw_get(staller, "/stall")
-        assert stalling.wait(10)
+        first, second, *queued, probe = (socket.create_connection(_address(url)) for _ in range(11))
+        _raw_get(first, "/stall")
+        assert stalls[0].wait(10)
+        _raw_get(second, "/stall")
+        assert stalls[1].wait(10)
         for sock in queued:
             _raw_get(sock, "/reports/")
         _raw_get(probe, "/health/ready")
-        assert _status_and_body(staller)[0] == 200
+        assert _status_and_body(first)[0] == _status_and_body(second)[0] == 200
         answers = [_status_and_body(sock) for sock in queued]
         probed, _ = _status_and_body(probe)
         # Once the loop has caught up, requests are served again.
@@ -112,12 +111,48 @@ def test_a_stalled_event_loop_sheds_what_queued_behind_it_and_never_the_probes(
         while (after := httpx.get(f"{url}/reports/", timeout=10)).status_code == 429:
             assert time.monotonic() < deadline, after.text
             time.sleep(0.05)
-        for sock in (staller, *queued, probe):
+        for sock in (first, second, *queued, probe):
             sock.close()
     assert [status for status, _ in answers] == [429] * len(queued), answers
     assert all(b'"error":"overloaded"' in body and b"behind" in body for _, body in answers)
     assert probed != 429
     assert after.status_code == 200
+
+
+def test_a_single_pause_of_the_loop_sheds_nothing(bounded: Settings) -> None:
+    # One 0.6 s stall (a long garbage collection, the process waiting for a core): the
+    # requests that waited behind it are served, late, not refused.
+    # Enough slots for all, and time for the idle connections to send their headers.
+    bounded = bounded.model_copy(
+        update={"max_concurrent_requests": 32, "header_read_timeout_s": 30.0}
+    )
+    app, stalls = _app_with_stalls(bounded, seconds=0.6)
+    with live_api(bounded, app) as url:
+        staller, *queued = (socket.create_connection(_address(url)) for _ in range(9))
+        _raw_get(staller, "/stall")
+        assert stalls[0].wait(10)
+        for sock in queued:
+            _raw_get(sock, "/reports/")
+        statuses = [_status_and_body(sock)[0] for sock in (staller, *queued)]
+        for sock in (staller, *queued):
+            sock.close()
+    assert statuses == [200] * len(statuses)
+
+
+def _app_with_stalls(settings: Settings, seconds: float) -> tuple[FastAPI, list[threading.Event]]:
+    """The real app plus `GET /stall`, an inline route that holds the event loop for
+    `seconds`; the n-th call sets the n-th event when it starts."""
+    app = create_app(settings)
+    stalls = [threading.Event() for _ in range(8)]
+    calls = iter(stalls)
+
+    async def stall() -> dict[str, bool]:
+        next(calls).set()
+        time.sleep(seconds)
+        return {"stalled": True}
+
+    app.add_api_route("/stall", stall, methods=["GET"])
+    return app, stalls
 
 
 def test_a_slow_body_gets_408_and_holds_no_slot_of_work(bounded: Settings) -> None:
