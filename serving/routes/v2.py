@@ -10,7 +10,7 @@ cannot read.
 The infer routes are `JsonRoute`s, like the /v1 scoring routes, which also take a body
 sent without a content type; the version, when the path has one, is read from the path
 by the endpoint, and declared to the OpenAPI document by hand. A body in the protocol's
-binary tensor extension (sent as `application/octet-stream`) is refused with 415.
+binary tensor extension is refused with 415.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from serving.open_inference import (
 from serving.routes.health import ready as api_ready
 
 TAG: Final = "open inference protocol (v2)"
+BINARY_HEADER: Final = "inference-header-content-length"
 V2_LIVE: Final = "/v2/health/live"
 V2_READY: Final = "/v2/health/ready"
 VERSION_PARAMETER: Final[dict[str, Any]] = {
@@ -65,11 +66,16 @@ INLINE_ROWS: Final = 64
 
 class V2JsonRoute(JsonRoute):
     """A `JsonRoute` that also reads a body sent with no content type as JSON: the
-    protocol does not ask for one, and its clients (tritonclient) send none."""
+    protocol does not ask for one, and its clients (tritonclient) send none. A body in the
+    binary tensor extension (its JSON header's length in `Inference-Header-Content-Length`)
+    is not supported: 415."""
 
     @staticmethod
     def accepts(request: Request) -> bool:
-        return "content-type" not in request.headers or is_json(request)
+        headers = request.headers
+        if BINARY_HEADER in headers:
+            return False
+        return "content-type" not in headers or is_json(request)
 
 
 def model_path(name: str, versioned: bool) -> str:
