@@ -8,6 +8,9 @@ response, and the transaction is appended to both histories online.
 No pandas, no native model, no pickle on the request path. Every prediction is queued
 for the prediction log, written by a background thread.
 
+The Open Inference Protocol (KServe V2) is served beside /v1 (`serving.routes.v2`): the
+same models and the same scoring, on feature tensors.
+
 Around every request (`serving.middleware`): a request id, a JSON log line and metrics
 (`GET /metrics`), a body size limit (413) and a concurrency limit that sheds load (429).
 
@@ -36,6 +39,7 @@ from serving.routes.metrics import add_metrics_route
 from serving.routes.models import add_model_routes
 from serving.routes.report_pages import add_report_page_routes
 from serving.routes.scoring import add_scoring_routes
+from serving.routes.v2 import add_v2_routes
 
 
 def create_app(
@@ -79,6 +83,7 @@ def create_app(
     add_health_routes(app)
     add_metrics_route(app)
     add_model_routes(app)
+    add_v2_routes(app)
     add_api_docs_routes(app)
     install_openapi(app)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.

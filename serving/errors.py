@@ -5,6 +5,11 @@ one code with its status; `body_model` is its body as a pydantic model, which is
 OpenAPI document declares (`error_responses`), so a generated client knows every error
 body by its code. A request that fails validation is the one body whose `detail` is a
 list: {"error": "invalid_request", "detail": [{"field", "problem"}, ...]}.
+
+The Open Inference Protocol's routes (`V2_PREFIX`) answer the protocol's error body
+instead, {"error": "<message>"} (`V2ErrorBody`): the same errors and statuses, the
+message being the detail. Which body is chosen by the request's path (`error_body`), so
+the middleware's 413, 415, 429 and 408 follow too.
 """
 
 from __future__ import annotations
@@ -42,10 +47,13 @@ class ApiError(Exception):
         super().__init__(detail)
         self.detail = detail
 
-    def response(self) -> JSONResponse:
-        """This error as the API's response: its status, body and headers."""
+    def response(self, path: str = "") -> JSONResponse:
+        """This error as the API's answer to a request for `path`: its status, headers and
+        body, in the Open Inference Protocol's shape under `V2_PREFIX`."""
         return JSONResponse(
-            _body(self.error, self.detail), status_code=self.status_code, headers=self.headers
+            error_body(path, self.error, self.detail),
+            status_code=self.status_code,
+            headers=self.headers,
         )
 
 
@@ -67,6 +75,21 @@ class PageNotFound(ApiError):
     status_code = 404
     error = "page_not_found"
     summary = "no walkthrough page of this name"
+
+
+class UnknownModel(ApiError):
+    status_code = 404
+    error = "unknown_model"
+    summary = "no served model of this name, or the version asked for is not served"
+
+
+class InvalidTensor(ApiError):
+    status_code = 400
+    error = "invalid_tensor"
+    summary = (
+        "the inference request does not fit the model: its JSON, or an input's name, "
+        "datatype, shape or data"
+    )
 
 
 class InvalidInput(ApiError):
@@ -159,6 +182,17 @@ class InvalidRequestBody(BaseModel):
     detail: list[Problem]
 
 
+class V2ErrorBody(BaseModel):
+    """The Open Inference Protocol's error body: what went wrong, in one message."""
+
+    model_config = ConfigDict(title="InferenceErrorResponse")
+
+    error: str = Field(description="What went wrong, for the caller to read.")
+
+
+# The Open Inference Protocol's paths: their errors are answered as `V2ErrorBody`.
+V2_PREFIX = "/v2"
+
 # The OpenAPI document names each error body after its class, in its components.
 SCHEMA_REF = "#/components/schemas/"
 
@@ -235,6 +269,21 @@ def _body(error: str, detail: Any) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
 
+def is_v2_path(path: str) -> bool:
+    """Whether `path` is one of the Open Inference Protocol's (`/v2` or under it)."""
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def error_body(path: str, error: str, detail: Any) -> dict[str, Any]:
+    """The body of error `error` answered to a request for `path`: {"error", "detail"}, or
+    the protocol's {"error": message} under `V2_PREFIX` (a list of problems in one line)."""
+    if not is_v2_path(path):
+        return _body(error, detail)
+    if isinstance(detail, list):
+        detail = "; ".join(f"{p['field']}: {p['problem']}" for p in detail)
+    return {"error": str(detail)}
+
+
 # What an error body may quote of the request: a field name or a problem is cut to this
 # many characters, and at most this many problems are listed. A body of the size limit
 # could otherwise come back whole (a 60,000-character unknown field name, a thousand bad
@@ -292,9 +341,11 @@ def install_error_handlers(app: FastAPI) -> None:
             if safe != exc.detail:
                 logger.warning("%s: %s", exc.error, exc.detail)
                 return JSONResponse(
-                    _body(exc.error, safe), status_code=exc.status_code, headers=exc.headers
+                    error_body(request.scope["path"], exc.error, safe),
+                    status_code=exc.status_code,
+                    headers=exc.headers,
                 )
-        return exc.response()
+        return exc.response(request.scope["path"])
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -302,7 +353,9 @@ def install_error_handlers(app: FastAPI) -> None:
         error = http.HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         _note(request, error)
         return JSONResponse(
-            _body(error, exc.detail), status_code=exc.status_code, headers=exc.headers
+            error_body(request.scope["path"], error, exc.detail),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)
@@ -310,12 +363,18 @@ def install_error_handlers(app: FastAPI) -> None:
         # Logged with its traceback by the server; the client gets no internals.
         logger.exception("unhandled error", exc_info=exc)
         _note(request, "internal_error")
-        return JSONResponse(_body("internal_error", "unexpected server error"), status_code=500)
+        body = error_body(request.scope["path"], "internal_error", "unexpected server error")
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        _note(request, InvalidRequest.error)
         problems = validation_problems(list(exc.errors()))
+        if is_v2_path(request.scope["path"]):
+            # The protocol answers a request it cannot read with 400, not 422.
+            _note(request, InvalidTensor.error)
+            body = error_body(request.scope["path"], InvalidTensor.error, problems)
+            return JSONResponse(body, status_code=InvalidTensor.status_code)
+        _note(request, InvalidRequest.error)
         return JSONResponse(
             _body(InvalidRequest.error, problems), status_code=InvalidRequest.status_code
         )

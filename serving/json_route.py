@@ -46,9 +46,10 @@ class JsonRoute(APIRoute):
         parse = body_model.model_validate_json
         dump = response_model.__pydantic_serializer__.to_json
         status = self.status_code or 200
+        accepts = self.accepts
 
         async def handle(request: Request) -> Response:
-            if not is_json(request):
+            if not accepts(request):
                 raise UnsupportedMediaType(NOT_JSON)
             body = await request.body()
             try:
@@ -61,6 +62,11 @@ class JsonRoute(APIRoute):
             return Response(dump(result), status_code=status, media_type=JSON_MEDIA_TYPE)
 
         return handle
+
+    @staticmethod
+    def accepts(request: Request) -> bool:
+        """Whether the request's body may be read as JSON: it says it is JSON."""
+        return is_json(request)
 
     def _models(self) -> tuple[type[BaseModel], type[BaseModel]]:
         """The body and response models; the endpoint's shape is checked here, at build."""

@@ -39,7 +39,10 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 # Answer however loaded the API is: a shed liveness probe would get the pod restarted, a
 # shed readiness probe would take a serving pod out of its Service.
-UNBOUNDED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+# The Open Inference Protocol's probes are the same probes.
+UNBOUNDED_PATHS = frozenset(
+    {"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready", "/metrics"}
+)
 
 
 class AccessLog:
@@ -114,7 +117,8 @@ class ObservedRequests:
             context.error = "internal_error"
             if started:
                 raise
-            await ApiError("unexpected server error").response()(scope, receive, send_with_id)
+            answer = ApiError("unexpected server error").response(scope["path"])
+            await answer(scope, receive, send_with_id)
         finally:
             self._report(scope, context, status, time.perf_counter() - start)
 
@@ -315,7 +319,7 @@ class BoundedRequests:
         context: RequestContext | None = scope.get(SCOPE_KEY)
         if context is not None:
             context.error = error.error
-        await error.response()(scope, receive, send)
+        await error.response(scope["path"])(scope, receive, send)
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -13,18 +13,26 @@ This module completes it with what holds for every route, from the code that ans
 - the error bodies are components named after their `ApiError` classes;
 - the request bodies of the scoring routes carry examples that answer on the home
   `mlops demo` builds: customers of the demo's simulated population, derived from the
-  settings' seed (`mlops.demo_population`), and a customer's raw fields.
+  settings' seed (`mlops.demo_population`), and a customer's raw fields;
+- the Open Inference Protocol's routes (`serving.routes.v2`) answer their errors in the
+  protocol's body (`InferenceErrorResponse`) and a body they cannot read with 400, not
+  422; their infer bodies carry feature rows of the examples above as examples.
 
 The document is built once, on the first request for it; nothing here runs per request.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
+import numpy as np
 from fastapi import FastAPI
 
-from mlops.case_studies import CHURN, FRAUD
+from features.churn_transforms import CHURN_FEATURES, churn_features
+from features.fraud_online import CustomerHistory, TerminalHistory, epoch_ns, online_fraud_features
+from features.fraud_windows import FRAUD_FEATURES
+from mlops.case_studies import CHURN, FRAUD, CaseStudyName
 from mlops.demo_population import demo_customer_ids
 from serving.errors import (
     SCHEMA_REF,
@@ -34,17 +42,23 @@ from serving.errors import (
     PayloadTooLarge,
     RequestTimeout,
     UnsupportedMediaType,
+    V2ErrorBody,
     body_model,
     declared_errors,
     error_response,
+    is_v2_path,
 )
 from serving.middleware import UNBOUNDED_PATHS
+from serving.open_inference import FP32, INPUT_NAME
 from serving.routes.churn_batch import BATCH_ROUTE
+from serving.routes.v2 import model_path
 from serving.schemas import ChurnCustomer, FraudTransaction
 
 # The methods whose body `BoundedRequests` limits (it reads one of unannounced length).
 BODY_METHODS: Final = frozenset({"post", "put", "patch"})
 JSON_BODY_ERRORS: Final[tuple[type[ApiError], ...]] = (UnsupportedMediaType, InvalidRequest)
+# The component of the Open Inference Protocol's error body.
+V2_ERROR: Final = "InferenceErrorResponse"
 # FastAPI's default 422 body, {"detail": [{"loc", "msg", "type"}]}, and its parts.
 _FASTAPI_VALIDATION_SCHEMAS: Final = ("HTTPValidationError", "ValidationError")
 
@@ -100,7 +114,11 @@ def complete_document(document: dict[str, Any], seed: int) -> None:
     referenced: set[type[ApiError]] = set()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            referenced |= _declare_shared_errors(path, method, operation)
+            declared = _declare_shared_errors(path, method, operation)
+            if is_v2_path(path):
+                _answer_errors_as_v2(operation)
+            else:
+                referenced |= declared
     examples = request_examples(seed)
     for path, named in examples.items():
         post = document["paths"][path]["post"]
@@ -108,6 +126,7 @@ def complete_document(document: dict[str, Any], seed: int) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in _FASTAPI_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
+    schemas[V2_ERROR] = V2ErrorBody.model_json_schema()
     for error in sorted(referenced, key=lambda e: e.__name__):
         schema = body_model(error).model_json_schema(ref_template=f"{SCHEMA_REF}{{model}}")
         schemas.update(schema.pop("$defs", {}))
@@ -121,10 +140,12 @@ def _declare_shared_errors(
     """Add the errors every route of its kind answers to `operation`; all it declares."""
     responses: dict[str, Any] = operation["responses"]
     bounded = path not in UNBOUNDED_PATHS
+    # The protocol's routes answer a body they cannot read with their own 400.
+    body_errors = (UnsupportedMediaType,) if is_v2_path(path) else JSON_BODY_ERRORS
     shared = [
         *((PayloadTooLarge, RequestTimeout) if bounded and method in BODY_METHODS else ()),
         *((Overloaded,) if bounded else ()),
-        *(JSON_BODY_ERRORS if "requestBody" in operation else ()),
+        *(body_errors if "requestBody" in operation else ()),
     ]
     by_status: dict[str, list[type[ApiError]]] = {}
     for status, response in list(responses.items()):
@@ -142,6 +163,53 @@ def _declare_shared_errors(
         responses[status] = error_response(errors)
     operation["responses"] = dict(sorted(responses.items()))
     return {error for errors in by_status.values() for error in errors}
+
+
+def _answer_errors_as_v2(operation: dict[str, Any]) -> None:
+    """Each error `operation` declares, answered in the protocol's body (`error_body`)."""
+    for response in operation["responses"].values():
+        if declared_errors(response):
+            response["content"] = {
+                "application/json": {"schema": {"$ref": f"{SCHEMA_REF}{V2_ERROR}"}}
+            }
+
+
+def v2_feature_rows(model: CaseStudyName) -> list[list[float]]:
+    """Feature rows for model `model`'s V2 infer example, in its features' order.
+
+    Churn: the customer of the raw-fields example and one on a two-year contract, through
+    the training transforms. Fraud: the documented payment as a first one of its card at
+    its terminal (empty windows), which needs no history.
+    """
+    if model == CHURN.name:
+        customers = [RAW_CUSTOMER, {**RAW_CUSTOMER, "Contract": "Two year"}]
+        columns = {field: np.asarray([c[field] for c in customers]) for field in RAW_CUSTOMER}
+        computed = churn_features(columns)
+        return [[float(computed[name][i]) for name in CHURN_FEATURES] for i in range(2)]
+    moment = datetime.fromisoformat(DEMO_PAYMENT["tx_datetime"])
+    features = online_fraud_features(
+        CustomerHistory.empty(),
+        TerminalHistory.empty(),
+        epoch_ns(moment),
+        DEMO_PAYMENT["amount"],
+        DEMO_PAYMENT["terminal_id"],
+    )
+    return [[features[name] for name in FRAUD_FEATURES]]
+
+
+def _v2_infer_example(model: CaseStudyName) -> dict[str, Any]:
+    rows = v2_feature_rows(model)
+    summary = {
+        CHURN.name: "The raw-fields customers' features, one row each",
+        FRAUD.name: "The documented payment's features, as its card's first payment",
+    }[model]
+    tensor = {
+        "name": INPUT_NAME,
+        "datatype": FP32,
+        "shape": [len(rows), len(rows[0])],
+        "data": [value for row in rows for value in row],
+    }
+    return {"features": {"summary": summary, "value": {"id": "example-1", "inputs": [tensor]}}}
 
 
 def request_examples(seed: int) -> dict[str, dict[str, dict[str, Any]]]:
@@ -181,5 +249,9 @@ def request_examples(seed: int) -> dict[str, dict[str, dict[str, Any]]]:
                 "summary": "A payment of the demo's busiest card, after its simulated history",
                 "value": DEMO_PAYMENT,
             },
+        },
+        **{
+            f"{model_path(study.name, versioned=False)}/infer": _v2_infer_example(study.name)
+            for study in (CHURN, FRAUD)
         },
     }

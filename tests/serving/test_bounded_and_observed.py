@@ -77,7 +77,8 @@ def test_errors_keep_the_one_body_shape_and_are_counted(client: TestClient) -> N
     before = _error_counts(client)
     not_ready = client.post("/v1/churn/predict", json={"customer_id": "C1"})
     assert not_ready.status_code == 503
-    unknown = client.get("/v2/nothing")
+    # Not under /v2: the Open Inference Protocol's paths answer its own error body.
+    unknown = client.get("/v9/nothing")
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "not_found", "detail": "Not Found"}
     wrong_method = client.get("/v1/churn/predict")

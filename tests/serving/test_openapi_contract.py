@@ -57,7 +57,30 @@ DECLARED_STATUSES = {
     ("get", "/v1/churn/model"): {"200", "429", "503"},
     ("get", "/v1/fraud/model"): {"200", "429", "503"},
     ("post", "/admin/reload"): {"200", "401", "408", "413", "429", "502"},
+    ("get", "/v2"): {"200", "429"},
+    ("get", "/v2/health/live"): {"200"},
+    ("get", "/v2/health/ready"): {"200", "503"},
+    **{
+        operation: statuses
+        for model in ("churn", "fraud")
+        for base, versioned in (
+            (f"/v2/models/{model}", False),
+            (f"/v2/models/{model}/versions/{{version}}", True),
+        )
+        for operation, statuses in (
+            (("get", base), {"200", "429", "503"} | ({"404"} if versioned else set())),
+            (("get", f"{base}/ready"), {"200", "429", "503"} | ({"404"} if versioned else set())),
+            (
+                ("post", f"{base}/infer"),
+                {"200", "400", "408", "413", "415", "422", "429", "503"}
+                | ({"404"} if versioned else set()),
+            ),
+        )
+    },
 }
+# The Open Inference Protocol's routes answer its error body, and a body they cannot read
+# with 400; the one status not an error body there is the readiness probe's 503.
+V2_ERROR_REF = "#/components/schemas/InferenceErrorResponse"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -95,7 +118,11 @@ def test_each_route_declares_the_statuses_it_answers_with_our_bodies(settings: S
     assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
     for (method, path), operation in operations.items():
         for status, response in operation["responses"].items():
-            if status.startswith(("4", "5")) and (path, status) != ("/health/ready", "503"):
+            probe = (path, status) in {("/health/ready", "503"), ("/v2/health/ready", "503")}
+            if path.startswith("/v2") and status.startswith(("4", "5")) and not probe:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": V2_ERROR_REF}, f"{method} {path} {status}"
+            elif status.startswith(("4", "5")) and not probe:
                 errors = declared_errors(response)
                 assert errors, f"{method} {path} {status}: not one of our error bodies"
                 assert {str(e.status_code) for e in errors} == {status}
@@ -117,6 +144,9 @@ def test_every_error_body_the_api_answers_matches_its_declared_schema(settings: 
         body = json.loads(bytes(error("what went wrong").response().body))
         # The component, resolved in the document it belongs to.
         jsonschema.validate(body, {**schemas[error.__name__], "components": {"schemas": schemas}})
+        v2_body = json.loads(bytes(error("what went wrong").response("/v2/models/churn").body))
+        jsonschema.validate(v2_body, schemas["InferenceErrorResponse"])
+        assert v2_body == {"error": "what went wrong"}
 
 
 def test_the_examples_name_the_demo_population(settings: Settings) -> None:
@@ -144,7 +174,7 @@ def test_every_example_of_the_document_answers_200_on_the_demo(
 ) -> None:
     with TestClient(create_app(demo_settings)) as client:
         examples = _examples(client.get("/openapi.json").json())
-        assert len(examples) == 6
+        assert len(examples) == 8
         for method, path, name, body in examples:
             response = client.request(method, path, json=body)
             assert response.status_code == 200, f"{method} {path} {name}: {response.text}"
@@ -198,11 +228,21 @@ def test_the_api_answers_as_its_document_says(demo_settings: Settings) -> None:
             if operation.body:
                 # What generated data seldom or never sends: a body that answers (the
                 # documented examples), one not sent as JSON, one too big.
-                for example in examples[(operation.method.lower(), operation.path)]:
+                # A version's routes have no example: any version will do for these.
+                path = {"version": "1"} if "{version}" in operation.path else None
+                for example in examples.get((operation.method.lower(), operation.path), []):
                     answer(operation.Case(body=example, media_type="application/json"))
-                answer(operation.Case(body="customer_id=1", media_type="text/plain"))
+                answer(
+                    operation.Case(
+                        path_parameters=path, body="customer_id=1", media_type="text/plain"
+                    )
+                )
                 too_big = {"customer_ids": ["x" * 60] * (demo_settings.max_body_bytes // 60)}
-                answer(operation.Case(body=too_big, media_type="application/json"))
+                answer(
+                    operation.Case(
+                        path_parameters=path, body=too_big, media_type="application/json"
+                    )
+                )
     seconds = time.perf_counter() - started
     print(f"schemathesis: {cases} cases in {seconds:.1f} s")  # shown with -s
     # Fuzzed against loaded models and live stores, not an API answering 503 to all.
