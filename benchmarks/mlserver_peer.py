@@ -161,6 +161,17 @@ def folder_size_mb(folder: Path) -> float:
     return round(total / 2**20, 1)
 
 
+def foreign_class(model: Any) -> str | None:
+    """The first class in `model` (a pipeline's steps included) that is neither
+    scikit-learn's nor xgboost's: MLServer's environment could not unpickle it."""
+    parts = [model, *(step for _, step in getattr(model, "steps", []))]
+    for part in parts:
+        kind = type(part)
+        if kind.__module__.split(".")[0] not in ("sklearn", "xgboost"):
+            return f"{kind.__module__}.{kind.__qualname__}"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelRepository:
     """A folder MLServer can start from, and what its requests must say."""

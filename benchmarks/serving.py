@@ -423,10 +423,12 @@ def bench_serving(
         figures["serving_imports"] = serving_imports(
             _server_env(settings, MLOPS_SERVED_MODELS=CHURN.name)
         )
-        figures["v2"] = bench_v2(
-            settings, bundle, rows.to_numpy(), wrk, seconds, workdir, log, mlserver=mlserver
+        figures["v2"] = _bench_v2_models(
+            settings, bundle, rows, wrk, seconds, workdir, log, mlserver
         )
-        figures["v2"]["servers"]["mlflow"] = _quoted_mlflow(figures["servers"]["mlflow"])
+        figures["v2"][CHURN.name]["servers"]["mlflow"] = _quoted_mlflow(
+            figures["servers"]["mlflow"]
+        )
     servers = figures["servers"]
     # Same customer, same registered version: ONNX must agree with the native model.
     figures["probability_gap_ours_naive"] = abs(
@@ -457,8 +459,42 @@ def measure(
     return levels
 
 
+def _bench_v2_models(
+    settings: Settings,
+    churn: Any,
+    churn_rows: Any,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    log: Callable[[str], None],
+    mlserver: bool,
+) -> dict[str, Any]:
+    """The V2 section of churn (the customers of the first part) and of fraud when the
+    home has its champion (the payments of its bundle's parity sample: real window
+    features, and V2 infer on a tensor appends nothing to the online windows)."""
+    from mlops.model_bundle import download_bundle
+
+    sections: dict[str, Any] = {
+        CHURN.name: bench_v2(
+            settings, CHURN.name, churn, churn_rows.to_numpy(), wrk, seconds, workdir, log, mlserver
+        )
+    }
+    if not has_champion(settings, settings.fraud_model_name):
+        sections[FRAUD.name] = "no fraud champion in this home"
+        return sections
+    fraud = download_bundle(
+        settings.tracking_uri, settings.fraud_model_name, settings.models_dir, alias=CHAMPION
+    )
+    fraud_rows = fraud.parity_sample()[0][:SAMPLE_CUSTOMERS]
+    sections[FRAUD.name] = bench_v2(
+        settings, FRAUD.name, fraud, fraud_rows, wrk, seconds, workdir, log, mlserver
+    )
+    return sections
+
+
 def bench_v2(
     settings: Settings,
+    model: str,
     bundle: Any,
     rows: Any,
     wrk: str,
@@ -467,7 +503,8 @@ def bench_v2(
     log: Callable[[str], None],
     mlserver: bool = True,
 ) -> dict[str, Any]:
-    """The Open Inference Protocol section: our V2 endpoint and MLServer, same rows.
+    """The Open Inference Protocol section for the case study `model` (its name in the
+    URLs): our V2 endpoint and MLServer, on the same `rows` of `bundle`'s features.
 
     A server that cannot run here (our V2 routes absent, MLServer not installable) is a
     string saying why in place of its figures; one that answers wrongly is an error.
@@ -481,9 +518,9 @@ def bench_v2(
         "model": f"{bundle.name} v{bundle.version} ({type(native).__name__})",
         "rows": len(rows32),
         "servers": {
-            "ours": _ours_v2(settings, rows32, expected, wrk, seconds, workdir, log),
+            "ours": _ours_v2(settings, model, rows32, expected, wrk, seconds, workdir, log),
             "mlserver": (
-                _mlserver_v2(bundle, native, rows32, expected, wrk, seconds, workdir, log)
+                _mlserver_v2(model, bundle, native, rows32, expected, wrk, seconds, workdir, log)
                 if mlserver
                 else "skipped (--no-mlserver)"
             ),
@@ -526,6 +563,7 @@ def v2_input_name(base_url: str, model: str) -> str | None:
 
 def _ours_v2(
     settings: Settings,
+    model: str,
     rows: Any,
     expected: Any,
     wrk: str,
@@ -536,18 +574,18 @@ def _ours_v2(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    env = _server_env(settings, MLOPS_SERVED_MODELS=CHURN.name)
-    log(f"  ours V2: starting on 127.0.0.1:{port}")
-    with running(command, env, port, "/health/ready", workdir / "ours_v2.log") as process:
-        input_name = v2_input_name(base, CHURN.name)
+    env = _server_env(settings, MLOPS_SERVED_MODELS=model)
+    log(f"  ours V2 {model}: starting on 127.0.0.1:{port}")
+    with running(command, env, port, "/health/ready", workdir / f"ours_v2_{model}.log") as process:
+        input_name = v2_input_name(base, model)
         if input_name is None:
-            log(f"  ours V2: unavailable (GET /v2/models/{CHURN.name} does not answer)")
-            return f"unavailable: GET /v2/models/{CHURN.name} does not answer"
-        url = f"{base}/v2/models/{CHURN.name}/infer"
+            log(f"  ours V2 {model}: unavailable (GET /v2/models/{model} does not answer)")
+            return f"unavailable: GET /v2/models/{model} does not answer"
+        url = f"{base}/v2/models/{model}/infer"
         bodies = v2_bodies(input_name, rows)
         first = post_json(url, bodies[0])
         result: dict[str, Any] = {
-            **measure(wrk, url, bodies, seconds, workdir, log, "ours V2"),
+            **measure(wrk, url, bodies, seconds, workdir, log, f"ours V2 {model}"),
             "first_response": first,
             "input_name": input_name,
             "probability_gap_vs_native": _ours_gap(first, float(expected[0])),
@@ -566,6 +604,7 @@ def _ours_gap(response: dict[str, Any], expected: float) -> float | None:
 
 
 def _mlserver_v2(
+    model: str,
     bundle: Any,
     native: Any,
     rows: Any,
@@ -577,6 +616,9 @@ def _mlserver_v2(
 ) -> Any:
     from benchmarks import mlserver_peer
 
+    if (foreign := mlserver_peer.foreign_class(native)) is not None:
+        log(f"  mlserver {model}: unavailable (the native model is a {foreign})")
+        return f"unavailable: the native model is a {foreign}, not scikit-learn's or xgboost's"
     log(
         f"  mlserver: environment of {mlserver_peer.MLSERVER_VERSION} "
         f"under {mlserver_peer.cache_root()}"
@@ -588,33 +630,19 @@ def _mlserver_v2(
         return f"unavailable: {error}"
     ports = {name: free_port() for name in ("http", "grpc", "metrics")}
     repository = mlserver_peer.write_model_repository(
-        workdir / "mlserver", native, CHURN.name, bundle.version, rows.shape[1], ports
+        workdir / f"mlserver_{model}", native, model, bundle.version, rows.shape[1], ports
     )
     base = f"http://127.0.0.1:{ports['http']}"
-    # Nothing of ours or of an MLServer configured elsewhere: its settings are the files.
-    server_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "MLSERVER"))
-    }
-    command = [str(env.executable), "start", str(repository.folder)]
-    log(f"  mlserver: starting on 127.0.0.1:{ports['http']} ({repository.runtime})")
-    ready = f"/v2/models/{CHURN.name}/ready"
-    log_file = workdir / "mlserver.log"
-    with running(command, server_env, ports["http"], ready, log_file) as process:
-        input_name = v2_input_name(base, CHURN.name)
-        if input_name is None:
-            raise BenchmarkError(f"MLServer does not answer GET /v2/models/{CHURN.name}")
-        url = f"{base}/v2/models/{CHURN.name}/infer"
-        # Correct before fast: every sampled row in one request, against the native model.
-        everything = v2_body(input_name, rows, repository.request_extra)
-        answered = mlserver_peer.positive_probabilities(post_json(url, everything))
-        gap = float(np.max(np.abs(np.asarray(answered) - expected)))
-        if not gap <= MLSERVER_TOLERANCE:
-            raise BenchmarkError(
-                f"MLServer's probabilities differ from the native model's by {gap:.2e}"
-            )
+    log(f"  mlserver {model}: starting on 127.0.0.1:{ports['http']} ({repository.runtime})")
+    log_file = workdir / f"mlserver_{model}.log"
+    with mlserver_running(
+        env.executable, repository.folder, ports["http"], [model], log_file
+    ) as process:
+        input_name, gap = check_mlserver(base, model, rows, expected, repository.request_extra)
+        url = f"{base}/v2/models/{model}/infer"
         bodies = v2_bodies(input_name, rows, repository.request_extra)
         return {
-            **measure(wrk, url, bodies, seconds, workdir, log, "mlserver"),
+            **measure(wrk, url, bodies, seconds, workdir, log, f"mlserver {model}"),
             "first_response": post_json(url, bodies[0]),
             "input_name": input_name,
             "runtime": repository.runtime,
@@ -622,6 +650,45 @@ def _mlserver_v2(
             "rss_mb_after_load": tree_rss_mb(process.pid),
             "environment": env.describe(),
         }
+
+
+@contextmanager
+def mlserver_running(
+    executable: Path, folder: Path, http_port: int, models: Sequence[str], log_file: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """MLServer serving the model repository `folder`, once each of `models` is ready."""
+    # Nothing of ours or of an MLServer configured elsewhere: its settings are the files.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "MLSERVER"))
+    }
+    command = [str(executable), "start", str(folder)]
+    first, *others = models
+    with running(command, env, http_port, f"/v2/models/{first}/ready", log_file) as process:
+        for model in others:
+            wait_ready(process, f"http://127.0.0.1:{http_port}/v2/models/{model}/ready", log_file)
+        yield process
+
+
+def check_mlserver(
+    base_url: str, model: str, rows: Any, expected: Any, request_extra: dict[str, Any]
+) -> tuple[str, float]:
+    """Correct before fast: every row of `rows` in one request to MLServer's `model`,
+    against the native model's positive probabilities `expected`. Returns the input name
+    its metadata gives and the largest gap; `BenchmarkError` beyond MLSERVER_TOLERANCE."""
+    from benchmarks.mlserver_peer import positive_probabilities
+
+    input_name = v2_input_name(base_url, model)
+    if input_name is None:
+        raise BenchmarkError(f"MLServer does not answer GET /v2/models/{model}")
+    body = v2_body(input_name, rows, request_extra)
+    answered = positive_probabilities(post_json(f"{base_url}/v2/models/{model}/infer", body))
+    gap = float(np.max(np.abs(np.asarray(answered) - expected)))
+    if not gap <= MLSERVER_TOLERANCE:
+        raise BenchmarkError(
+            f"MLServer's {model} differs from the native model by {gap:.2e} "
+            f"(tolerance {MLSERVER_TOLERANCE:.0e})"
+        )
+    return input_name, gap
 
 
 def _quoted_mlflow(figures: dict[str, Any]) -> dict[str, Any]:

@@ -274,12 +274,16 @@ def _report_serving(figures: dict[str, Any]) -> None:
     typer.echo(f"  training libraries mapped  {', '.join(mapped) or 'none'} (/proc/<pid>/maps)")
     typer.echo(f"  training libraries imported {', '.join(imported) or 'none'} (sys.modules)")
     typer.echo(f"  |ours - naive| probability {figures['probability_gap_ours_naive']:.1e}")
-    _report_v2(figures["v2"])
+    for model, section in figures["v2"].items():
+        _report_v2(model, section)
     typer.echo(machine_line(figures, 26))
 
 
-def _report_v2(section: dict[str, Any]) -> None:
+def _report_v2(model: str, section: Any) -> None:
     typer.echo("")
+    if not isinstance(section, dict):
+        typer.secho(f"Open Inference Protocol (V2), {model}: {section}", bold=True)
+        return
     typer.secho(f"Open Inference Protocol (V2), {section['model']}", bold=True)
     typer.echo(f"  {'server':<8} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'RSS MB':>8}")
     for name, result in section["servers"].items():
@@ -300,7 +304,8 @@ def _report_v2(section: dict[str, Any]) -> None:
             f"{peer['probability_gap_vs_native']:.1e}; environment {env['size_mb']:,.0f} MB, "
             + ("cached" if env["cached"] else f"built in {env['built_s']:.0f} s")
         )
-    typer.echo("  mlflow speaks no V2: its /invocations figures of the table above")
+    if "mlflow" in section["servers"]:
+        typer.echo("  mlflow speaks no V2: its /invocations figures of the table above")
     ratios = section["ratios"]
     if ratios:
         typer.echo(
