@@ -66,9 +66,8 @@ def requirements() -> list[str]:
 
 def cache_root() -> Path:
     """Where benchmark environments are kept across runs and homes:
-    $MLOPS_BENCH_CACHE, else $XDG_CACHE_HOME/mlops/bench, else ~/.cache/mlops/bench."""
-    if explicit := os.environ.get("MLOPS_BENCH_CACHE"):
-        return Path(explicit)
+    $XDG_CACHE_HOME/mlops/bench, else ~/.cache/mlops/bench. Not an MLOPS_ variable: the
+    settings refuse names they do not declare, and this is no setting of the platform."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mlops" / "bench"
 
