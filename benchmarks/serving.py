@@ -1,14 +1,26 @@
-"""Serving benchmark: our API against `mlflow models serve` and a naive FastAPI endpoint.
+"""Serving benchmark: our API against `mlflow models serve`, a naive FastAPI endpoint and
+Seldon MLServer.
 
-All three serve the same registered churn version on loopback, one at a time, each in
-its own process on a free port, and wrk drives each at concurrency 1 and 16 for a fixed
-time:
+All serve the same registered churn version on loopback, one at a time, each in its own
+process on a free port, and wrk drives each at concurrency 1 and 16 for a fixed time:
 
 - ours: `POST /v1/churn/predict {"customer_id"}`: online feature read + ONNX;
 - mlflow: `POST /invocations` with the customer's features as a one-row
   `dataframe_split` (MLflow's pyfunc answers `predict`, the class, for these flavours);
 - naive: `POST /predict` with the features; the native model's `predict_proba` on a
   one-row DataFrame built per request (`benchmarks.naive_app`).
+
+Then the Open Inference Protocol ("V2") section: the same rows as one-row FP32 tensors,
+the same body for every V2 server (the input named as each server's metadata says), to
+
+- ours: `POST /v2/models/churn/infer`, when our API answers `GET /v2/models/churn`
+  (else reported as unavailable);
+- mlserver: MLServer 1.7 serving the registered version's native model with its
+  scikit-learn or xgboost runtime, from an environment of its own
+  (`benchmarks.mlserver_peer`); its probabilities are checked against the native model's
+  before it is timed. `--no-mlserver` leaves it out.
+
+`mlflow models serve` speaks no V2: the section quotes its figures from the first part.
 
 Every server cycles through the same real customers (the latest row of each in the
 offline feature table, which is what the online store holds). wrk is closed-loop: each
@@ -29,10 +41,12 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.machine import machine
 from mlops.case_studies import CHURN, FRAUD
@@ -83,6 +97,11 @@ class Target:
     ready_path: str
     request_path: str
     bodies: list[str]
+
+
+# How close MLServer's probabilities must be to the native model's on the same FP32 rows:
+# the same library computes both, so only float formatting can differ.
+MLSERVER_TOLERANCE = 1e-6
 
 
 def require_wrk() -> str:
@@ -221,6 +240,29 @@ def vm_rss_mb(pid: int) -> float:
     raise BenchmarkError(f"no VmRSS for process {pid}")
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (a server's workers), summed.
+
+    Shared pages count once per process, so this is an upper bound for a tree."""
+    total = 0.0
+    for member in process_tree(pid):
+        with suppress(OSError, BenchmarkError):  # exited in between, or a zombie
+            total += vm_rss_mb(member)
+    return round(total, 1)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc/<pid>/task/<tid>/children."""
+    tree, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        tree.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with suppress(OSError):  # the task ended meanwhile
+                queue.extend(int(c) for c in (task / "children").read_text().split())
+    return tree
+
+
 def mapped_libraries(pid: int, packages: Sequence[str] = TRAINING_LIBRARIES) -> list[str]:
     """The packages in `packages` with a shared object mapped into process `pid`.
 
@@ -274,8 +316,9 @@ def sample_customers(settings: Settings, feature_names: list[str]) -> tuple[list
     return [str(i) for i in sample[ENTITY_KEY]], sample[feature_names].astype(float)
 
 
-def _targets(settings: Settings, feature_names: list[str], ports: dict[str, int]) -> list[Target]:
-    ids, rows = sample_customers(settings, feature_names)
+def _targets(
+    settings: Settings, feature_names: list[str], ports: dict[str, int], ids: list[str], rows: Any
+) -> list[Target]:
     python, model_uri = sys.executable, f"models:/{settings.churn_model_name}@{CHAMPION}"
     features = [dict(zip(feature_names, map(float, r), strict=True)) for r in rows.to_numpy()]
     return [
@@ -332,9 +375,10 @@ def has_champion(settings: Settings, name: str) -> bool:
 
 
 def bench_serving(
-    settings: Settings, seconds: float, log: Callable[[str], None] = print
+    settings: Settings, seconds: float, log: Callable[[str], None] = print, mlserver: bool = True
 ) -> dict[str, Any]:
-    """Measure the three servers, then our API's memory and imports; return every figure."""
+    """Measure the three servers, then our API's memory and imports, then the V2 section
+    (MLServer only when `mlserver`); return every figure."""
     from mlops.model_bundle import download_bundle
 
     wrk = require_wrk()
@@ -353,9 +397,10 @@ def bench_serving(
         "servers": {},
     }
     ports = {name: free_port() for name in ("ours", "mlflow", "naive", "ours_both")}
+    ids, rows = sample_customers(settings, names)
     with tempfile.TemporaryDirectory(prefix="mlops-bench-serving-") as scratch:
         workdir = Path(scratch)
-        for target in _targets(settings, names, ports):
+        for target in _targets(settings, names, ports, ids, rows):
             port = ports[target.name]
             log(f"  {target.name}: starting on 127.0.0.1:{port}")
             env = _server_env(settings, MLOPS_SERVED_MODELS=CHURN.name)
@@ -364,22 +409,25 @@ def bench_serving(
             ) as process:
                 url = f"http://127.0.0.1:{port}{target.request_path}"
                 first = post_json(url, target.bodies[0])
-                run_wrk(wrk, url, target.bodies, 4, WARMUP_SECONDS, workdir)
-                levels = {}
-                for connections in CONCURRENCIES:
-                    levels[f"c{connections}"] = run_wrk(
-                        wrk, url, target.bodies, connections, seconds, workdir
-                    )
-                    log(f"  {target.name}: c={connections} {_describe(levels[f'c{connections}'])}")
+                levels = measure(wrk, url, target.bodies, seconds, workdir, log, target.name)
                 result: dict[str, Any] = {**levels, "first_response": first}
                 if target.name == "ours":
                     result["rss_mb_after_load"] = vm_rss_mb(process.pid)
                     result["native_libraries_mapped"] = mapped_libraries(process.pid)
                     result["models_loaded"] = models_loaded(port)
+                else:
+                    # mlflow's launcher serves from a uvicorn child: the whole tree.
+                    result["rss_mb_after_load"] = tree_rss_mb(process.pid)
                 figures["servers"][target.name] = result
         figures["ours_both_models"] = _both_models(settings, ports["ours_both"], wrk, workdir, log)
         figures["serving_imports"] = serving_imports(
             _server_env(settings, MLOPS_SERVED_MODELS=CHURN.name)
+        )
+        figures["v2"] = _bench_v2_models(
+            settings, bundle, rows, wrk, seconds, workdir, log, mlserver
+        )
+        figures["v2"][CHURN.name]["servers"]["mlflow"] = _quoted_mlflow(
+            figures["servers"]["mlflow"]
         )
     servers = figures["servers"]
     # Same customer, same registered version: ONNX must agree with the native model.
@@ -390,6 +438,274 @@ def bench_serving(
     figures["ratios"] = ratios(servers)
     figures["machine"] = machine()
     return figures
+
+
+def measure(
+    wrk: str,
+    url: str,
+    bodies: list[str],
+    seconds: float,
+    workdir: Path,
+    log: Callable[[str], None],
+    label: str,
+) -> dict[str, Any]:
+    """A short warm-up at 4 connections, then each of CONCURRENCIES for `seconds`."""
+    run_wrk(wrk, url, bodies, 4, WARMUP_SECONDS, workdir)
+    levels = {}
+    for connections in CONCURRENCIES:
+        level = run_wrk(wrk, url, bodies, connections, seconds, workdir)
+        levels[f"c{connections}"] = level
+        log(f"  {label}: c={connections} {_describe(level)}")
+    return levels
+
+
+def _bench_v2_models(
+    settings: Settings,
+    churn: Any,
+    churn_rows: Any,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    log: Callable[[str], None],
+    mlserver: bool,
+) -> dict[str, Any]:
+    """The V2 section of churn (the customers of the first part) and of fraud when the
+    home has its champion (the payments of its bundle's parity sample: real window
+    features, and V2 infer on a tensor appends nothing to the online windows)."""
+    from mlops.model_bundle import download_bundle
+
+    sections: dict[str, Any] = {
+        CHURN.name: bench_v2(
+            settings, CHURN.name, churn, churn_rows.to_numpy(), wrk, seconds, workdir, log, mlserver
+        )
+    }
+    if not has_champion(settings, settings.fraud_model_name):
+        sections[FRAUD.name] = "no fraud champion in this home"
+        return sections
+    fraud = download_bundle(
+        settings.tracking_uri, settings.fraud_model_name, settings.models_dir, alias=CHAMPION
+    )
+    fraud_rows = fraud.parity_sample()[0][:SAMPLE_CUSTOMERS]
+    sections[FRAUD.name] = bench_v2(
+        settings, FRAUD.name, fraud, fraud_rows, wrk, seconds, workdir, log, mlserver
+    )
+    return sections
+
+
+def bench_v2(
+    settings: Settings,
+    model: str,
+    bundle: Any,
+    rows: Any,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    log: Callable[[str], None],
+    mlserver: bool = True,
+) -> dict[str, Any]:
+    """The Open Inference Protocol section for the case study `model` (its name in the
+    URLs): our V2 endpoint and MLServer, on the same `rows` of `bundle`'s features.
+
+    A server that cannot run here (our V2 routes absent, MLServer not installable) is a
+    string saying why in place of its figures; one that answers wrongly is an error.
+    """
+    from mlops.model_bundle import load_native_model
+
+    native = load_native_model(settings.tracking_uri, bundle.name, bundle.version)
+    rows32 = np.ascontiguousarray(rows, dtype=np.float32)
+    expected = native.predict_proba(rows32)[:, 1]
+    section: dict[str, Any] = {
+        "model": f"{bundle.name} v{bundle.version} ({type(native).__name__})",
+        "rows": len(rows32),
+        "servers": {
+            "ours": _ours_v2(settings, model, rows32, expected, wrk, seconds, workdir, log),
+            "mlserver": (
+                _mlserver_v2(model, bundle, native, rows32, expected, wrk, seconds, workdir, log)
+                if mlserver
+                else "skipped (--no-mlserver)"
+            ),
+        },
+    }
+    section["ratios"] = v2_ratios(section["servers"])
+    return section
+
+
+def v2_body(input_name: str, rows: Any, extra: dict[str, Any] | None = None) -> str:
+    """A V2 infer body: the 2-D `rows` as one FP32 tensor named `input_name`, row-major,
+    plus the `extra` fields of the request."""
+    tensor = {
+        "name": input_name,
+        "datatype": "FP32",
+        "shape": list(rows.shape),
+        "data": [float(x) for x in rows.ravel()],
+    }
+    return json.dumps({"inputs": [tensor], **(extra or {})})
+
+
+def v2_bodies(input_name: str, rows: Any, extra: dict[str, Any] | None = None) -> list[str]:
+    """One V2 infer body per row: a [1, n] FP32 tensor each."""
+    return [v2_body(input_name, rows[i : i + 1], extra) for i in range(len(rows))]
+
+
+def v2_input_name(base_url: str, model: str) -> str | None:
+    """The input tensor's name in `GET /v2/models/{model}`; None when the server has no
+    such route (or the model)."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/v2/models/{model}", timeout=5) as response:
+            metadata = json.loads(response.read())
+    except OSError:  # urllib's HTTPError (404) included
+        return None
+    inputs = metadata.get("inputs") or []
+    if len(inputs) != 1:
+        raise BenchmarkError(f"{base_url}/v2/models/{model}: expected one input, got {inputs}")
+    return str(inputs[0]["name"])
+
+
+def _ours_v2(
+    settings: Settings,
+    model: str,
+    rows: Any,
+    expected: Any,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    log: Callable[[str], None],
+) -> Any:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
+    env = _server_env(settings, MLOPS_SERVED_MODELS=model)
+    log(f"  ours V2 {model}: starting on 127.0.0.1:{port}")
+    with running(command, env, port, "/health/ready", workdir / f"ours_v2_{model}.log") as process:
+        input_name = v2_input_name(base, model)
+        if input_name is None:
+            log(f"  ours V2 {model}: unavailable (GET /v2/models/{model} does not answer)")
+            return f"unavailable: GET /v2/models/{model} does not answer"
+        url = f"{base}/v2/models/{model}/infer"
+        bodies = v2_bodies(input_name, rows)
+        first = post_json(url, bodies[0])
+        result: dict[str, Any] = {
+            **measure(wrk, url, bodies, seconds, workdir, log, f"ours V2 {model}"),
+            "first_response": first,
+            "input_name": input_name,
+            "probability_gap_vs_native": _ours_gap(first, float(expected[0])),
+            "rss_mb_after_load": tree_rss_mb(process.pid),
+        }
+        return result
+
+
+def _ours_gap(response: dict[str, Any], expected: float) -> float | None:
+    """|probability - native| for one row, from the output whose name says probability
+    (our V2 outputs are named by the serving code, not by this benchmark)."""
+    for output in response.get("outputs", []):
+        if "prob" in str(output.get("name", "")).lower() and output.get("data"):
+            return abs(float(output["data"][-1]) - expected)
+    return None
+
+
+def _mlserver_v2(
+    model: str,
+    bundle: Any,
+    native: Any,
+    rows: Any,
+    expected: Any,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    log: Callable[[str], None],
+) -> Any:
+    from benchmarks import mlserver_peer
+
+    if (foreign := mlserver_peer.foreign_class(native)) is not None:
+        log(f"  mlserver {model}: unavailable (the native model is a {foreign})")
+        return f"unavailable: the native model is a {foreign}, not scikit-learn's or xgboost's"
+    log(
+        f"  mlserver: environment of {mlserver_peer.MLSERVER_VERSION} "
+        f"under {mlserver_peer.cache_root()}"
+    )
+    try:
+        env = mlserver_peer.ensure_env()
+    except mlserver_peer.MLServerUnavailable as error:
+        log(f"  mlserver: unavailable ({error})")
+        return f"unavailable: {error}"
+    ports = {name: free_port() for name in ("http", "grpc", "metrics")}
+    repository = mlserver_peer.write_model_repository(
+        workdir / f"mlserver_{model}", native, model, bundle.version, rows.shape[1], ports
+    )
+    base = f"http://127.0.0.1:{ports['http']}"
+    log(f"  mlserver {model}: starting on 127.0.0.1:{ports['http']} ({repository.runtime})")
+    log_file = workdir / f"mlserver_{model}.log"
+    with mlserver_running(
+        env.executable, repository.folder, ports["http"], [model], log_file
+    ) as process:
+        input_name, gap = check_mlserver(base, model, rows, expected, repository.request_extra)
+        url = f"{base}/v2/models/{model}/infer"
+        bodies = v2_bodies(input_name, rows, repository.request_extra)
+        return {
+            **measure(wrk, url, bodies, seconds, workdir, log, f"mlserver {model}"),
+            "first_response": post_json(url, bodies[0]),
+            "input_name": input_name,
+            "runtime": repository.runtime,
+            "probability_gap_vs_native": gap,
+            "rss_mb_after_load": tree_rss_mb(process.pid),
+            "environment": env.describe(),
+        }
+
+
+@contextmanager
+def mlserver_running(
+    executable: Path, folder: Path, http_port: int, models: Sequence[str], log_file: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """MLServer serving the model repository `folder`, once each of `models` is ready."""
+    # Nothing of ours or of an MLServer configured elsewhere: its settings are the files.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "MLSERVER"))
+    }
+    command = [str(executable), "start", str(folder)]
+    first, *others = models
+    with running(command, env, http_port, f"/v2/models/{first}/ready", log_file) as process:
+        for model in others:
+            wait_ready(process, f"http://127.0.0.1:{http_port}/v2/models/{model}/ready", log_file)
+        yield process
+
+
+def check_mlserver(
+    base_url: str, model: str, rows: Any, expected: Any, request_extra: dict[str, Any]
+) -> tuple[str, float]:
+    """Correct before fast: every row of `rows` in one request to MLServer's `model`,
+    against the native model's positive probabilities `expected`. Returns the input name
+    its metadata gives and the largest gap; `BenchmarkError` beyond MLSERVER_TOLERANCE."""
+    from benchmarks.mlserver_peer import positive_probabilities
+
+    input_name = v2_input_name(base_url, model)
+    if input_name is None:
+        raise BenchmarkError(f"MLServer does not answer GET /v2/models/{model}")
+    body = v2_body(input_name, rows, request_extra)
+    answered = positive_probabilities(post_json(f"{base_url}/v2/models/{model}/infer", body))
+    gap = float(np.max(np.abs(np.asarray(answered) - expected)))
+    if not gap <= MLSERVER_TOLERANCE:
+        raise BenchmarkError(
+            f"MLServer's {model} differs from the native model by {gap:.2e} "
+            f"(tolerance {MLSERVER_TOLERANCE:.0e})"
+        )
+    return input_name, gap
+
+
+def _quoted_mlflow(figures: dict[str, Any]) -> dict[str, Any]:
+    """mlflow's figures of the first part, for the V2 table: it has no V2 route."""
+    keep = ("c1", "c16", "rss_mb_after_load")
+    return {**{k: figures[k] for k in keep}, "protocol": "/invocations dataframe_split (no V2)"}
+
+
+def v2_ratios(servers: dict[str, Any]) -> dict[str, float]:
+    """Ours over MLServer (req/s at c=16, p50 at c=1), when both were measured."""
+    ours, peer = servers.get("ours"), servers.get("mlserver")
+    if not isinstance(ours, dict) or not isinstance(peer, dict):
+        return {}
+    return {
+        "rps_c16_ours_over_mlserver": round(ours["c16"]["rps"] / peer["c16"]["rps"], 2),
+        "p50_c1_ours_over_mlserver": round(ours["c1"]["p50_ms"] / peer["c1"]["p50_ms"], 3),
+    }
 
 
 def _both_models(

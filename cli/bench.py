@@ -152,11 +152,19 @@ def bench_serving(
     seconds: Annotated[
         float, typer.Option(min=1, help="Seconds of load per server and concurrency.")
     ] = 10,
+    mlserver: Annotated[
+        bool,
+        typer.Option(
+            help="Race Seldon MLServer in the V2 section (its environment is made once, "
+            "under ~/.cache/mlops/bench)."
+        ),
+    ] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON line of the figures.")
     ] = False,
 ) -> None:
-    """Our API vs `mlflow models serve` vs a naive FastAPI endpoint, with wrk, on loopback."""
+    """Our API vs `mlflow models serve` vs a naive FastAPI endpoint, then V2 vs MLServer,
+    with wrk, on loopback."""
 
     from benchmarks.serving import BenchmarkError, require_wrk
     from benchmarks.serving import bench_serving as run_benchmark
@@ -169,7 +177,7 @@ def bench_serving(
     home = settings.home
     typer.secho(f"benchmark: serving churn from {home}, {seconds:g} s per level", bold=True)
     try:
-        figures = run_benchmark(settings, seconds, log=typer.echo)
+        figures = run_benchmark(settings, seconds, log=typer.echo, mlserver=mlserver)
     except BenchmarkError as error:
         fail(str(error), code=1)
     _report_serving(figures)
@@ -266,4 +274,41 @@ def _report_serving(figures: dict[str, Any]) -> None:
     typer.echo(f"  training libraries mapped  {', '.join(mapped) or 'none'} (/proc/<pid>/maps)")
     typer.echo(f"  training libraries imported {', '.join(imported) or 'none'} (sys.modules)")
     typer.echo(f"  |ours - naive| probability {figures['probability_gap_ours_naive']:.1e}")
+    for model, section in figures["v2"].items():
+        _report_v2(model, section)
     typer.echo(machine_line(figures, 26))
+
+
+def _report_v2(model: str, section: Any) -> None:
+    typer.echo("")
+    if not isinstance(section, dict):
+        typer.secho(f"Open Inference Protocol (V2), {model}: {section}", bold=True)
+        return
+    typer.secho(f"Open Inference Protocol (V2), {section['model']}", bold=True)
+    typer.echo(f"  {'server':<8} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'RSS MB':>8}")
+    for name, result in section["servers"].items():
+        if not isinstance(result, dict):
+            typer.echo(f"  {name:<8} {result}")
+            continue
+        for level in ("c1", "c16"):
+            r = result[level]
+            typer.echo(
+                f"  {name:<8} {level[1:]:>3} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                f"{r['rps']:>8,.0f} {result['rss_mb_after_load']:>8}"
+            )
+    peer = section["servers"]["mlserver"]
+    if isinstance(peer, dict):
+        env = peer["environment"]
+        typer.echo(
+            f"  mlserver: {peer['runtime']}, |probability - native| "
+            f"{peer['probability_gap_vs_native']:.1e}; environment {env['size_mb']:,.0f} MB, "
+            + ("cached" if env["cached"] else f"built in {env['built_s']:.0f} s")
+        )
+    if "mlflow" in section["servers"]:
+        typer.echo("  mlflow speaks no V2: its /invocations figures of the table above")
+    ratios = section["ratios"]
+    if ratios:
+        typer.echo(
+            f"  ours / mlserver req/s at c=16 {ratios['rps_c16_ours_over_mlserver']:.2f}x, "
+            f"p50 at c=1 {ratios['p50_c1_ours_over_mlserver']:.3f}x"
+        )
