@@ -163,8 +163,11 @@ def bench_serving(
         bool, typer.Option("--json", help="End with one JSON line of the figures.")
     ] = False,
 ) -> None:
-    """Our API vs `mlflow models serve` vs a naive FastAPI endpoint, then V2 vs MLServer,
-    with wrk, on loopback."""
+    """Our API vs `mlflow models serve`, a naive endpoint and MLServer (V2), with wrk.
+
+    All on loopback, in one run: the entity routes against `mlflow models serve` and a
+    naive FastAPI endpoint, then the Open Inference Protocol against Seldon MLServer.
+    """
 
     from benchmarks.serving import BenchmarkError, require_wrk
     from benchmarks.serving import bench_serving as run_benchmark
