@@ -13,8 +13,7 @@ process on a free port, and wrk drives each at concurrency 1 and 16 for a fixed 
 Then the Open Inference Protocol ("V2") section: the same rows as one-row FP32 tensors,
 the same body for every V2 server (the input named as each server's metadata says), to
 
-- ours: `POST /v2/models/churn/infer`, when our API answers `GET /v2/models/churn`
-  (else reported as unavailable);
+- ours: `POST /v2/models/churn/infer`;
 - mlserver: MLServer 1.7 serving the registered version's native model with its
   scikit-learn or xgboost runtime, from an environment of its own
   (`benchmarks.mlserver_peer`); its probabilities are checked against the native model's
@@ -52,6 +51,7 @@ from benchmarks.machine import machine
 from mlops.case_studies import CHURN, FRAUD
 from mlops.names import CHAMPION
 from mlops.settings import Settings
+from serving.open_inference import PROBABILITIES
 
 CONCURRENCIES = (1, 16)
 WARMUP_SECONDS = 2
@@ -579,8 +579,7 @@ def _ours_v2(
     with running(command, env, port, "/health/ready", workdir / f"ours_v2_{model}.log") as process:
         input_name = v2_input_name(base, model)
         if input_name is None:
-            log(f"  ours V2 {model}: unavailable (GET /v2/models/{model} does not answer)")
-            return f"unavailable: GET /v2/models/{model} does not answer"
+            raise BenchmarkError(f"{base}/v2/models/{model}: our API does not answer")
         url = f"{base}/v2/models/{model}/infer"
         bodies = v2_bodies(input_name, rows)
         first = post_json(url, bodies[0])
@@ -594,13 +593,10 @@ def _ours_v2(
         return result
 
 
-def _ours_gap(response: dict[str, Any], expected: float) -> float | None:
-    """|probability - native| for one row, from the output whose name says probability
-    (our V2 outputs are named by the serving code, not by this benchmark)."""
-    for output in response.get("outputs", []):
-        if "prob" in str(output.get("name", "")).lower() and output.get("data"):
-            return abs(float(output["data"][-1]) - expected)
-    return None
+def _ours_gap(response: dict[str, Any], expected: float) -> float:
+    """|probability - native| for one row, from our `probabilities` output."""
+    [output] = [o for o in response["outputs"] if o["name"] == PROBABILITIES]
+    return abs(float(output["data"][-1]) - expected)
 
 
 def _mlserver_v2(

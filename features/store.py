@@ -215,22 +215,22 @@ def write_fraud_state(
     *,
     written_at: datetime,
     label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
-) -> tuple[Path, Path]:
-    """Write the customer and terminal states just before `as_of` as the views' parquet files.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the customer and terminal states just before `as_of` as the views' parquet
+    files; returns the two frames as written.
 
     Every row is stamped `written_at`: the state is a snapshot, and a later write (a push
     at serving, the next publish) must replace it whatever transaction times it covers.
     """
     customers = fraud_online.customer_states(transactions, as_of)
     terminals = fraud_online.terminal_states(transactions, as_of, label_delay_days=label_delay_days)
-    paths = []
     for frame, name in (
         (customers, fraud_repo.CUSTOMER_STATE_FILE),
         (terminals, fraud_repo.TERMINAL_STATE_FILE),
     ):
         frame[fraud_repo.STATE_TIMESTAMP] = pd.Timestamp(written_at)
-        paths.append(_write_parquet(frame, settings.features_dir / name))
-    return paths[0], paths[1]
+        _write_parquet(frame, settings.features_dir / name)
+    return customers, terminals
 
 
 def publish_fraud_state(
@@ -259,11 +259,11 @@ def publish_fraud_state(
                 fraud_repo.fraud_terminal_state.name,
             ],
         )
-    for view, path, key in (
+    for view, states, key in (
         (fraud_repo.fraud_customer_state, customers, fraud_online.CUSTOMER_KEY),
         (fraud_repo.fraud_terminal_state, terminals, fraud_online.TERMINAL_KEY),
     ):
-        write_canary(store, view.name, pd.read_parquet(path).head(1), key)
+        write_canary(store, view.name, states.head(1), key)
     return written_at
 
 
