@@ -27,6 +27,7 @@ import pytest
 from mlops.settings import Settings
 from stack.data_services import drop_databases
 from tests.helpers.runs import FRAUD_RUN_SIMULATION, FRAUD_RUN_TRAIN_START
+from tests.helpers.services import require_service
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -86,11 +87,15 @@ def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
     )
 
 
-@pytest.fixture
-def native_stack(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[NativeStack]:
-    """The stack up on fresh databases and free ports; down and dropped afterwards."""
+@pytest.fixture(scope="module")
+def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+    """The stack up on fresh databases and free ports, once for this module's tests (each a
+    step, in order: the pipelines first, `down` last); down and dropped afterwards."""
     import redis
 
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("Redis", "127.0.0.1", 6379)
+    tmp_path = tmp_path_factory.mktemp("native-stack")
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     redis_db = _empty_redis_db()
     mlflow, prefect, worker, api, evidently, dask, dask_http, dask_worker = _free_ports(8)
@@ -266,7 +271,13 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
     assert bootstrap.returncode == 0, bootstrap.stderr[-3000:]
     assert bootstrap.stdout.count("not training again") == 2, bootstrap.stdout
 
-    # Down stops every process the stack started, children included.
+
+# Steps that need the stack with both champions go here, between the pipelines and `down`.
+
+
+def test_down_stops_every_process_the_stack_started(native_stack: NativeStack) -> None:
+    """The module's last step: down stops every process the stack started, children included."""
+    stack = native_stack
     pids = _pids(stack)
     down = stack.mlops("stack", "down")
     assert down.returncode == 0, down.stderr
