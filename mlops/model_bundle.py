@@ -62,6 +62,8 @@ class RegisteredBundle:
     run_id: str
     folder: Path
     meta: BundleMeta
+    # When the registry created the version (Unix seconds); None when it did not say.
+    created_at: float | None = None
 
     @property
     def onnx_path(self) -> Path:
@@ -135,6 +137,11 @@ def download_bundle(
         run_id=model_version.run_id,
         folder=folder,
         meta=BundleMeta.read(folder),
+        created_at=(
+            model_version.creation_timestamp / 1000
+            if model_version.creation_timestamp is not None
+            else None
+        ),
     )
 
 
