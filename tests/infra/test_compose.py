@@ -313,9 +313,7 @@ def test_the_native_prometheus_and_alertmanager_use_the_files_compose_mounts(
     assert ROOT / prometheus["/etc/prometheus/prometheus.yml"] == observability.PROMETHEUS_CONFIG
     (rules,) = config["rule_files"]
     assert ROOT / prometheus[rules] == observability.RULES
-    assert f"--config.file={'/etc/alertmanager/alertmanager.yml'}" in services["alertmanager"][
-        "command"
-    ]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
     assert ROOT / alertmanager["/etc/alertmanager/alertmanager.yml"] == (
         observability.ALERTMANAGER_CONFIG
     )
