@@ -315,6 +315,7 @@ def test_dashboards_and_alert_rules_have_data_and_the_drift_alert_reaches_the_ap
     )  # fmt: skip
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     summary = json.loads(check.stdout.strip().splitlines()[-1])
+    _evidently_panels_agree_with_the_decision_log(stack)
     fraud = stack.mlops(
         "simulate", "traffic", "--model", "fraud", "--rate", "40", "--duration", "3",
     )  # fmt: skip
@@ -358,6 +359,64 @@ def test_dashboards_and_alert_rules_have_data_and_the_drift_alert_reaches_the_ap
     log = (stack.home / "stack" / "logs" / "api.log").read_text()
     assert any(f"alert firing {name}" in log for name in drift)
     print(f"decision {decision}; alerts fired: {sorted(drift)}")
+
+
+def _evidently_panels_agree_with_the_decision_log(stack: NativeStack) -> None:
+    """Each panel of the model's Evidently dashboard, read through the UI's own API (what
+    its charts draw), shows the figures the decision log recorded for the same check."""
+    from monitoring.decision_log import read_decisions
+    from monitoring.workspace import DASHBOARD_PANELS
+
+    (entry,) = read_decisions(Settings(home=stack.home), "churn")
+    evidence = entry["decision"]["evidence"]
+    ui = f"http://127.0.0.1:{stack.env['MLOPS_STACK_EVIDENTLY_PORT']}"
+    projects = {p["name"]: p["id"] for p in httpx.get(f"{ui}/api/projects", timeout=30).json()}
+    dashboard = httpx.get(f"{ui}/api/v2/dashboards/{projects['churn']}", timeout=30).json()
+    kinds = {panel["title"]: panel["plot_params"]["plot_type"] for panel in dashboard["panels"]}
+    assert list(kinds) == [title for _, title, _, _ in DASHBOARD_PANELS]
+    # Bars: a line chart of one check labelled its only tick 0 for a share of 0.28.
+    assert kinds["Share of drifted features"] == "bar"
+    plotted: dict[str, dict[str, list[float]]] = {}
+    for panel in dashboard["panels"]:
+        filters = [
+            {
+                "tags": value.get("tags") or [],
+                "metadata": value.get("metadata") or {},
+                "metric": value["metric"],
+                "metric_labels": value.get("metric_labels") or {},
+            }
+            for value in panel["values"]
+        ]
+        answer = httpx.post(
+            f"{ui}/api/v2/snapshots/{projects['churn']}/data_series_batch",
+            json={"series_filter": filters},
+            timeout=30,
+        )
+        assert answer.status_code in (200, 201), answer.text
+        series = answer.json()["series"]
+        legends = [value["legend"] for value in panel["values"]]
+        plotted[panel["title"]] = {}
+        for one in series:
+            plotted[panel["title"]].setdefault(legends[one["filter_index"]], []).extend(
+                one["values"]
+            )
+    print("\nEvidently panels (one check):", json.dumps(plotted))
+    assert plotted["Share of drifted features"]["drifted share"] == [
+        pytest.approx(evidence["drift_share"])
+    ]
+    assert plotted["Prediction drift (drift score of the model's score)"]["score drift"] == [
+        pytest.approx(evidence["prediction_drift_score"])
+    ]
+    assert plotted["Drifted features"]["drifted features"] == [len(evidence["drifted_features"])]
+    assert plotted["Rows checked"]["rows"] == [evidence["current_rows"]]
+    assert plotted["Labelled predictions"]["labelled rows"] == [evidence["labelled_rows"]]
+    metrics = evidence["quality"]["metrics"]
+    assert plotted["Quality on labelled predictions"]["ROC-AUC"] == [
+        pytest.approx(metrics["roc_auc"])
+    ]
+    assert plotted["Quality on labelled predictions"]["average precision"] == [
+        pytest.approx(metrics["average_precision"])
+    ]
 
 
 def _dashboard_values(prometheus: str) -> list[tuple[str, str, list[str]]]:
