@@ -66,3 +66,16 @@ def test_promtool_fails_a_broken_rule(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(broken)], capture_output=True, text=True, timeout=60
     )
     assert check.returncode != 0
+
+
+def test_the_drift_alert_fires_where_the_monitoring_decision_alerts() -> None:
+    """The rule's share is the setting's default: Prometheus and the decision agree."""
+    from mlops.settings import Settings
+
+    rules = yaml.safe_load((PROMETHEUS / "rules.yml").read_text())
+    (drift,) = [
+        rule for group in rules["groups"] for rule in group["rules"]
+        if rule["alert"] == "ModelDataDrift"
+    ]  # fmt: skip
+    threshold = float(drift["expr"].rsplit(">=", 1)[1])
+    assert threshold == Settings.model_fields["monitor_drift_share_alert"].default
