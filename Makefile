@@ -143,10 +143,9 @@ image:
 
 # promtool (the alert rules' tests) and the native stack's Prometheus and Alertmanager,
 # from the distribution's packages; nothing when they are installed already.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 observability-tools:
-	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
-		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
 
 # The values of .env.example fill the ${VAR:?} the compose file requires.
 compose-config:
