@@ -25,6 +25,7 @@ from cli import (
     serve,
     simulate,
     stack,
+    stream,
     ui,
 )
 
@@ -75,6 +76,7 @@ for name, group in (
     ("simulate", simulate.simulate_app),
     ("bench", bench.bench_app),
     ("stack", stack.stack_app),
+    ("stream", stream.stream_app),
     ("flows", stack.flows_app),
     ("ui", ui.ui_app),
 ):
