@@ -293,10 +293,10 @@ class StreamScorer:
                     self.settings.stream_claim_idle_ms,
                     start_id=start,
                     count=self._per_stream,
-                    justid=True,
                 )
-                start, ids = _text(reply[0]), reply[1]
-                claimed += len(ids)
+                # [next cursor, claimed entries, deleted ids]: the cursor is 0-0 at the end.
+                start, claimed_now = _text(reply[0]), reply[1]
+                claimed += len(claimed_now)
                 if start == "0-0":
                     break
         self._last_claim = time.monotonic()
