@@ -15,9 +15,10 @@ batch:
 3. scores every row in one onnxruntime call with the champion (a `ModelHolder` that
    follows the alias, as the API's does) and spools each prediction to the prediction
    log with the record id `fraud-tx-<transaction id>` (shipped once, however often);
-4. in one Redis transaction: the batch's *intent* (the new states and the entries to
-   acknowledge), its decisions on `<prefix>:decisions`, and the transaction ids in the
-   `decided` hash;
+4. in one Lua script (atomic; a no-op when the batch's first payment is decided already,
+   so a call retried after a lost reply is applied once): the batch's *intent* (the new
+   states and the entries to acknowledge), its decisions on `<prefix>:decisions`, and
+   the transaction ids in the `decided` hash;
 5. writes the new states online (`FraudOnlineFeatures.write_states`, whole states);
 6. in one Redis transaction: acknowledges the entries and deletes the intent.
 
@@ -62,6 +63,7 @@ from features.fraud_online import (
     append_terminal_transaction,
     online_fraud_features,
 )
+from features.fraud_windows import DEFAULT_LABEL_DELAY_DAYS
 from mlops.payment_stream import GROUP, Payment, StreamKeys
 from mlops.prediction_log import Prediction, PredictionLog
 from mlops.settings import Settings
@@ -82,6 +84,14 @@ _MAX_BACKOFF_S = 5.0
 _WARNING_INTERVAL_S = 10.0
 # Event-to-decision latency: from a millisecond (a batch) to minutes (a backlog).
 STREAM_LATENCY_BUCKETS = (*LATENCY_BUCKETS, 10.0, 30.0, 60.0, 300.0)
+
+# A terminal's payments come from every partition, and one partition may run ahead of
+# another in event time (a backlog read COUNT entries at a time from each). Appending
+# trims a terminal's state to the label delay plus its longest window before its newest
+# payment; a payment of another partition arriving up to this many days late must still
+# find its whole windows, so the stream keeps this much more (as if the delay were
+# longer: the delay only sets the retention of an append, never a window).
+_TERMINAL_KEEPS_DAYS = DEFAULT_LABEL_DELAY_DAYS + 1
 
 Entry = tuple[str, str, dict[bytes, bytes] | None]
 """(stream, entry id, fields): one entry read; fields None when it was deleted."""
@@ -403,24 +413,30 @@ class StreamScorer:
         )
         decisions = self._log(fresh, model, rows, scores)
 
-        transaction = self.client.pipeline(transaction=True)
-        transaction.set(self._intent, _intent(acks, customers, terminals))
-        for decision in decisions:
-            transaction.xadd(self.keys.decisions, decision)
-        if fresh:
-            transaction.hset(
-                self.keys.decided,
-                mapping={
-                    str(p.transaction_id): f"{s:.9g}"
-                    for (_, _, p), s in zip(fresh, scores, strict=True)
-                },
-            )
-        for stream, entry_id, reason in rejects:
-            transaction.xadd(
-                f"{self.keys.prefix}:rejected",
-                {"stream": stream, "entry": entry_id, "reason": reason},
-            )
-        transaction.execute()
+        # One script, so a call redis-py retries after a lost reply is not applied twice:
+        # it does nothing when the batch's first payment is decided already.
+        self.client.eval(
+            _DECIDE,
+            4,
+            self._intent,
+            self.keys.decisions,
+            self.keys.decided,
+            f"{self.keys.prefix}:rejected",
+            _intent(acks, customers, terminals),
+            str(fresh[0][2].transaction_id) if fresh else "",
+            orjson.dumps(
+                [
+                    [str(p.transaction_id), f"{score:.9g}", _flat(decision)]
+                    for (_, _, p), score, decision in zip(fresh, scores, decisions, strict=True)
+                ]
+            ),
+            orjson.dumps(
+                [
+                    ["stream", stream, "entry", entry_id, "reason", reason]
+                    for stream, entry_id, reason in rejects
+                ]
+            ),
+        )
         decided_ms = int(time.time() * 1000)
 
         self.features.write_states(customers, terminals)
@@ -456,7 +472,9 @@ class StreamScorer:
             if decided is None and tx not in seen:
                 fresh.append(item)
             seen.add(tx)
-        return fresh
+        # The partitions' payments merged by event time: a terminal's payments come from
+        # every partition (a stable sort keeps each card's own order).
+        return sorted(fresh, key=lambda item: item[2].time_ns)
 
     def _features(
         self, fresh: list[tuple[str, str, Payment]], names: Sequence[str]
@@ -466,7 +484,7 @@ class StreamScorer:
             (p.customer_id for *_, p in fresh), (p.terminal_id for *_, p in fresh)
         )
         rows = np.empty((len(fresh), len(names)), dtype=np.float32)
-        for i, (*_, p) in enumerate(fresh):
+        for i, (*_, p) in enumerate(fresh):  # `_undecided` keeps event-time order
             customer, terminal = customers[p.customer_id], terminals[p.terminal_id]
             values = online_fraud_features(customer, terminal, p.time_ns, p.amount, p.terminal_id)
             try:
@@ -478,7 +496,9 @@ class StreamScorer:
             customers[p.customer_id] = append_customer_transaction(
                 customer, p.time_ns, p.amount, p.terminal_id
             )
-            terminals[p.terminal_id] = append_terminal_transaction(terminal, p.time_ns)
+            terminals[p.terminal_id] = append_terminal_transaction(
+                terminal, p.time_ns, label_delay_days=_TERMINAL_KEEPS_DAYS
+            )
         return customers, terminals, rows
 
     def _log(
@@ -487,10 +507,10 @@ class StreamScorer:
         model: LoadedModel,
         rows: np.ndarray,
         scores: np.ndarray,
-    ) -> list[dict[Any, Any]]:
+    ) -> list[dict[str, str]]:
         """Spool each decision to the prediction log; the decisions stream's entries."""
         names = model.bundle.meta.feature_names
-        decisions: list[dict[Any, Any]] = []
+        decisions: list[dict[str, str]] = []
         for (stream, entry_id, p), row, score in zip(fresh, rows, scores, strict=True):
             if not math.isfinite(score):
                 raise ValueError(f"no finite score for transaction {p.transaction_id}")
@@ -549,6 +569,30 @@ class StreamScorer:
         if now - self._last_warning >= _WARNING_INTERVAL_S:
             self._last_warning = now
             logger.warning(message, *args)
+
+
+# Step 4 of the module's docstring, atomic and idempotent. KEYS: the intent, the
+# decisions stream, the decided hash, the rejected stream. ARGV: the intent, the first
+# transaction id of the batch ("" for none), [[tx, score, [field, value, ...]], ...],
+# [[field, value, ...], ...] of the rejected entries.
+_DECIDE = """
+if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+for _, d in ipairs(cjson.decode(ARGV[3])) do
+  redis.call('XADD', KEYS[2], '*', unpack(d[3]))
+  redis.call('HSET', KEYS[3], d[1], d[2])
+end
+for _, r in ipairs(cjson.decode(ARGV[4])) do
+  redis.call('XADD', KEYS[4], '*', unpack(r))
+end
+return 1
+"""
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
 
 
 def follow_alias(holder: ModelHolder, settings: Settings, stop: threading.Event) -> None:
