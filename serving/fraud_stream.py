@@ -690,6 +690,9 @@ def serve_stream(
         target=follow_alias, args=(scorer.holder, settings, stop), name="alias", daemon=True
     )
     follower.start()
+    logger.info(
+        "scoring with %s v%s", scorer.holder.name, scorer.holder.loaded_version or "(none yet)"
+    )
     try:
         scorer.run(stop)
     finally:
