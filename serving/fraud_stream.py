@@ -481,7 +481,7 @@ class StreamScorer:
     ) -> tuple[dict[int, CustomerHistory], dict[int, TerminalHistory], np.ndarray]:
         """Every payment's features in stream order, each appended to its states after."""
         customers, terminals = self.features.read_states(
-            (p.customer_id for *_, p in fresh), (p.terminal_id for *_, p in fresh)
+            [p.customer_id for *_, p in fresh], [p.terminal_id for *_, p in fresh]
         )
         rows = np.empty((len(fresh), len(names)), dtype=np.float32)
         for i, (*_, p) in enumerate(fresh):  # `_undecided` keeps event-time order
