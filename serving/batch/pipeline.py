@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from features.quarantine import UnusableSource, ValidationResult
-from features.raw_files import read_raw_file
+from features.raw_files import read_raw_source
 from mlops.case_studies import CHURN, FRAUD, CaseStudy, case_study
 from mlops.model_bundle import RegisteredBundle
 from mlops.names import CHAMPION
@@ -169,7 +169,7 @@ def _read_and_validate(
     """`source` checked against the contract, and its quarantine file (None when every
     row is valid); `UnusableSource` when no row is."""
     with clock.timed("load_validate"):
-        raw = read_raw_file(source)
+        raw = read_raw_source(source)
         checked = parts.validate(raw, source)
         del raw
     quarantine = write_quarantine(checked.quarantined, quarantine_path_for(output), clock)
