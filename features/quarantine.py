@@ -133,7 +133,7 @@ class FirstFailures:
         if len(codes) != len(failed_rows):
             raise ValueError(f"{len(failed_rows)} rows given for {len(codes)} failed rows")
         quarantined = failed_rows.reset_index(drop=True).copy()
-        reasons = np.asarray(self._rules, dtype=object)[codes] if len(codes) else []
+        reasons: npt.NDArray[np.object_] = np.asarray(self._rules, dtype=object)[codes]
         values = pd.Series(pd.NA, index=quarantined.index, dtype="string")
         for code, column in enumerate(self._columns):
             at = codes == code

@@ -200,12 +200,16 @@ def test_native_and_onnx_engines_give_the_same_churn_probabilities(
     churn_settings: Settings, raw_csv: Path, tmp_path: Path
 ) -> None:
     """The churn champion may be the logistic baseline: MLflow's scikit-learn flavour."""
-    onnx = score_file(churn_settings, "churn", raw_csv, tmp_path / "onnx.parquet")
+    onnx = score_file(churn_settings, "churn", raw_csv, tmp_path / "onnx.parquet", engine="onnx")
     native = score_file(
         churn_settings, "churn", raw_csv, tmp_path / "native.parquet", engine="native"
     )
+    # The default, "auto", takes the native engine when it passes the parity check: the
+    # same scores, to the bit, and the summary says so.
+    auto = score_file(churn_settings, "churn", raw_csv, tmp_path / "auto.parquet")
 
-    assert (onnx.engine, native.engine) == ("onnx", "native")
+    assert (onnx.engine, native.engine, auto.engine) == ("onnx", "native", "native")
+    pd.testing.assert_frame_equal(read_output(auto.output), read_output(native.output))
     assert_same_probabilities(
         read_output(native.output),
         read_output(onnx.output),

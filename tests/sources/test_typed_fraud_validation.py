@@ -24,8 +24,8 @@ from features.fraud_schema import (
     TRANSACTION_ID,
     TX_AMOUNT,
     TX_DATETIME,
-    validate_fraud_frame,
     typed_checks_apply,
+    validate_fraud_frame,
     validate_fraud_table,
 )
 from features.quarantine import QUARANTINE_REASON, QUARANTINE_VALUE, UnusableSource
