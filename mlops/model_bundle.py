@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mlops.digests import ONNX_DIGEST_TAG, PARITY_DIGEST_TAG, verify_file
+
 BUNDLE_ARTIFACT_PATH = "onnx"
 ONNX_FILE = "model.onnx"
 META_FILE = "model_meta.json"
@@ -62,6 +64,8 @@ class RegisteredBundle:
     run_id: str
     folder: Path
     meta: BundleMeta
+    tags: dict[str, str] = field(default_factory=dict)
+    """The registered version's tags, the artifacts' digests among them (`mlops.digests`)."""
 
     @property
     def onnx_path(self) -> Path:
@@ -105,10 +109,16 @@ def download_bundle(
     *,
     alias: str | None = None,
     version: str | None = None,
+    require_digests: bool = False,
 ) -> RegisteredBundle:
     """Resolve `name@alias` (or a version number) in the registry and fetch its bundle.
 
-    Raises `LookupError` when the alias or version does not exist.
+    The ONNX file and the parity sample are checked against the digests registered in the
+    version's tags, fetched or cached alike; a version without them passes unless
+    `require_digests` (serving off profile 'local').
+
+    Raises `LookupError` when the alias or version does not exist, `DigestMismatch` when a
+    file differs from the one registered.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -129,12 +139,17 @@ def download_bundle(
     folder = dest_root / f"{name}-v{model_version.version}"
     if not (folder / META_FILE).exists():
         _fetch(tracking_uri, model_version.run_id, folder)
+    tags = dict(model_version.tags or {})
+    label = f"{name} v{model_version.version}"
+    for file, tag in ((ONNX_FILE, ONNX_DIGEST_TAG), (PARITY_FILE, PARITY_DIGEST_TAG)):
+        verify_file(folder / file, tags, tag, model=label, require=require_digests)
     return RegisteredBundle(
         name=name,
         version=str(model_version.version),
         run_id=model_version.run_id,
         folder=folder,
         meta=BundleMeta.read(folder),
+        tags=tags,
     )
 
 

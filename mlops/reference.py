@@ -10,7 +10,8 @@ one; and the bundle's `test_metrics`, which quality checks compare with, come fr
 same rows.
 
 `load_reference` fetches it back for a registered version, cached under
-`MLOPS_HOME/monitoring/references/`.
+`MLOPS_HOME/monitoring/references/`, once its SHA-256 matches the digest registered in the
+version's tags (`mlops.digests`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
+
+from mlops.digests import REFERENCE_DIGEST_TAG, file_sha256, verify_file
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -82,7 +85,8 @@ def reference_sample(
 
 
 def save_reference(client: MlflowClient, run_id: str, reference: pd.DataFrame) -> str:
-    """Log `reference` as `monitoring/reference.parquet` of run `run_id`; return its URI."""
+    """Log `reference` as `monitoring/reference.parquet` of run `run_id`; return the
+    file's SHA-256, for registration to pin in the version's tags."""
     for column in (SCORE_COLUMN, LABEL_COLUMN):
         if column not in reference.columns:
             raise ValueError(f"a reference needs a {column!r} column")
@@ -90,7 +94,7 @@ def save_reference(client: MlflowClient, run_id: str, reference: pd.DataFrame) -
         path = Path(scratch) / REFERENCE_FILE
         reference.to_parquet(path, index=False)
         client.log_artifact(run_id, str(path), artifact_path=REFERENCE_ARTIFACT_PATH)
-    return f"runs:/{run_id}/{REFERENCE_ARTIFACT_PATH}/{REFERENCE_FILE}"
+        return file_sha256(path)
 
 
 def load_reference(settings: Settings, model_name: str, version: str) -> pd.DataFrame:
@@ -98,23 +102,28 @@ def load_reference(settings: Settings, model_name: str, version: str) -> pd.Data
 
     Raises:
         LookupError: the version does not exist, or was registered without a reference.
+        DigestMismatch: the fetched file is not the one registered (or, off profile
+            'local', no digest was registered).
     """
     cached = settings.monitoring_dir / "references" / f"{model_name}-v{version}" / REFERENCE_FILE
     if not cached.exists():
-        _fetch(settings.tracking_uri, model_name, version, cached)
+        _fetch(settings.tracking_uri, model_name, version, cached, settings.profile != "local")
     return pd.read_parquet(cached)
 
 
-def _fetch(tracking_uri: str, model_name: str, version: str, dest: Path) -> None:
+def _fetch(
+    tracking_uri: str, model_name: str, version: str, dest: Path, require_digest: bool
+) -> None:
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        run_id = client.get_model_version(model_name, version).run_id
+        model_version = client.get_model_version(model_name, version)
     except MlflowException as error:
         raise LookupError(f"registered model '{model_name}' has no version {version}") from error
+    run_id = model_version.run_id
     if run_id is None:
         raise LookupError(f"{model_name} version {version} has no source run")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -132,4 +141,11 @@ def _fetch(tracking_uri: str, model_name: str, version: str, dest: Path) -> None
                 f"{model_name} version {version} has no monitoring reference "
                 f"(run {run_id}: {error})"
             ) from error
+        verify_file(
+            Path(fetched),
+            dict(model_version.tags or {}),
+            REFERENCE_DIGEST_TAG,
+            model=f"{model_name} v{version}",
+            require=require_digest,
+        )
         shutil.move(fetched, dest)

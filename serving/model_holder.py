@@ -1,18 +1,20 @@
 """Holds the served model: the registry alias resolved to an ONNX session, swapped atomically.
 
 `refresh` follows the alias: when it points at another version, that version is
-downloaded and loaded beside the current one, its ONNX file must reproduce the native
-model's probabilities saved with it (the parity sample), and only then does it replace
-the current model, in one reference assignment.
+downloaded and loaded beside the current one; its files must be the ones registered
+(their SHA-256 digests in the version's tags, `mlops.digests`), its ONNX file must
+reproduce the native model's probabilities saved with it (the parity sample), and only
+then does it replace the current model, in one reference assignment.
 
-A version that fails to load, in any way (a truncated ONNX file, missing artifacts, a
-corrupt parity sample, parity itself), never replaces a working one and never escapes
-the holder: the failure is logged once as a warning, counted (`loads`, `failures`), and
-kept as `last_failure` for readiness and the model-info route. The alias's version is
-remembered too, so a holder can say that it serves another one (`matches_alias`). A
-version that failed is tried again only when asked (`refresh(retry=True)`, the admin
-reload) or after `RETRY_FAILED_AFTER_S`: one broken promotion is one warning, not one
-per poll, and a failure that was transient (the registry restarting) still heals.
+A version that fails to load, in any way (a file changed after registration, a truncated
+ONNX file, missing artifacts, a corrupt parity sample, parity itself), never replaces a
+working one and never escapes the holder: the failure is logged once as a warning,
+counted (`loads`, `failures`), and kept as `last_failure` for readiness and the
+model-info route. The alias's version is remembered too, so a holder can say that it
+serves another one (`matches_alias`). A version that failed is tried again only when
+asked (`refresh(retry=True)`, the admin reload) or after `RETRY_FAILED_AFTER_S`: one
+broken promotion is one warning, not one per poll, and a failure that was transient
+(the registry restarting) still heals.
 """
 
 from __future__ import annotations
@@ -192,8 +194,13 @@ class ModelHolder:
     def _load(self, settings: Settings, version: str) -> LoadedModel | None:
         with self._lock:
             try:
+                # Off 'local', only a version whose digests were registered is served.
                 bundle = download_bundle(
-                    settings.tracking_uri, self.name, settings.models_dir, version=version
+                    settings.tracking_uri,
+                    self.name,
+                    settings.models_dir,
+                    version=version,
+                    require_digests=settings.profile != "local",
                 )
                 loaded = LoadedModel(
                     bundle=bundle, alias=self.alias, scorer=OnnxScorer(bundle.onnx_path)

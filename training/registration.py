@@ -17,9 +17,16 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
+from mlops.digests import (
+    ONNX_DIGEST_TAG,
+    PARITY_DIGEST_TAG,
+    REFERENCE_DIGEST_TAG,
+    file_sha256,
+)
 from mlops.model_bundle import (
     BUNDLE_ARTIFACT_PATH,
     ONNX_FILE,
+    PARITY_FILE,
     BundleMeta,
     write_parity_sample,
 )
@@ -95,10 +102,17 @@ def register_winner(
             winner, bundle_dir, feature_names, x_test, model_name, feature_service, settings
         )
         log_bundle(client, winner.run_id, bundle_dir, meta)
-        save_monitoring_reference(
+        reference_digest = save_monitoring_reference(
             client, winner.run_id, bundle_dir / ONNX_FILE, feature_names, x_test, y_test, settings
         )
-    version = str(mlflow.register_model(winner.model_uri, model_name).version)
+        digests = {
+            ONNX_DIGEST_TAG: meta.onnx_sha256,
+            PARITY_DIGEST_TAG: file_sha256(bundle_dir / PARITY_FILE),
+            REFERENCE_DIGEST_TAG: reference_digest,
+        }
+    # The digests are part of the new version from its first moment: serving may follow an
+    # alias to it as soon as it moves, and refuses a version without them off 'local'.
+    version = str(mlflow.register_model(winner.model_uri, model_name, tags=digests).version)
     gate = apply_promotion_gate(
         settings,
         model_name,
@@ -157,13 +171,13 @@ def save_monitoring_reference(
     x_test: np.ndarray,
     y_test: np.ndarray,
     settings: Settings,
-) -> None:
+) -> str:
     """Save, under the winner's run, the seeded sample of test rows scored by the exported
-    model that monitoring compares live traffic with (`mlops.reference`)."""
+    model that monitoring compares live traffic with (`mlops.reference`); return its SHA-256."""
     reference = reference_sample(
         feature_names, x_test, y_test, OnnxScorer(onnx_path).predict_proba, seed=settings.seed
     )
-    save_reference(client, run_id, reference)
+    return save_reference(client, run_id, reference)
 
 
 def apply_promotion_gate(
@@ -207,12 +221,12 @@ def tag_version(
     gate: GateDecision,
     pipeline_run_id: str,
 ) -> None:
-    """Tag the registered version with its lineage: candidate, bundle, threshold, gate, run."""
+    """Tag the registered version with its lineage: candidate, bundle, threshold, gate, run.
+    (Its artifacts' digests were registered with it, see `register_winner`.)"""
     for key, value in {
         "candidate": winner.name,
         "feature_service": meta.feature_service,
         "onnx_artifact": f"runs:/{winner.run_id}/{BUNDLE_ARTIFACT_PATH}",
-        "onnx_sha256": meta.onnx_sha256,
         "threshold": f"{winner.threshold:.6f}",
         "promotion_gate": gate.reason,
         "pipeline_run_id": pipeline_run_id,

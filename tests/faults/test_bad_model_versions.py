@@ -2,10 +2,13 @@
 
 Each fault is a registered version whose bundle is broken the way a real one breaks: its
 ONNX file truncated (onnxruntime's InvalidProtobuf), its artifacts missing (MLflow cannot
-download them), its parity sample a truncated zip (BadZipFile). Promoted while the API
-serves, the version is refused, the old one keeps answering, readiness, the model-info
-route and the metrics say which version failed and why, and the next good promotion is
-followed. At startup, a bad champion leaves the API up with the other model serving.
+download them), its parity sample a truncated zip (BadZipFile), or its ONNX file replaced
+in the artifact store after registration by another valid model that would pass parity
+(only the digest registered in the version's tags catches it: DigestMismatch). Promoted
+while the API serves, the version is refused, the old one keeps answering, readiness, the
+model-info route and the metrics say which version failed and why, and the next good
+promotion is followed. At startup, a bad champion leaves the API up with the other model
+serving.
 
 The registry is a copy of the session churn run's home (SQLite and its artifacts); the
 broken versions are real runs with real artifacts, registered beside the champion.
@@ -23,12 +26,14 @@ from typing import Any
 
 import httpx
 import mlflow
+import onnx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
+from mlops.digests import ONNX_DIGEST_TAG, PARITY_DIGEST_TAG, file_sha256
 from mlops.model_bundle import BUNDLE_ARTIFACT_PATH, ONNX_FILE, PARITY_FILE, download_bundle
 from mlops.names import CHAMPION
 from mlops.settings import Settings
@@ -43,6 +48,7 @@ FAULT_ERRORS = {
     "truncated_onnx": "InvalidProtobuf",
     "missing_artifacts": "MlflowException",
     "corrupt_parity_sample": "BadZipFile",
+    "tampered_onnx": "DigestMismatch",
 }
 FAULTS = list(FAULT_ERRORS)
 # The alias poll of the served apps: fast, so that each wait below is short.
@@ -53,6 +59,14 @@ WAIT_S = 15.0
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def _tamper(path: Path) -> None:
+    """Rewrite a valid ONNX model into another valid one that scores the same: only its
+    bytes differ, so loading and parity would accept it."""
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"tampered": "after registration"})
+    onnx.save(model, str(path))
 
 
 @pytest.fixture
@@ -94,6 +108,8 @@ class Registry:
     def register_bad(self, name: str, fault: str, tmp_path: Path) -> str:
         """A new version of `name`, from a run whose bundle is the champion's broken by `fault`."""
         run = self.client.create_run(self.experiment)
+        if fault == "tampered_onnx":
+            return self._register_then_tamper(name, run.info.run_id, tmp_path)
         if fault != "missing_artifacts":
             champion = str(self.champion.version)
             uri = self.settings.tracking_uri
@@ -108,6 +124,29 @@ class Registry:
         version = self.client.create_model_version(
             name, self.champion.source, run_id=run.info.run_id
         )
+        return str(version.version)
+
+    def _register_then_tamper(self, name: str, run_id: str, tmp_path: Path) -> str:
+        """A version registered as training does, with its files' digests in its tags,
+        whose ONNX file is then replaced in the artifact store."""
+        uri = self.settings.tracking_uri
+        good = download_bundle(uri, "churn", tmp_path / "good", version=str(self.champion.version))
+        self.client.log_artifacts(run_id, str(good.folder), BUNDLE_ARTIFACT_PATH)
+        self.client.set_terminated(run_id)
+        if name != "churn" and not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(name)
+        digests = {
+            ONNX_DIGEST_TAG: file_sha256(good.onnx_path),
+            PARITY_DIGEST_TAG: file_sha256(good.folder / PARITY_FILE),
+        }
+        version = self.client.create_model_version(
+            name, self.champion.source, run_id=run_id, tags=digests
+        )
+        tampered = tmp_path / f"{name}-tampered" / ONNX_FILE
+        tampered.parent.mkdir()
+        shutil.copy(good.onnx_path, tampered)
+        _tamper(tampered)
+        self.client.log_artifact(run_id, str(tampered), BUNDLE_ARTIFACT_PATH)
         return str(version.version)
 
     def register_good(self) -> str:
@@ -267,15 +306,17 @@ def test_a_bad_champion_at_startup_is_replaced_by_the_next_good_promotion(
         assert api.get("/v1/churn/model").json()["version"] == good
 
 
+@pytest.mark.parametrize("fault", ["truncated_onnx", "tampered_onnx"])
 def test_bad_and_good_promotions_under_load_fail_no_request(
-    registry: Registry, tmp_path: Path
+    fault: str, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Clients score over HTTP without a pause while a broken version and then a good one
     # are promoted: every request is answered 200, by the old version or the good one.
     settings = registry.settings.model_copy(update={"served_models": ["churn"]})
     old = str(registry.champion.version)
     customer = {"customer_id": _a_customer(settings)}
-    failures = 'mlops_model_load_failures_total{error="InvalidProtobuf",model="churn"}'
+    error = FAULT_ERRORS[fault]
+    failures = f'mlops_model_load_failures_total{{error="{error}",model="churn"}}'
     statuses: list[int] = []
     versions: set[str] = set()
     stop = threading.Event()
@@ -293,8 +334,12 @@ def test_bad_and_good_promotions_under_load_fail_no_request(
         for thread in clients:
             thread.start()
         try:
-            registry.promote("churn", registry.register_bad("churn", "truncated_onnx", tmp_path))
+            caplog.set_level(logging.WARNING, logger="serving")
+            bad = registry.register_bad("churn", fault, tmp_path)
+            registry.promote("churn", bad)
             _wait_for(lambda: _metric_over_http(api, failures) == 1.0, "the bad version refused")
+            ready = api.get("/health/ready").json()
+            assert f"churn v{bad} failed to load: {error}" in ready["model_errors"]["churn"]
             good = registry.register_good()
             registry.promote("churn", good)
             _wait_for(
@@ -310,6 +355,13 @@ def test_bad_and_good_promotions_under_load_fail_no_request(
     assert len(statuses) > 100
     assert failed == []
     assert versions == {old, good}
+    if fault == "tampered_onnx":
+        # The log line names the file, the version and that it changed after registration.
+        assert any(
+            f"churn v{bad}: {ONNX_FILE} changed after registration" in line
+            and f"keeps serving v{old}" in line
+            for line in _load_warnings(caplog, bad)
+        ), caplog.text
 
 
 def _metric_over_http(api: httpx.Client, line_start: str) -> float | None:
