@@ -33,7 +33,8 @@ def score(
         ScoringEngine,
         typer.Option(
             help="onnx: the bundle serving runs; native: the trained model through MLflow "
-            "(faster on large tree ensembles); auto: native, else onnx when native fails. "
+            "(faster on large tree ensembles); auto: native for XGBoost, else or if it "
+            "fails onnx. "
             "Either must first reproduce the parity sample; the output says which scored."
         ),
     ] = ScoringEngine.auto,

@@ -7,11 +7,13 @@ large tree ensembles. Either must reproduce the native probabilities saved with 
 bundle (its parity sample, within `settings.parity_tolerance`) before it scores a row;
 one that does not is refused with `mlops.model_bundle.ParityMismatch`.
 
-By default ("auto") the batch path takes the native engine, the faster one on the
-demo's tree ensembles (`mlops bench batch`: XGBoost's `inplace_predict` 2.5x the ONNX
-tree ensemble on the same cores), and falls back to ONNX when the native model cannot
-be loaded or does not reproduce the parity sample; the summary says which engine
-scored, and why when it fell back.
+By default ("auto") the batch path takes the native engine for an XGBoost model (its
+registered candidate's name says so), the faster one on the demo's tree ensembles
+(`mlops bench batch`: `inplace_predict` 2.5x the ONNX tree ensemble on the same cores),
+whose trees score each row the same whatever the chunk; it falls back to ONNX when the
+native model cannot be loaded or does not reproduce the parity sample. Any other model
+(a scikit-learn one, whose last bits can depend on the chunk's size) is scored with
+ONNX. The summary says which engine scored, and why when it fell back.
 
 For XGBoost the native engine is the booster's `inplace_predict` on the float32 matrix,
 no DMatrix and no DataFrame, on every core: faster than the ONNX tree ensemble on the
@@ -38,6 +40,9 @@ ENGINES: tuple[Engine, ...] = get_args(Engine)
 EngineChoice = Literal["auto", "onnx", "native"]
 ENGINE_CHOICES: tuple[EngineChoice, ...] = get_args(EngineChoice)
 AUTO: EngineChoice = "auto"
+# How training's XGBoost candidates are named ("xgboost" for churn, "xgboost_<imbalance>..."
+# for fraud, `training.fraud_models`): "auto" scores those natively.
+XGBOOST_CANDIDATES = "xgboost"
 POSITIVE_CLASS_COLUMN = 1
 
 logger = logging.getLogger(__name__)
@@ -156,6 +161,8 @@ def load_registered_engine(
             f"{bundle.name} v{bundle.version} expects features the batch path does not "
             f"compute: {', '.join(missing)}"
         )
+    if engine == AUTO and not bundle.meta.candidate.startswith(XGBOOST_CANDIDATES):
+        engine = "onnx"
     if engine == "onnx" or engine == "native":
         return LoadedEngine(bundle, load_scorer(settings, bundle, engine, threads=threads), engine)
     try:
