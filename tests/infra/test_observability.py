@@ -99,11 +99,11 @@ _KINDS = {
 
 
 def _defined_families() -> dict[str, Family]:
-    """Metric families serving/metrics.py creates, read from its source: name, type, labels."""
-    source = Path(Metrics.__module__.replace(".", "/") + ".py")
-    tree = ast.parse((ROOT / source).read_text())
+    """Metric families serving/metrics.py and the stream scorer create, read from their
+    source: name, type, labels."""
+    sources = [Path(Metrics.__module__.replace(".", "/") + ".py"), Path("serving/fraud_stream.py")]
     families = {}
-    for node in ast.walk(tree):
+    for node in (n for s in sources for n in ast.walk(ast.parse((ROOT / s).read_text()))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
         kind = _KINDS.get(node.func.id)

@@ -98,7 +98,7 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
     tmp_path = tmp_path_factory.mktemp("native-stack")
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     redis_db = _empty_redis_db()
-    mlflow, prefect, worker, api, evidently, dask, dask_http, dask_worker = _free_ports(8)
+    mlflow, prefect, worker, api, evidently, dask, dask_http, dask_worker, stream = _free_ports(9)
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "PREFECT_"))
     }
@@ -115,6 +115,7 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
         "MLOPS_STACK_DASK_PORT": str(dask),
         "MLOPS_STACK_DASK_HTTP_PORT": str(dask_http),
         "MLOPS_STACK_DASK_WORKER_PORT": str(dask_worker),
+        "MLOPS_STREAM_METRICS_PORT": str(stream),
         # Small and quick: the flows' own settings reach the worker's flow runs.
         "MLOPS_SEED": "7",
         "MLOPS_FRAUD_SEARCH_TRIALS": "3",
