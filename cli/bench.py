@@ -210,7 +210,7 @@ def bench_batch(
     home = settings.home
     typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
     figures = run_benchmark(settings, churn_rows, log=typer.echo)
-    for engine in ScoringEngine:
+    for engine in (ScoringEngine.onnx, ScoringEngine.native):
         for label, key in (("all cores", "all_cores"), ("one thread", "one_thread")):
             rate = figures[f"{engine}_rows_per_s_{key}"]
             typer.echo(f"  {engine + ' alone, ' + label:<26} {rate:,.0f} rows/s")
@@ -220,7 +220,7 @@ def bench_batch(
         stages = ", ".join(f"{k} {v:.2f}" for k, v in run["stage_seconds"].items())
         typer.echo(
             f"  score_{name:<19} {run['rows_scored']:,} rows in {run['seconds']:.1f} s, "
-            f"{run['rows_per_second']:,.0f} rows/s ({stages} s)"
+            f"{run['rows_per_second']:,.0f} rows/s with {run['engine']} ({stages} s)"
         )
     typer.echo(machine_line(figures, 26))
     if as_json:

@@ -15,6 +15,7 @@ from cli import (
     bench,
     config,
     demo,
+    evaluate,
     models,
     monitor,
     pipeline,
@@ -72,6 +73,7 @@ app.command()(screenshots.screenshots)
 
 for name, group in (
     ("pipeline", pipeline.pipeline_app),
+    ("evaluate", evaluate.evaluate_app),
     ("simulate", simulate.simulate_app),
     ("bench", bench.bench_app),
     ("stack", stack.stack_app),

@@ -95,12 +95,10 @@ def print_fraud(summary: dict[str, Any], settings: Settings, next_steps: bool = 
         f"train {periods['train_days']} days from {periods['train_start']}, "
         f"delay {periods['delay_days']}, test {periods['test_days']}"
     )
-    _print_run(
-        summary,
-        "fraud pipeline finished",
-        FRAUD.headline_metrics,
-        {"split": split, "online windows": f"as of {summary['online_state_as_of']}"},
-    )
+    details = {"split": split, "online windows": f"as of {summary['online_state_as_of']}"}
+    if recall := summary.get("test_recall_by_scenario"):
+        details["recall by fraud"] = ", ".join(f"{k} {v:.3f}" for k, v in recall.items())
+    _print_run(summary, "fraud pipeline finished", FRAUD.headline_metrics, details)
     if next_steps:
         typer.echo(
             f"  MLflow UI         uv run mlflow ui --backend-store-uri {settings.tracking_uri}"

@@ -22,7 +22,13 @@ from prefect.runtime import flow_run
 
 from features import store as feature_store
 from features.feature_repo.fraud import fraud_model
-from features.fraud_schema import LABEL_COLUMN, TX_DATETIME, TX_FRAUD, validate_fraud_frame
+from features.fraud_schema import (
+    LABEL_COLUMN,
+    TX_DATETIME,
+    TX_FRAUD,
+    TX_FRAUD_SCENARIO,
+    validate_fraud_frame,
+)
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.fraud_windows_dask import (
     ROWS_PER_PARTITION,
@@ -155,6 +161,8 @@ def build_features(valid: pd.DataFrame) -> pd.DataFrame:
             get_run_logger().info("window features partitioned on the Dask cluster")
             features = fraud_window_features_on_cluster(valid, client)
     features[TX_FRAUD] = valid[TX_FRAUD].to_numpy()
+    # Not a feature: what kind of fraud each is, for the recall per scenario.
+    features[TX_FRAUD_SCENARIO] = valid[TX_FRAUD_SCENARIO].to_numpy()
     return features
 
 

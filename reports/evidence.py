@@ -108,6 +108,8 @@ class ModelEvidence:
     costs: tuple[float, float] | None  # (missed positive, false alarm) when the model has them
     serving_bench: dict[str, Any] | None
     evidently_project_id: str | None
+    # The champion's test recall per fraud scenario, from its pipeline run (fraud only).
+    recall_by_scenario: dict[str, float] = field(default_factory=dict)
     built_at: pd.Timestamp = field(default_factory=lambda: pd.Timestamp.now(tz="UTC"))
 
     @property
@@ -177,7 +179,25 @@ def gather(
         ),
         serving_bench=serving_bench,
         evidently_project_id=_evidently_project(settings, name),
+        recall_by_scenario=_recall_by_scenario(client, run),
     )
+
+
+SCENARIO_RECALL_PREFIX: Final = "test_recall_"
+
+
+def _recall_by_scenario(client: Any, run: Any) -> dict[str, float]:
+    """The test recall of each fraud scenario, as the pipeline's parent run logged it
+    (`test_recall_<scenario>`); empty for a run without one (churn, older runs)."""
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    if not parent_id:
+        return {}
+    metrics = client.get_run(parent_id).data.metrics
+    return {
+        k.removeprefix(SCENARIO_RECALL_PREFIX): float(v)
+        for k, v in sorted(metrics.items())
+        if k.startswith(SCENARIO_RECALL_PREFIX)
+    }
 
 
 def tree_or_linear_contributions(

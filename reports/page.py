@@ -89,7 +89,23 @@ def _header(evidence: ModelEvidence, settings: Settings, title: str) -> str:
         "sample of the held-out test window, scored by the exported model); the table holds "
         "the test metrics of the whole window, as the run logged them.</p>"
         f'<nav class="links">{links}</nav>'
-        f'<table class="metrics" id="test-metrics">{rows}</table></header>'
+        f'<table class="metrics" id="test-metrics">{rows}</table>'
+        f"{_scenario_recall(evidence)}</header>"
+    )
+
+
+def _scenario_recall(evidence: ModelEvidence) -> str:
+    """Which fraud the champion misses: its test recall on each fraud scenario's payments."""
+    if not evidence.recall_by_scenario:
+        return ""
+    rows = "".join(
+        f'<tr><th>{html.escape(name)}</th><td class="num">{_fmt(recall)}</td></tr>'
+        for name, recall in evidence.recall_by_scenario.items()
+    )
+    return (
+        "<p>Recall at the threshold on the test frauds of each scenario "
+        "(<code>TX_FRAUD_SCENARIO</code>): which fraud it catches, and which it misses.</p>"
+        f'<table class="metrics" id="recall-by-scenario">{rows}</table>'
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,15 @@ def classification_metrics(
         "positive_rate": base_rate,
         "threshold": float(threshold),
     }
+
+
+def mean_sd(values: Iterable[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for one value) of `values`, and how many."""
+    array = np.asarray(list(values), dtype=np.float64)
+    if array.size == 0:
+        raise ValueError("no values to summarise")
+    sd = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
+    return {"mean": float(np.mean(array)), "sd": sd, "n": int(array.size)}
 
 
 def write_plots(

@@ -14,6 +14,7 @@ customer's blocked card). Decisions are `score >= threshold`, as in `training.ev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -200,6 +201,35 @@ def fraud_metrics(
         "fraud_rate": float(np.mean(y)),
         "threshold": float(threshold),
     }
+
+
+# Short names of the fraud numbers of TX_FRAUD_SCENARIO (`features.fraud_schema.FRAUD_SCENARIOS`
+# says what each is), for metric names and JSON keys.
+SCENARIO_NAMES: Final[dict[int, str]] = {
+    1: "amount",
+    2: "compromised_terminal",
+    3: "compromised_card",
+    4: "card_testing",
+}
+
+
+def recall_by_scenario(scenarios: np.ndarray, alerts: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per fraud scenario present among the rows: its frauds, how many alerted, the recall.
+
+    `scenarios` holds TX_FRAUD_SCENARIO of each row (0 for genuine), `alerts` whether the
+    row's score reached the threshold. A scenario with no fraud in the rows is left out.
+    """
+    scenarios, alerts = np.asarray(scenarios), np.asarray(alerts, dtype=bool)
+    if scenarios.shape != alerts.shape:
+        raise ValueError(f"scenarios and alerts differ in shape: {scenarios.shape}, {alerts.shape}")
+    result: dict[str, dict[str, float]] = {}
+    for number, name in SCENARIO_NAMES.items():
+        rows = scenarios == number
+        frauds = int(rows.sum())
+        if frauds:
+            caught = int(alerts[rows].sum())
+            result[name] = {"frauds": frauds, "caught": caught, "recall": caught / frauds}
+    return result
 
 
 def _labels_and_scores(

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 
-from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from features.fraud_schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD, TX_FRAUD_SCENARIO
 from features.fraud_windows import FRAUD_FEATURES
 from mlops import progress
 from mlops.settings import Settings
+from training.fraud_metrics import recall_by_scenario
 from training.fraud_models import IMBALANCE, Family, ModelSpec
 from training.fraud_registration import (
     VALIDATION_SCORES_ARTIFACT,
@@ -78,6 +79,7 @@ __all__ = [
     "prefixed",
     "register_fraud_winner",
     "train_fraud",
+    "winner_recall_by_scenario",
 ]
 
 
@@ -137,8 +139,22 @@ def train_fraud(
     registration = register_fraud_winner(
         winner, test, test_frame, settings, auto_promote=auto_promote
     )
-    _log_selection_and_test_metrics(candidates, started)
-    return _training_result(parent.info.run_id, candidates, registration, split, settings)
+    by_scenario = winner_recall_by_scenario(winner, test_frame)
+    _log_selection_and_test_metrics(candidates, by_scenario, started)
+    return _training_result(
+        parent.info.run_id, candidates, registration, split, settings, by_scenario
+    )
+
+
+def winner_recall_by_scenario(winner: Evaluated, test_frame: pd.DataFrame) -> dict[str, float]:
+    """The winner's recall at its threshold on the test frauds of each scenario present
+    (`training.fraud_metrics.SCENARIO_NAMES`); empty when the data carry no
+    TX_FRAUD_SCENARIO. Which fraud the model misses, not just how much."""
+    if TX_FRAUD_SCENARIO not in test_frame:
+        return {}
+    alerts = winner.test_scores >= winner.threshold
+    counts = recall_by_scenario(test_frame[TX_FRAUD_SCENARIO].to_numpy(), alerts)
+    return {name: c["recall"] for name, c in counts.items()}
 
 
 def evaluate_candidates(
@@ -218,13 +234,16 @@ def _log_training_params(
     )
 
 
-def _log_selection_and_test_metrics(candidates: Candidates, started: float) -> None:
+def _log_selection_and_test_metrics(
+    candidates: Candidates, by_scenario: dict[str, float], started: float
+) -> None:
     selection = candidates.selection_scores()
     mlflow.log_metrics(
         {
             # MLflow metric names take no "+" ("xgboost_smote+anomaly").
             **{k.replace("+", "_plus_"): v for k, v in selection.items()},
             **prefixed("test_", candidates.winner.test_metrics),
+            **prefixed("test_recall_", by_scenario),
             "training_seconds": time.perf_counter() - started,
         }
     )
@@ -236,6 +255,7 @@ def _training_result(
     registration: Registration,
     split: TimeSplit,
     settings: Settings,
+    by_scenario: dict[str, float],
 ) -> TrainingResult:
     winner = candidates.winner
     return TrainingResult(
@@ -257,6 +277,7 @@ def _training_result(
                 SELECTION_METRIC
             ],
             "split": describe_split(split),
+            "test_recall_by_scenario": by_scenario,
         },
     )
 

@@ -33,6 +33,10 @@ EXERCISED: dict[str, str] = {
     "mlops pipeline fraud --source FILE --train-start 2018-05-20 --json": (
         "tests/conftest.py::fraud_run"
     ),
+    "mlops evaluate fraud --source FILE --seeds 7, --weeks 1 --train-start 2018-05-20 --json": (
+        "tests/cli/test_evaluate_cli.py::"
+        "test_evaluate_fraud_on_the_pipelines_file_gives_the_pipelines_figures"
+    ),
     "mlops report churn": "tests/reports/test_walkthrough_pages.py::built",
     "mlops report fraud": "tests/reports/test_walkthrough_pages.py::built",
     "mlops serve --port 8000": "tests/e2e/test_churn_end_to_end.py::served_api",

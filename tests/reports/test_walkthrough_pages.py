@@ -208,7 +208,13 @@ def test_pages_show_this_runs_figures(built: dict[str, Built]) -> None:
         assert "start it with <code>mlops ui mlflow</code>" in text
         assert "start it with <code>mlops ui monitoring</code>" in text
         assert "in the docker-compose stack" in text
-    assert "MLOPS_FRAUD_COST_MISSED_FRAUD" in built["fraud"].page.read_text(encoding="utf-8")
+    fraud_page = built["fraud"].page.read_text(encoding="utf-8")
+    assert "MLOPS_FRAUD_COST_MISSED_FRAUD" in fraud_page
+    # Which fraud the champion misses: the run's recall of each scenario, on the page.
+    recall = built["fraud"].run["test_recall_by_scenario"]
+    assert recall and built["fraud"].evidence.recall_by_scenario == pytest.approx(recall)
+    assert 'id="recall-by-scenario"' in fraud_page
+    assert 'id="recall-by-scenario"' not in built["churn"].page.read_text(encoding="utf-8")
 
 
 @pytest.mark.slow

@@ -1,0 +1,181 @@
+"""`mlops evaluate fraud|churn`: a model's quality over several realizations, as mean ± sd.
+
+One test week of one simulation cannot carry a claim (issue 15): these commands repeat the
+case study's protocol (`training.fraud_evaluation`, `training.churn_evaluation`) and print
+each metric with its spread. Nothing is registered or promoted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.common import JsonOption, echo_json, fail, prepare
+from cli.progress import showing_progress
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from training.fraud_evaluation import WeekResult
+
+evaluate_app = typer.Typer(
+    help="Measure a case study's model over several seeds or splits (mean ± sd).",
+    no_args_is_help=True,
+)
+
+SourceOption = Annotated[
+    Path | None,
+    typer.Option(help="Evaluate this file instead of simulated data (seeds vary the model only)."),
+]
+
+
+def _pm(summary: dict[str, float]) -> str:
+    return f"{summary['mean']:.3f} ± {summary['sd']:.3f}"
+
+
+@evaluate_app.command("fraud")
+def evaluate_fraud_command(
+    seeds: Annotated[
+        str, typer.Option(help="Seeds: '0,1,2,3,4', or a number N for the seeds 0..N-1.")
+    ] = "5",
+    weeks: Annotated[
+        int, typer.Option(min=1, help="Consecutive test weeks from the Handbook's (prequential).")
+    ] = 3,
+    source: SourceOption = None,
+    customers: Annotated[int, typer.Option(min=10, help="Cards to simulate.")] = 5000,
+    terminals: Annotated[int, typer.Option(min=10, help="Terminals to simulate.")] = 10000,
+    days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 183,
+    train_start: Annotated[
+        str, typer.Option(help="First training day of week 0 (UTC).")
+    ] = "2018-07-25",
+    as_json: JsonOption = False,
+) -> None:
+    """The Handbook's fraud protocol over several seeds and test weeks: ROC-AUC, average
+    precision and card precision@100 as mean ± sd, and the recall of each fraud scenario."""
+    from features.quarantine import UnusableSource
+    from training.fraud_evaluation import evaluate_fraud, parse_seeds
+
+    try:
+        chosen = parse_seeds(seeds)
+    except ValueError as error:
+        fail(str(error))
+    settings = prepare()
+    if source is not None:
+        origin = str(source)
+    else:
+        origin = f"simulator(customers={customers}, terminals={terminals}, days={days})"
+
+    def tell(week: WeekResult) -> None:
+        m = week.metrics
+        typer.echo(
+            f"seed {week.seed} week {week.week} ({week.test_start}, {week.winner}): "
+            f"ROC-AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
+            f"CP@100 {m['card_precision_at_100']:.3f}",
+            err=True,
+        )
+
+    with showing_progress(as_json):
+        try:
+            result = evaluate_fraud(
+                settings,
+                chosen,
+                _fraud_transactions(source, customers, terminals, days),
+                origin=origin,
+                weeks=weeks,
+                start=train_start,
+                on_week=tell,
+            ).summary()
+        except UnusableSource as error:
+            fail(f"cannot use {error.path}: {error.problem}")
+        except ValueError as error:
+            fail(str(error))
+    if as_json:
+        echo_json(result)
+    else:
+        _print_fraud(result)
+
+
+def _fraud_transactions(
+    source: Path | None, customers: int, terminals: int, days: int
+) -> Callable[[int], pd.DataFrame]:
+    """Each seed's labelled features: one simulation per seed, or the file's, read once."""
+    from features.fraud_schema import validate_fraud_frame
+    from sources.fraud_files import load_fraud_file
+    from sources.fraud_simulator import simulate_transactions
+    from training.fraud_evaluation import labelled_features
+
+    if source is None:
+        return lambda seed: labelled_features(
+            simulate_transactions(customers, terminals, days, seed=seed)
+        )
+    valid = validate_fraud_frame(load_fraud_file(source), source).valid
+    if valid.empty:
+        fail(f"{source} has no valid transactions")
+    frame = labelled_features(valid)
+    return lambda seed: frame
+
+
+def _print_fraud(result: dict[str, Any]) -> None:
+    typer.echo("")
+    typer.secho(
+        f"fraud evaluation: {len(result['seeds'])} seed(s) x {result['weeks']} week(s), "
+        f"{result['search_trials']} search trials",
+        bold=True,
+    )
+    typer.echo(f"  source                 {result['source']}")
+    names = {"roc_auc": "ROC-AUC", "average_precision": "average precision"}
+    for metric, summary in result["handbook_week"].items():
+        weeks = result["all_weeks"][metric]
+        typer.echo(
+            f"  {names.get(metric, metric):<22} {_pm(summary)} (Handbook week); "
+            f"{_pm(weeks)} (mean of the weeks)"
+        )
+    for name, summary in result["recall_by_scenario"].items():
+        typer.echo(
+            f"  recall {name:<15} {_pm(summary)} ({summary['frauds_per_seed']:.0f} frauds a seed)"
+        )
+
+
+@evaluate_app.command("churn")
+def evaluate_churn_command(
+    source: SourceOption = None,
+    customers: Annotated[int, typer.Option(min=200, help="Customers to simulate.")] = 5000,
+    repeats: Annotated[int, typer.Option(min=1, help="Repeats of the stratified split.")] = 5,
+    folds: Annotated[int, typer.Option(min=2, help="Parts of each split.")] = 2,
+    as_json: JsonOption = False,
+) -> None:
+    """Every churn candidate over repeated stratified splits: ROC-AUC, average precision
+    and Brier score as mean ± sd."""
+    from features.quarantine import UnusableSource
+    from sources.churn_files import load_churn_file
+    from sources.churn_simulator import simulate_customers
+    from training.churn_evaluation import churn_data, evaluate_churn
+
+    settings = prepare()
+    try:
+        if source is not None:
+            raw, origin = load_churn_file(source), str(source)
+        else:
+            raw = simulate_customers(customers, seed=settings.seed)
+            origin = f"simulator(customers={customers}, seed={settings.seed})"
+        data = churn_data(raw, origin)
+        result = evaluate_churn(data, settings.seed, repeats=repeats, folds=folds)
+    except UnusableSource as error:
+        fail(f"cannot use {error.path}: {error.problem}")
+    if as_json:
+        echo_json(result)
+        return
+    typer.echo("")
+    typer.secho(
+        f"churn evaluation: {result['repeats']} x {result['folds']} stratified splits", bold=True
+    )
+    typer.echo(f"  source       {result['source']} ({result['rows']} customers)")
+    for name, metrics in result["candidates"].items():
+        typer.echo(
+            f"  {name:<18} ROC-AUC {_pm(metrics['roc_auc'])}, "
+            f"AP {_pm(metrics['average_precision'])}, Brier {_pm(metrics['brier'])}"
+        )
