@@ -191,6 +191,59 @@ def bench_serving(
         typer.echo(json.dumps(figures, sort_keys=True, default=str))
 
 
+@bench_app.command("stream")
+def bench_stream(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="MLOPS_HOME with a fraud champion and its simulated history (default: run "
+            "the fraud flow at the stack's size first)."
+        ),
+    ] = None,
+    rate: Annotated[float, typer.Option(min=1, help="Payments published per second.")] = 2000,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds of steady publishing.")] = 10,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Most payments the scorer decides at once.")
+    ] = 256,
+    history: Annotated[
+        Path | None,
+        typer.Option(help="The transactions file the fraud flow ran on (default: the home's)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of the figures.")
+    ] = False,
+) -> None:
+    """The stream scorer (`mlops stream fraud`): payments/s and event-to-decision latency.
+
+    Payments continue the home's simulated world on stream keys of their own; first at a
+    steady RATE for SECONDS, then as a backlog decided as fast as the scorer can.
+    """
+    from benchmarks.stream import StreamBenchmarkError
+    from benchmarks.stream import bench_stream as run_benchmark
+    from mlops.case_studies import FRAUD
+
+    settings = _bench_settings(
+        home, "stream", ["pipeline", "fraud", *FRAUD.bootstrap_options], "the fraud flow"
+    )
+    typer.secho(f"benchmark: stream scorer on {settings.home}", bold=True)
+    try:
+        figures = run_benchmark(
+            settings, rate=rate, seconds=seconds, batch=batch, history_file=history, log=typer.echo
+        )
+    except StreamBenchmarkError as error:
+        fail(str(error), code=1)
+    for name in ("sustained", "backlog"):
+        r = figures[name]
+        typer.echo(
+            f"  {name:<10} {r['decided']:>7,} decided in {r['elapsed_s']:.2f} s: "
+            f"{r['decided_per_s']:>8,.0f}/s, event to decision p50 {r['p50_ms']:.0f} ms, "
+            f"p99 {r['p99_ms']:.0f} ms"
+        )
+    typer.echo(machine_line(figures, 10))
+    if as_json:
+        typer.echo(json.dumps(figures, sort_keys=True, default=str))
+
+
 @bench_app.command("batch")
 def bench_batch(
     home: Annotated[
@@ -210,7 +263,7 @@ def bench_batch(
     home = settings.home
     typer.secho(f"benchmark: batch scoring with the champions of {home}", bold=True)
     figures = run_benchmark(settings, churn_rows, log=typer.echo)
-    for engine in ScoringEngine:
+    for engine in (ScoringEngine.onnx, ScoringEngine.native):
         for label, key in (("all cores", "all_cores"), ("one thread", "one_thread")):
             rate = figures[f"{engine}_rows_per_s_{key}"]
             typer.echo(f"  {engine + ' alone, ' + label:<26} {rate:,.0f} rows/s")
@@ -220,7 +273,7 @@ def bench_batch(
         stages = ", ".join(f"{k} {v:.2f}" for k, v in run["stage_seconds"].items())
         typer.echo(
             f"  score_{name:<19} {run['rows_scored']:,} rows in {run['seconds']:.1f} s, "
-            f"{run['rows_per_second']:,.0f} rows/s ({stages} s)"
+            f"{run['rows_per_second']:,.0f} rows/s with {run['engine']} ({stages} s)"
         )
     typer.echo(machine_line(figures, 26))
     if as_json:
@@ -277,9 +330,28 @@ def _report_serving(figures: dict[str, Any]) -> None:
     typer.echo(f"  training libraries mapped  {', '.join(mapped) or 'none'} (/proc/<pid>/maps)")
     typer.echo(f"  training libraries imported {', '.join(imported) or 'none'} (sys.modules)")
     typer.echo(f"  |ours - naive| probability {figures['probability_gap_ours_naive']:.1e}")
+    _report_fraud(figures.get("fraud"))
     for model, section in figures["v2"].items():
         _report_v2(model, section)
     typer.echo(machine_line(figures, 26))
+
+
+def _report_fraud(section: Any) -> None:
+    typer.echo("")
+    if not isinstance(section, dict):
+        typer.secho(f"fraud scoring, /v1/fraud/score: {section}", bold=True)
+        return
+    typer.secho(f"fraud scoring, {section['model']}, {section['payments']:,} payments", bold=True)
+    typer.echo(f"  {'server':<8} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'refused':>8}")
+    for name, result in section["servers"].items():
+        for level in ("c1", "c16"):
+            r = result[level]
+            typer.echo(
+                f"  {name:<8} {level[1:]:>3} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                f"{r['rps']:>8,.0f} {r.get('errors', 0):>8,}"
+            )
+    for key, value in section["ratios"].items():
+        typer.echo(f"  {key} {value}")
 
 
 def _report_v2(model: str, section: Any) -> None:

@@ -26,6 +26,7 @@ from cli import (
     serve,
     simulate,
     stack,
+    stream,
     ui,
 )
 
@@ -77,6 +78,7 @@ for name, group in (
     ("simulate", simulate.simulate_app),
     ("bench", bench.bench_app),
     ("stack", stack.stack_app),
+    ("stream", stream.stream_app),
     ("flows", stack.flows_app),
     ("ui", ui.ui_app),
 ):

@@ -14,6 +14,7 @@ from cli.common import CaseStudy, echo_json, fail, prepare
 class ScoringEngine(StrEnum):
     """serving.batch's engines (kept here: --help must not import the batch path)."""
 
+    auto = "auto"
     onnx = "onnx"
     native = "native"
 
@@ -32,9 +33,11 @@ def score(
         ScoringEngine,
         typer.Option(
             help="onnx: the bundle serving runs; native: the trained model through MLflow "
-            "(faster on large tree ensembles). Either must first reproduce the parity sample."
+            "(faster on large tree ensembles); auto: native for XGBoost, else or if it "
+            "fails onnx. "
+            "Either must first reproduce the parity sample; the output says which scored."
         ),
-    ] = ScoringEngine.onnx,
+    ] = ScoringEngine.auto,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON summary line.")
     ] = False,

@@ -57,6 +57,13 @@ def traffic(
             "simulated one under MLOPS_HOME/raw)."
         ),
     ] = None,
+    to: Annotated[
+        str,
+        typer.Option(
+            help="api: call the API; stream: publish fraud payments on the payments stream "
+            "(Redis Streams) for `mlops stream fraud`."
+        ),
+    ] = "api",
     as_json: JsonOption = False,
 ) -> None:
     """Send rate x duration requests to the API and file their labels, due later."""
@@ -78,10 +85,11 @@ def traffic(
                 concurrency=concurrency,
                 label_delay_days=label_delay,
                 history_file=history,
+                to=to,
             )
     except TrafficError as error:
         fail(str(error))
-    _report_traffic(result, base, as_json)
+    _report_traffic(result, result.url, as_json)
 
 
 def _report_traffic(result: TrafficResult, base: str, as_json: bool) -> None:

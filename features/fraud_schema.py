@@ -18,7 +18,14 @@ import pandas as pd
 import pyarrow as pa
 
 from features.input_contract import NumberRule, TimeRule
-from features.quarantine import RowChecks, ValidationResult, check_usable
+from features.quarantine import (
+    FirstFailures,
+    RowChecks,
+    ValidationResult,
+    check_columns_and_rows,
+    check_usable,
+)
+from features.raw_files import text_frame, utc_stamps
 
 TRANSACTION_ID = "TRANSACTION_ID"
 TX_DATETIME = "TX_DATETIME"
@@ -113,7 +120,73 @@ def validate_fraud_frame(
     return ValidationResult(valid=valid, quarantined=quarantined)
 
 
-def _flag_broken_rows(checks: RowChecks, numbers: dict[str, pd.Series], stamps: pd.Series) -> None:
+def validate_fraud_table(
+    table: pa.Table, source: Path | str, *, require_label: bool = True
+) -> ValidationResult:
+    """`validate_fraud_frame` of a parquet file's typed table (`read_raw_source`): the same
+    valid rows, quarantined rows, reasons and values as `validate_fraud_frame` gives for
+    `text_frame(table)`, the strings `read_raw_file` reads from the same file.
+
+    When the contract's columns are integers, float64 and a timestamp (what the
+    simulator and pandas write), the rules run on the typed columns and only the failed
+    rows are turned into text: parsing the text back gives exactly these numbers (Arrow
+    prints floats in their shortest round-trip form) and times. Any other column type is
+    checked through its text, as `validate_fraud_frame` does.
+    """
+    check_columns_and_rows(
+        table.column_names,
+        table.num_rows,
+        source,
+        [c for c in RAW_COLUMNS if require_label or c not in LABEL_COLUMNS],
+    )
+    present = [c for c in RAW_COLUMNS if c in table.column_names]
+    if not typed_checks_apply(table, present):
+        return validate_fraud_frame(text_frame(table), source, require_label=require_label)
+    index = pd.RangeIndex(table.num_rows)
+    numbers = {
+        c: pd.Series(_float_values(table.column(c)), index=index)
+        for c in present
+        if c != TX_DATETIME
+    }
+    stamps = pd.Series(utc_stamps(table.column(TX_DATETIME)).to_pandas(), index=index).astype(
+        "datetime64[ns, UTC]"
+    )
+    checks = FirstFailures(table.num_rows)
+    _flag_broken_rows(checks, numbers, stamps)
+    failed = checks.failed
+    quarantined = checks.quarantine(text_frame(table, np.flatnonzero(failed)))
+    valid = _typed_valid_rows(index, pd.Series(~failed, index=index), present, numbers, stamps)
+    return ValidationResult(valid=valid, quarantined=quarantined)
+
+
+def typed_checks_apply(table: pa.Table, present: list[str]) -> bool:
+    """Whether the rules can read `table`'s columns typed: the contract's are integers,
+    float64 and (TX_DATETIME) a timestamp, and every column (extra ones too) has a
+    type Arrow can print for the quarantine."""
+    for field in table.schema:
+        kind = field.type
+        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        number = pa.types.is_integer(kind) or pa.types.is_float64(kind)
+        stamp = pa.types.is_timestamp(kind)
+        if field.name == TX_DATETIME and not stamp:
+            return False
+        if field.name in present and field.name != TX_DATETIME and not number:
+            return False
+        if not (text or number or stamp):
+            return False
+    return True
+
+
+def _float_values(column: pa.ChunkedArray) -> np.ndarray:
+    """An integer or float64 column as float64, NaN where missing: the numbers `_numbers`
+    parses from its text (an integer rounds to the nearest float64 either way)."""
+    values = column.to_numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def _flag_broken_rows(
+    checks: RowChecks | FirstFailures, numbers: dict[str, pd.Series], stamps: pd.Series
+) -> None:
     """The contract's row rules, in the order a row is checked (it keeps the first it
     breaks). A flat list of rules: long, and meant to be read top to bottom."""
     flag = checks.flag
@@ -146,11 +219,11 @@ def _flag_broken_rows(checks: RowChecks, numbers: dict[str, pd.Series], stamps: 
     )
 
     if TX_FRAUD in numbers:
-        flag(~numbers[TX_FRAUD].isin([0, 1]), "TX_FRAUD: not 0 or 1", TX_FRAUD)
+        flag(~_one_of(numbers[TX_FRAUD], [0, 1]), "TX_FRAUD: not 0 or 1", TX_FRAUD)
     if TX_FRAUD_SCENARIO in numbers:
         scenario = numbers[TX_FRAUD_SCENARIO]
         flag(
-            ~scenario.isin(list(FRAUD_SCENARIOS)),
+            ~_one_of(scenario, list(FRAUD_SCENARIOS)),
             f"TX_FRAUD_SCENARIO: not one of {list(FRAUD_SCENARIOS)}",
             TX_FRAUD_SCENARIO,
         )
@@ -169,19 +242,35 @@ def _typed_valid_rows(
     numbers: dict[str, pd.Series],
     stamps: pd.Series,
 ) -> pd.DataFrame:
-    """The rows that broke no rule, each column in its type, sorted by time then id."""
-    valid = pd.DataFrame(index=index[good])
+    """The rows that broke no rule, each column in its type, sorted by time then id.
+
+    Built from NumPy arrays taken once in the final order: selecting, sorting and
+    re-indexing a frame copied every column three times (seconds on millions of rows).
+    """
+    keep = np.asarray(good, dtype=bool)
+    times = stamps.astype("datetime64[ns, UTC]").to_numpy(dtype="datetime64[ns]")[keep]
+    ids = numbers[TRANSACTION_ID].to_numpy()[keep].astype(np.int64)
+    order = np.lexsort((ids, times))
+    # Column by column: one block each, not stacked into a 2-D block (another copy).
+    valid = pd.DataFrame(index=pd.RangeIndex(int(keep.sum())))
     for column in present:
         if column == TX_DATETIME:
-            valid[column] = stamps[good].astype("datetime64[ns, UTC]")
+            valid[column] = pd.DatetimeIndex(times[order]).tz_localize("UTC")
         elif column == TX_AMOUNT:
-            valid[column] = numbers[TX_AMOUNT][good].round(2).astype(np.float64)
+            valid[column] = np.round(numbers[TX_AMOUNT].to_numpy()[keep][order], 2)
         else:
-            valid[column] = numbers[column][good].astype(np.int64)
-    order = np.lexsort(
-        (valid[TRANSACTION_ID].to_numpy(), valid[TX_DATETIME].to_numpy(dtype="datetime64[ns]"))
-    )
-    return valid.take(order).reset_index(drop=True)
+            valid[column] = numbers[column].to_numpy()[keep][order].astype(np.int64)
+    return valid
+
+
+def _one_of(numbers: pd.Series, allowed: list[int]) -> pd.Series:
+    """Per value, whether it is one of a few `allowed` numbers (NaN is not): `isin`
+    without its sort, several times faster on millions of rows."""
+    values = numbers.to_numpy(dtype=np.float64)
+    hit = np.zeros(values.shape, dtype=bool)
+    for number in allowed:
+        hit |= values == number
+    return pd.Series(hit, index=numbers.index)
 
 
 def _numbers(text: pd.Series) -> pd.Series:

@@ -372,10 +372,15 @@ class PredictionLog:
         self._shipper = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._shipper.start()
 
-    def append(self, prediction: Prediction) -> None:
+    def append(self, prediction: Prediction, record_id: str | None = None) -> None:
         """Spool a prediction, before its answer is sent. Raises `PredictionNotPersisted`
-        (counted) when it cannot: the caller must not acknowledge it."""
-        record_id = f"{self._id_prefix}-{next(self._ids)}"
+        (counted) when it cannot: the caller must not acknowledge it.
+
+        `record_id` (at most 64 characters) makes appending the same prediction again
+        idempotent: the stream scorer passes one per transaction, so a payment decided
+        again after a crash is logged once. By default each append is a new record."""
+        if record_id is None:
+            record_id = f"{self._id_prefix}-{next(self._ids)}"
         try:
             self.spool.append(_encode(prediction, record_id))
         except PredictionNotPersisted:

@@ -205,6 +205,42 @@ class Settings(BaseSettings):
         "the alert rules (compose: infra/prometheus/prometheus.yml, 15 s).",
     )
 
+    # The payments stream (Redis Streams) and its scorer, `mlops stream fraud`.
+    stream_redis_url: str | None = Field(
+        default=None,
+        description="Redis of the payments stream (host:port[,db=N]); default MLOPS_REDIS_URL.",
+    )
+    stream_prefix: str = Field(
+        default="fraud",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of the stream keys: <prefix>:payments:<p>, <prefix>:decisions.",
+    )
+    stream_partitions: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Payment streams, by card: a card's payments all go to one, in order.",
+    )
+    stream_batch: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="Most payments the scorer reads, scores and applies at once.",
+    )
+    stream_block_ms: int = Field(
+        default=200,
+        ge=1,
+        description="How long the scorer's read waits for new payments before it looks again.",
+    )
+    stream_claim_idle_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description="Pending payments idle this long are claimed from a consumer that died.",
+    )
+    stream_metrics_port: int = Field(
+        default=8002, description="Port of the stream scorer's Prometheus /metrics."
+    )
+
     # Scaling out: where the flows' tasks, the fraud window features and XGBoost run.
     task_runner: Literal["local", "dask"] = Field(
         default="local",

@@ -55,6 +55,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "canary_share",
         ),
     ),
+    ("The payments stream (`mlops stream fraud`)", ("stream_",)),
     ("Monitoring and continuous training", ("monitor_", "retrain_", "promotion_")),
     ("Scaling out on Dask", ("task_runner", "dask_")),
     ("The native stack (`mlops stack`)", ("stack_",)),

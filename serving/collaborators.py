@@ -108,13 +108,7 @@ def build_collaborators(settings: Settings, given: Given, metrics: Metrics) -> C
         store = feature_store(settings)
         churn_features = churn_features or OnlineFeatures(store, churn_model.name, ENTITY_KEY)
         fraud_features = fraud_features or FraudOnlineFeatures(store)
-    log = given.prediction_log or PredictionLog(
-        settings.prediction_log_uri,
-        settings.prediction_spool_dir,
-        max_spool_bytes=int(settings.prediction_log_spool_max_mb * 1024 * 1024),
-        flush_s=settings.prediction_log_flush_s,
-        fsync=settings.prediction_log_fsync,
-    )
+    log = given.prediction_log or build_prediction_log(settings)
     return Collaborators(
         models=models,
         challengers=challengers,
@@ -128,6 +122,17 @@ def build_collaborators(settings: Settings, given: Given, metrics: Metrics) -> C
         fraud_predictor=FraudPredictor(
             models[FRAUD.name], fraud_features, metrics, log, challengers[FRAUD.name]
         ),
+    )
+
+
+def build_prediction_log(settings: Settings) -> PredictionLog:
+    """The prediction log of these settings (not started)."""
+    return PredictionLog(
+        settings.prediction_log_uri,
+        settings.prediction_spool_dir,
+        max_spool_bytes=int(settings.prediction_log_spool_max_mb * 1024 * 1024),
+        flush_s=settings.prediction_log_flush_s,
+        fsync=settings.prediction_log_fsync,
     )
 
 

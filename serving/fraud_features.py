@@ -260,6 +260,22 @@ class FraudOnlineFeatures:
                 terminals[payment.terminal_id] = append_terminal_transaction(terminal, t)
             yield OpenPayments(rows=rows, record=lambda: self._write_states(customers, terminals))
 
+    def read_states(
+        self, customer_ids: Sequence[int], terminal_ids: Sequence[int]
+    ) -> tuple[dict[int, CustomerHistory], dict[int, TerminalHistory]]:
+        """The states of these cards and terminals, one online read per state view: with
+        `write_states`, the stream scorer's own batch (`serving.fraud_stream`), which must
+        keep the states it writes in its intent before writing them."""
+        return self._read_states(customer_ids, terminal_ids)
+
+    def write_states(
+        self, customers: Mapping[int, CustomerHistory], terminals: Mapping[int, TerminalHistory]
+    ) -> None:
+        """Write whole states online, one write per state view. Writing the same states
+        twice leaves what writing them once does: the stream scorer's recovery relies on it."""
+        with self._record_lock:
+            self._write_states(customers, terminals)
+
     def _write_states(
         self, customers: Mapping[int, CustomerHistory], terminals: Mapping[int, TerminalHistory]
     ) -> None:

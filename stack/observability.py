@@ -19,7 +19,7 @@ import yaml
 
 from mlops.settings import Settings
 from stack.processes import stack_dir
-from stack.services import Service
+from stack.services import Service, ports_of
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 PROMETHEUS_CONFIG = INFRA / "prometheus" / "prometheus.yml"
@@ -56,17 +56,20 @@ def prometheus_config(settings: Settings) -> dict[str, Any]:
     interval = f"{settings.stack_scrape_interval_s:g}s"
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["rule_files"] = [str(RULES)]
-    local = {
-        COMPOSE_API: f"127.0.0.1:{settings.api_port}",
-        COMPOSE_PROMETHEUS: f"127.0.0.1:{settings.stack_prometheus_port}",
-        COMPOSE_ALERTMANAGER: f"127.0.0.1:{settings.stack_alertmanager_port}",
+    # A compose host is a service name: natively, loopback at the settings' port of it.
+    ports = {
+        **ports_of(settings),
+        "localhost": settings.stack_prometheus_port,
+        "alertmanager": settings.stack_alertmanager_port,
     }
     groups = [
         *(group for job in config["scrape_configs"] for group in job["static_configs"]),
         *(group for am in config["alerting"]["alertmanagers"] for group in am["static_configs"]),
     ]
     for group in groups:
-        group["targets"] = [local[target] for target in group["targets"]]
+        group["targets"] = [
+            f"127.0.0.1:{ports[target.rsplit(':', 1)[0]]}" for target in group["targets"]
+        ]
     return config
 
 

@@ -132,6 +132,7 @@ def ports_of(settings: Settings) -> dict[str, int]:
         "dask-scheduler": settings.stack_dask_port,
         "dask-http": settings.stack_dask_http_port,
         "dask-worker": settings.stack_dask_worker_port,
+        "stream-scorer": settings.stream_metrics_port,
     }
 
 
@@ -147,6 +148,7 @@ def default_ports() -> dict[str, int]:
         "dask-scheduler": defaults["stack_dask_port"],
         "dask-http": defaults["stack_dask_http_port"],
         "dask-worker": defaults["stack_dask_worker_port"],
+        "stream-scorer": defaults["stream_metrics_port"],
     }
 
 
@@ -315,6 +317,24 @@ def services(topology: Topology) -> list[Service]:
             health_path="/health/live",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
             published=True,
+        ),
+        Service(
+            name="stream-scorer",
+            description="fraud payments from the Redis stream, each decided once: "
+            "decisions stream, prediction log, /metrics (lag, latency)",
+            command=(
+                "mlops",
+                "stream",
+                "fraud",
+                "--host",
+                bind,
+                "--metrics-port",
+                str(ports["stream-scorer"]),
+            ),
+            environment=platform,
+            port=ports["stream-scorer"],
+            health_path="/metrics",
+            depends_on=("postgres", "redis", "mlflow", "bootstrap"),
         ),
         Service(
             name="evidently-ui",

@@ -269,14 +269,19 @@ def run_traffic(
     timeout_s: float = 10.0,
     label_delay_days: float | None = None,
     history_file: Path | None = None,
+    to: str = "api",
 ) -> TrafficResult:
     """Plan rate x duration requests, send them, file the answered ones' labels.
 
     `model` names the case study; its labels fall due `label_delay_days` after each event
-    (the case study's label delay by default). Raises `TrafficError` for traffic that
-    cannot be planned.
+    (the case study's label delay by default). `to="stream"` publishes fraud payments on
+    the payments stream instead of calling the API (`stack.payment_producer`); a payment
+    Redis acknowledged counts as answered. Raises `TrafficError` for traffic that cannot
+    be planned.
     """
     study, delay_days = _checked(model, rate, duration_s, concurrency, label_delay_days)
+    if to not in ("api", "stream") or (to == "stream" and study is not FRAUD):
+        raise TrafficError(f"traffic goes to the api, or to the stream for fraud; not {to!r}")
     count = max(1, round(rate * duration_s))
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     notes: list[str] = []
@@ -293,8 +298,12 @@ def run_traffic(
         statuses[outcome.status] += 1
         sending.advance(note=", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
 
-    with progress.step(f"{model_name} requests to {url}", total=len(plan)) as sending:
-        outcomes = asyncio.run(send(url, plan, rate, concurrency, timeout_s, answered))
+    if to == "stream":
+        outcomes = _publish(settings, plan, rate)
+        url = f"redis stream {settings.stream_prefix}:payments:*"
+    else:
+        with progress.step(f"{model_name} requests to {url}", total=len(plan)) as sending:
+            outcomes = asyncio.run(send(url, plan, rate, concurrency, timeout_s, answered))
     seconds = time.perf_counter() - started
     rows = _feed_rows(plan, outcomes, timedelta(days=delay_days))
     feed = (
@@ -318,6 +327,29 @@ def run_traffic(
         last_event=last_event,
         notes=notes,
     )
+
+
+def _publish(settings: Settings, plan: list[PlannedRequest], rate: float) -> list[Outcome]:
+    """Publish the planned payments on the stream; each acknowledged one is a "200"."""
+    import redis
+
+    from mlops.payment_stream import StreamKeys, stream_redis
+    from stack.payment_producer import payment_of, publish
+
+    client = stream_redis(settings)
+    payments = [payment_of(request) for request in plan]
+    sent_at = datetime.now(UTC)
+    published = 0
+    with progress.step("payments to the stream", total=len(plan)) as sending:
+        try:
+            published = publish(
+                client, StreamKeys.of(settings), payments, rate=rate, on_chunk=sending.advance
+            )
+        except redis.RedisError as error:
+            raise TrafficError(f"the payments stream refused them: {error}") from error
+        finally:
+            client.close()
+    return [Outcome("200" if i < published else "unpublished", sent_at) for i in range(len(plan))]
 
 
 def _checked(

@@ -54,9 +54,10 @@ class BatchCaseStudy(ABC):
     """Rows scored and written at a time when the caller does not say."""
 
     @abstractmethod
-    def validate(self, raw: pd.DataFrame, source: Path) -> ValidationResult:
-        """`raw` (the file as read, every column text) checked against the contract: the
-        typed valid rows and the quarantined ones. Labels are optional.
+    def validate(self, raw: pd.DataFrame | pa.Table, source: Path) -> ValidationResult:
+        """`raw` (the file as read, `features.raw_files.read_raw_source`: a CSV's text, a
+        parquet file's typed table) checked against the contract: the typed valid rows
+        and the quarantined ones, as for the file's text. Labels are optional.
 
         Raises `UnusableSource` for a file that cannot be used at all."""
 

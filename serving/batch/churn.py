@@ -25,6 +25,7 @@ from features.churn_schema import (
 )
 from features.churn_transforms import CHURN_FEATURES, churn_features
 from features.quarantine import ValidationResult
+from features.raw_files import text_frame
 from mlops.case_studies import CHURN
 from serving.batch.case_study import BatchCaseStudy, FeatureChunk
 from serving.batch.stages import StageClock
@@ -43,9 +44,11 @@ class ChurnBatch(BatchCaseStudy):
     computed_features = CHURN_FEATURES
     default_chunk_rows = 100_000
 
-    def validate(self, raw: pd.DataFrame, source: Path) -> ValidationResult:
-        """`raw` checked against the churn contract (see `BatchCaseStudy.validate`)."""
-        return validate_churn_frame(raw, source, require_label=False)
+    def validate(self, raw: pd.DataFrame | pa.Table, source: Path) -> ValidationResult:
+        """`raw` checked against the churn contract, through its text (see
+        `BatchCaseStudy.validate`)."""
+        text = raw if isinstance(raw, pd.DataFrame) else text_frame(raw)
+        return validate_churn_frame(text, source, require_label=False)
 
     def feature_chunks(
         self,

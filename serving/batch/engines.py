@@ -7,6 +7,14 @@ large tree ensembles. Either must reproduce the native probabilities saved with 
 bundle (its parity sample, within `settings.parity_tolerance`) before it scores a row;
 one that does not is refused with `mlops.model_bundle.ParityMismatch`.
 
+By default ("auto") the batch path takes the native engine for an XGBoost model (its
+registered candidate's name says so), the faster one on the demo's tree ensembles
+(`mlops bench batch`: `inplace_predict` 2.5x the ONNX tree ensemble on the same cores),
+whose trees score each row the same whatever the chunk; it falls back to ONNX when the
+native model cannot be loaded or does not reproduce the parity sample. Any other model
+(a scikit-learn one, whose last bits can depend on the chunk's size) is scored with
+ONNX. The summary says which engine scored, and why when it fell back.
+
 For XGBoost the native engine is the booster's `inplace_predict` on the float32 matrix,
 no DMatrix and no DataFrame, on every core: faster than the ONNX tree ensemble on the
 demo's fraud model (figures in `mlops bench batch`). Serving never imports this module:
@@ -15,7 +23,9 @@ the native engine loads the training libraries into the process that scores.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
@@ -26,7 +36,16 @@ from mlops.settings import Settings
 
 Engine = Literal["onnx", "native"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
+# What a caller may ask for: an engine, or "auto", the faster one that passes its check.
+EngineChoice = Literal["auto", "onnx", "native"]
+ENGINE_CHOICES: tuple[EngineChoice, ...] = get_args(EngineChoice)
+AUTO: EngineChoice = "auto"
+# How training's XGBoost candidates are named ("xgboost" for churn, "xgboost_<imbalance>..."
+# for fraud, `training.fraud_models`): "auto" scores those natively.
+XGBOOST_CANDIDATES = "xgboost"
 POSITIVE_CLASS_COLUMN = 1
+
+logger = logging.getLogger(__name__)
 
 
 class ProbabilityScorer(Protocol):
@@ -103,6 +122,16 @@ def load_scorer(
     return scorer
 
 
+@dataclass(frozen=True)
+class LoadedEngine:
+    """The bundle of the version to score, the engine that scores it, and why that one."""
+
+    bundle: RegisteredBundle
+    scorer: ProbabilityScorer
+    engine: Engine
+    fallback_reason: str | None = None
+
+
 def load_registered_engine(
     settings: Settings,
     name: str,
@@ -111,10 +140,11 @@ def load_registered_engine(
     alias: str,
     version: str | None,
     threads: int | None,
-    engine: Engine,
-) -> tuple[RegisteredBundle, ProbabilityScorer]:
+    engine: EngineChoice,
+) -> LoadedEngine:
     """The bundle of model `name` at `version` (else at `alias`) and its `engine`, checked
-    on the parity sample (see `load_scorer`).
+    on the parity sample (see `load_scorer`); with "auto", the native engine, else the
+    ONNX one when the native cannot be loaded or fails the check (see the module doc).
 
     Raises `ValueError` when the model needs features the batch path does not compute
     (`computed`), `LookupError` when the alias or version does not exist.
@@ -131,4 +161,17 @@ def load_registered_engine(
             f"{bundle.name} v{bundle.version} expects features the batch path does not "
             f"compute: {', '.join(missing)}"
         )
-    return bundle, load_scorer(settings, bundle, engine, threads=threads)
+    if engine == AUTO and not bundle.meta.candidate.startswith(XGBOOST_CANDIDATES):
+        engine = "onnx"
+    if engine == "onnx" or engine == "native":
+        return LoadedEngine(bundle, load_scorer(settings, bundle, engine, threads=threads), engine)
+    try:
+        return LoadedEngine(
+            bundle, load_scorer(settings, bundle, "native", threads=threads), "native"
+        )
+    # LookupError: not loadable; ValueError: no predict_proba, or ParityMismatch.
+    except (LookupError, ValueError) as error:
+        reason = f"native engine unusable ({str(error).splitlines()[0]}); scored with onnx"
+        logger.warning("%s v%s: %s", bundle.name, bundle.version, reason)
+        scorer = load_scorer(settings, bundle, "onnx", threads=threads)
+        return LoadedEngine(bundle, scorer, "onnx", reason)

@@ -29,7 +29,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.fraud_schema import ID_COLUMN, TX_FRAUD, validate_fraud_frame
+from features.fraud_schema import (
+    ID_COLUMN,
+    TX_FRAUD,
+    validate_fraud_frame,
+    validate_fraud_table,
+)
 from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
 from features.quarantine import ValidationResult
 from mlops.case_studies import FRAUD
@@ -49,9 +54,12 @@ class FraudBatch(BatchCaseStudy):
     computed_features = FRAUD_FEATURES
     default_chunk_rows = 500_000
 
-    def validate(self, raw: pd.DataFrame, source: Path) -> ValidationResult:
-        """`raw` checked against the fraud contract (see `BatchCaseStudy.validate`)."""
-        return validate_fraud_frame(raw, source, require_label=False)
+    def validate(self, raw: pd.DataFrame | pa.Table, source: Path) -> ValidationResult:
+        """`raw` checked against the fraud contract (see `BatchCaseStudy.validate`); a
+        parquet file's typed table on its typed columns (`validate_fraud_table`)."""
+        if isinstance(raw, pd.DataFrame):
+            return validate_fraud_frame(raw, source, require_label=False)
+        return validate_fraud_table(raw, source, require_label=False)
 
     def prepare(self, valid: pd.DataFrame, source: Path) -> tuple[pd.DataFrame, list[str]]:
         """`valid` with TX_FRAUD 0 everywhere when the file has no labels, and a note
@@ -60,7 +68,10 @@ class FraudBatch(BatchCaseStudy):
             return valid, []
         note = f"{source.name} has no {TX_FRAUD}: terminal risk windows are 0 (no known fraud)"
         logger.warning("%s", note)
-        return valid.assign(**{TX_FRAUD: 0}), [note]
+        # A shallow copy: the new column is the only one written (assign copies them all).
+        labelled = valid.copy(deep=False)
+        labelled[TX_FRAUD] = 0
+        return labelled, [note]
 
     def feature_chunks(
         self,

@@ -28,14 +28,20 @@ from typing import Any
 import pandas as pd
 
 from features.quarantine import UnusableSource, ValidationResult
-from features.raw_files import read_raw_file
+from features.raw_files import read_raw_source
 from mlops.case_studies import CHURN, FRAUD, CaseStudy, case_study
 from mlops.model_bundle import RegisteredBundle
 from mlops.names import CHAMPION
 from mlops.settings import Settings
 from serving.batch.case_study import BatchCaseStudy
 from serving.batch.churn import ChurnBatch
-from serving.batch.engines import ENGINES, Engine, ProbabilityScorer, load_registered_engine
+from serving.batch.engines import (
+    AUTO,
+    ENGINE_CHOICES,
+    EngineChoice,
+    ProbabilityScorer,
+    load_registered_engine,
+)
 from serving.batch.fraud import FraudBatch
 from serving.batch.output_files import (
     check_output_suffix,
@@ -64,7 +70,8 @@ class BatchScoreSummary:
     quarantine: Path | None
     model_name: str
     model_version: str
-    # Which engine scored: "onnx" (the bundle's ONNX file) or "native" (the native model).
+    # Which engine scored: "onnx" (the bundle's ONNX file) or "native" (the native model);
+    # with engine "auto", the native one unless it failed (`notes` then say why).
     engine: str
     seconds: float
     rows_per_second: float
@@ -98,17 +105,18 @@ def score_file(
     version: str | None = None,
     chunk_rows: int | None = None,
     threads: int | None = None,
-    engine: Engine = "onnx",
+    engine: EngineChoice = AUTO,
 ) -> BatchScoreSummary:
     """Score every valid row of `source` with `case_study`'s model at `alias` (or at
     `version`) into `output`, and say what was done.
 
     `source` is a raw file of the case study (CSV or parquet, labels optional); `output`
     is CSV or parquet by its suffix (its columns: `serving.batch.churn`,
-    `serving.batch.fraud`). `engine` scores with the bundle's ONNX file or the native
-    model (`serving.batch.engines`); `threads` is how many cores it uses (default: every
-    CPU); `chunk_rows` how many rows are scored and written at a time (default: the case
-    study's).
+    `serving.batch.fraud`). `engine` scores with the bundle's ONNX file, the native
+    model, or by default ("auto") the native one when it passes the parity check, else
+    the ONNX one (`serving.batch.engines`; the summary's `engine` says which); `threads`
+    is how many cores it uses (default: every CPU); `chunk_rows` how many rows are
+    scored and written at a time (default: the case study's).
 
     Raises `UnusableSource` for a file that cannot be read, lacks a column or has no valid
     row (its quarantine file is still written), `LookupError` when the model alias or
@@ -123,7 +131,7 @@ def score_file(
     clock = StageClock()
     started = time.perf_counter()
     with clock.timed("model_load"):
-        bundle, scorer = load_registered_engine(
+        loaded = load_registered_engine(
             settings,
             parts.study.model_name(settings),
             parts.computed_features,
@@ -132,8 +140,11 @@ def score_file(
             threads=threads,
             engine=engine,
         )
+    bundle, scorer = loaded.bundle, loaded.scorer
     checked, quarantine = _read_and_validate(parts, source, output, clock)
     valid, notes = parts.prepare(checked.valid, source)
+    if loaded.fallback_reason is not None:
+        notes = [*notes, loaded.fallback_reason]
     _score_in_chunks(parts, valid, bundle, scorer, output, chunk_rows, clock)
 
     seconds = time.perf_counter() - started
@@ -145,7 +156,7 @@ def score_file(
         quarantine=quarantine,
         model_name=bundle.name,
         model_version=bundle.version,
-        engine=engine,
+        engine=loaded.engine,
         seconds=seconds,
         rows_per_second=len(valid) / seconds if seconds > 0 else float("inf"),
         stage_seconds=clock.seconds,
@@ -159,8 +170,8 @@ def _check_arguments(output: Path, chunk_rows: int, engine: str) -> None:
     check_output_suffix(output)
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine not in ENGINE_CHOICES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINE_CHOICES)}")
 
 
 def _read_and_validate(
@@ -169,7 +180,7 @@ def _read_and_validate(
     """`source` checked against the contract, and its quarantine file (None when every
     row is valid); `UnusableSource` when no row is."""
     with clock.timed("load_validate"):
-        raw = read_raw_file(source)
+        raw = read_raw_source(source)
         checked = parts.validate(raw, source)
         del raw
     quarantine = write_quarantine(checked.quarantined, quarantine_path_for(output), clock)

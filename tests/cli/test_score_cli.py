@@ -10,9 +10,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.fraud_schema import TX_FRAUD, TX_FRAUD_SCENARIO
+from features.raw_files import text_frame
 from mlops.model_bundle import PARITY_FILE, download_bundle
 from mlops.settings import Settings
 from serving.batch.pipeline import score_file
@@ -156,7 +159,9 @@ def test_score_fraud_with_the_native_engine_gives_the_onnx_probabilities(
     assert result.returncode == 0, result.stderr[-3000:]
     assert summary_of(result.stdout)["engine"] == "native"
 
-    onnx = score_file(fraud_settings, "fraud", fraud_run["source"], tmp_path / "onnx.parquet")
+    onnx = score_file(
+        fraud_settings, "fraud", fraud_run["source"], tmp_path / "onnx.parquet", engine="onnx"
+    )
     assert onnx.engine == "onnx"
     assert_same_probabilities(
         pd.read_parquet(native_output),
@@ -201,3 +206,32 @@ def test_a_native_model_that_misses_its_parity_sample_is_refused_before_scoring(
     assert message.startswith(f"error: fraud v{version}: the native engine differs")
     assert "parity sample" in message and "Traceback" not in result.stderr
     assert not output.exists()
+
+
+def test_a_parquet_file_checked_typed_scores_and_quarantines_as_its_text_does(
+    fraud_run: dict[str, Any], fraud_settings: Settings, tmp_path: Path
+) -> None:
+    """Batch scoring checks a parquet file on its typed columns, the text of the same
+    rows through the CSV path: the same scores and the same quarantine, row for row."""
+    table = pa.Table.from_pandas(fraud_run["transactions"], preserve_index=False)
+    amounts = table.column("TX_AMOUNT").to_pylist()
+    amounts[5], amounts[9] = -3.2, None
+    ids = table.column("TRANSACTION_ID").to_pylist()
+    ids[12] = ids[11]
+    for name, values, kind in (
+        ("TRANSACTION_ID", ids, pa.int64()),
+        ("TX_AMOUNT", amounts, pa.float64()),
+    ):
+        table = table.set_column(table.column_names.index(name), name, pa.array(values, kind))
+    typed_source = tmp_path / "typed.parquet"
+    pq.write_table(table, typed_source)
+    text_source = tmp_path / "text.csv"
+    text_frame(table).to_csv(text_source, index=False)
+
+    typed = score_file(fraud_settings, "fraud", typed_source, tmp_path / "typed" / "s.parquet")
+    text = score_file(fraud_settings, "fraud", text_source, tmp_path / "text" / "s.parquet")
+
+    assert typed.rows_quarantined == text.rows_quarantined == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(typed.output), pd.read_parquet(text.output))
+    assert typed.quarantine is not None and text.quarantine is not None
+    assert typed.quarantine.read_text() == text.quarantine.read_text()

@@ -67,6 +67,15 @@ EXERCISED: dict[str, str] = {
         "tests/stack/test_traffic.py::"
         "test_fraud_traffic_continues_the_history_and_its_labels_rewrite_the_online_terminals"
     ),
+    "mlops stream fraud --metrics-port 8002": (
+        "tests/faults/test_stream_faults.py::"
+        "test_sigkill_of_the_scorer_and_of_redis_mid_stream_decide_each_payment_once"
+    ),
+    "mlops simulate traffic --model fraud --to stream --rate 2000 --duration 5 "
+    "--history FILE --json": (
+        "tests/faults/test_stream_faults.py::"
+        "test_sigkill_of_the_scorer_and_of_redis_mid_stream_decide_each_payment_once"
+    ),
     "mlops ui monitoring --port 8001": "tests/cli/test_ui.py::evidently_ui",
     "mlops ui mlflow --port 5000": (
         "tests/cli/test_ui.py::test_mlflow_ui_shows_the_homes_runs_registry_and_artifacts"

@@ -100,18 +100,15 @@ _KINDS = {
 
 
 def _defined_families() -> dict[str, Family]:
-    """Metric families serving/metrics.py and the monitoring results' collector create, read
-    from their source: name, type, labels."""
+    """Metric families serving/metrics.py, the stream scorer and the monitoring results'
+    collector create, read from their source: name, type, labels."""
+    sources = [
+        Path(Metrics.__module__.replace(".", "/") + ".py"),
+        Path("serving/fraud_stream.py"),
+        Path(MonitoringCollector.__module__.replace(".", "/") + ".py"),
+    ]
     families = {}
-    for module in (Metrics.__module__, MonitoringCollector.__module__):
-        families |= _families_in(ROOT / (module.replace(".", "/") + ".py"))
-    return families
-
-
-def _families_in(source: Path) -> dict[str, Family]:
-    tree = ast.parse(source.read_text())
-    families = {}
-    for node in ast.walk(tree):
+    for node in (n for s in sources for n in ast.walk(ast.parse((ROOT / s).read_text()))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
         kind = _KINDS.get(node.func.id)

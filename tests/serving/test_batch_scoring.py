@@ -200,12 +200,20 @@ def test_native_and_onnx_engines_give_the_same_churn_probabilities(
     churn_settings: Settings, raw_csv: Path, tmp_path: Path
 ) -> None:
     """The churn champion may be the logistic baseline: MLflow's scikit-learn flavour."""
-    onnx = score_file(churn_settings, "churn", raw_csv, tmp_path / "onnx.parquet")
+    onnx = score_file(churn_settings, "churn", raw_csv, tmp_path / "onnx.parquet", engine="onnx")
     native = score_file(
         churn_settings, "churn", raw_csv, tmp_path / "native.parquet", engine="native"
     )
+    # The default, "auto", scores an XGBoost model natively, any other with ONNX: the
+    # same scores as that engine's, to the bit, and the summary says which.
+    auto = score_file(churn_settings, "churn", raw_csv, tmp_path / "auto.parquet")
+    bundle = download_bundle(
+        churn_settings.tracking_uri, "churn", churn_settings.models_dir, alias="champion"
+    )
+    chosen = native if bundle.meta.candidate.startswith("xgboost") else onnx
 
-    assert (onnx.engine, native.engine) == ("onnx", "native")
+    assert (onnx.engine, native.engine, auto.engine) == ("onnx", "native", chosen.engine)
+    pd.testing.assert_frame_equal(read_output(auto.output), read_output(chosen.output))
     assert_same_probabilities(
         read_output(native.output),
         read_output(onnx.output),

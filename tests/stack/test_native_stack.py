@@ -103,9 +103,9 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
     tmp_path = tmp_path_factory.mktemp("native-stack")
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     redis_db = _empty_redis_db()
-    ports = _free_ports(10)
-    mlflow, prefect, worker, api, evidently, dask, dask_http, dask_worker = ports[:8]
-    prometheus, alertmanager = ports[8:]
+    ports = _free_ports(11)
+    mlflow, prefect, worker, api, evidently, dask, dask_http, dask_worker, stream = ports[:9]
+    prometheus, alertmanager = ports[9:]
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "PREFECT_"))
     }
@@ -122,6 +122,7 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
         "MLOPS_STACK_DASK_PORT": str(dask),
         "MLOPS_STACK_DASK_HTTP_PORT": str(dask_http),
         "MLOPS_STACK_DASK_WORKER_PORT": str(dask_worker),
+        "MLOPS_STREAM_METRICS_PORT": str(stream),
         "MLOPS_STACK_PROMETHEUS_PORT": str(prometheus),
         "MLOPS_STACK_ALERTMANAGER_PORT": str(alertmanager),
         "MLOPS_STACK_SCRAPE_INTERVAL_S": str(SCRAPE_INTERVAL_S),

@@ -32,7 +32,9 @@ def test_prometheus_reaches_this_machine_at_the_settings_ports(tmp_path: Path) -
         job["job_name"]: [t for group in job["static_configs"] for t in group["targets"]]
         for job in config["scrape_configs"]
     }
-    assert targets == {"mlops-api": ["127.0.0.1:18000"], "prometheus": ["127.0.0.1:19090"]}
+    assert targets["mlops-api"] == ["127.0.0.1:18000"]
+    assert targets["prometheus"] == ["127.0.0.1:19090"]
+    assert all(t.startswith("127.0.0.1:") for group in targets.values() for t in group)
     (manager,) = config["alerting"]["alertmanagers"]
     assert manager["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
 
