@@ -330,7 +330,11 @@ def test_dashboards_and_alert_rules_have_data_and_the_drift_alert_reaches_the_ap
     print("\npanel values at the end of the run:")
     for where, _, values in table:
         print(f"  {where:<60} {values}")
-    empty = [(where, expr) for where, expr, values in table if not values]
+    # This step sends no payment to the Redis stream: the stream scorer's panels are printed,
+    # not required (issue 18's tests drive the scorer).
+    empty = [
+        (where, expr) for where, expr, values in table if not values and "mlops_stream_" not in expr
+    ]
     assert not empty, f"panels without data: {empty}"
     for rule, operand, values in _rule_operand_values(prometheus):
         print(f"  rule {rule:<27} {operand[:70]:<70} {values}")
