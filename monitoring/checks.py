@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+import numpy as np
 import pandas as pd
 from evidently import Dataset, Report
 from evidently.metrics import DriftedColumnsCount, ValueDrift
@@ -78,11 +79,18 @@ _SAMPLE_SEED: Final = 0
 
 def binary_features(reference: pd.DataFrame, feature_names: Sequence[str]) -> list[str]:
     """Features whose reference values are all 0 or 1: flags and one-hot columns."""
-    return [
-        name
-        for name in feature_names
-        if reference[name].notna().any() and reference[name].dropna().isin((0, 1)).all()
-    ]
+    return [name for name in feature_names if _is_binary(reference[name])]
+
+
+def _is_binary(column: pd.Series) -> bool:
+    """Whether `column` has a value and every value present is 0 or 1. A numeric column is
+    compared as float64 in NumPy: `dropna().isin` hashed a million values per column
+    (3.6 of 44 s of a 300,000-row check, profiled)."""
+    if not pd.api.types.is_numeric_dtype(column):
+        return bool(column.notna().any() and column.dropna().isin((0, 1)).all())
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = values[~np.isnan(values)]
+    return bool(present.size and np.all((present == 0) | (present == 1)))
 
 
 def run_checks(

@@ -40,6 +40,31 @@ def test_flags_are_categorical_by_default() -> None:
     assert binary_features(REFERENCE, FEATURES) == ["paperless", "fiber"]
 
 
+def test_binary_features_are_those_whose_present_values_are_0_or_1() -> None:
+    """As `dropna().isin((0, 1))` says, for every kind of column a reference may hold."""
+    frame = pd.DataFrame(
+        {
+            "flag": [0.0, 1.0, np.nan, 1.0],
+            "ints": [0, 1, 1, 0],
+            "bools": [True, False, True, True],
+            "nullable": pd.array([1, None, 0, 1], dtype="Int64"),
+            "all_missing": [np.nan] * 4,
+            "fraction": [0.0, 1.0, 0.5, 1.0],
+            "infinite": [0.0, 1.0, np.inf, 0.0],
+            "text": ["0", "1", "1", "0"],
+            "objects": pd.Series([0, 1, None, 1], dtype=object),
+        }
+    )
+    names = list(frame.columns)
+    expected = [
+        name
+        for name in names
+        if frame[name].notna().any() and frame[name].dropna().isin((0, 1)).all()
+    ]
+    assert binary_features(frame, names) == expected
+    assert expected == ["flag", "ints", "bools", "nullable", "objects"]
+
+
 def test_same_distribution_is_neither_data_nor_prediction_drift(same: MonitoringResult) -> None:
     drift = same.data_drift
     assert drift.dataset_drift is False
