@@ -330,9 +330,28 @@ def _report_serving(figures: dict[str, Any]) -> None:
     typer.echo(f"  training libraries mapped  {', '.join(mapped) or 'none'} (/proc/<pid>/maps)")
     typer.echo(f"  training libraries imported {', '.join(imported) or 'none'} (sys.modules)")
     typer.echo(f"  |ours - naive| probability {figures['probability_gap_ours_naive']:.1e}")
+    _report_fraud(figures.get("fraud"))
     for model, section in figures["v2"].items():
         _report_v2(model, section)
     typer.echo(machine_line(figures, 26))
+
+
+def _report_fraud(section: Any) -> None:
+    typer.echo("")
+    if not isinstance(section, dict):
+        typer.secho(f"fraud scoring, /v1/fraud/score: {section}", bold=True)
+        return
+    typer.secho(f"fraud scoring, {section['model']}, {section['payments']:,} payments", bold=True)
+    typer.echo(f"  {'server':<8} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'refused':>8}")
+    for name, result in section["servers"].items():
+        for level in ("c1", "c16"):
+            r = result[level]
+            typer.echo(
+                f"  {name:<8} {level[1:]:>3} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                f"{r['rps']:>8,.0f} {r.get('errors', 0):>8,}"
+            )
+    for key, value in section["ratios"].items():
+        typer.echo(f"  {key} {value}")
 
 
 def _report_v2(model: str, section: Any) -> None:

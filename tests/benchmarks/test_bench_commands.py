@@ -118,6 +118,7 @@ def test_bench_serving(bench: Any, churn_run: dict[str, Any], tmp_path: Path) ->
     # Until the V2 routes exist, our leg says so instead of failing the benchmark.
     assert isinstance(v2["ours"], dict) or v2["ours"].startswith("unavailable")
     assert figures["v2"]["fraud"] == "no fraud champion in this home"
+    assert figures["fraud"] == "no fraud champion in this home"
 
 
 def test_bench_batch(
