@@ -21,7 +21,7 @@ export UV_PYTHON := $(or $(PYENV_PYTHON),$(PY))
 endif
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install demo demo-no-serve demo-small test test-fast bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config observability-tools clean help
+.PHONY: install demo demo-no-serve demo-small test test-fast redis-server bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config observability-tools clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
@@ -76,6 +76,11 @@ FAST_MARKERS ?= not slow and not e2e and not services
 
 test-fast: install
 	$(RUN) pytest -m "$(FAST_MARKERS)"
+
+# The stream fault test starts and kills a Redis of its own (tests/helpers/redis_server.py):
+# Debian's redis-server, installed when missing without starting its service (CI runs it).
+redis-server:
+	@command -v redis-server >/dev/null || sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; apt-get update -qq; apt-get install -y -qq redis-server; status=$$?; rm -f /usr/sbin/policy-rc.d; exit $$status'
 
 # wrk drives the serving benchmark; installed from Debian when missing (needs root).
 bench: install
