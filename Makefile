@@ -21,7 +21,7 @@ export UV_PYTHON := $(or $(PYENV_PYTHON),$(PY))
 endif
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install demo demo-no-serve demo-small test test-fast redis-server bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config clean help
+.PHONY: install demo demo-no-serve demo-small test test-fast redis-server bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config observability-tools clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
@@ -38,6 +38,7 @@ help:
 	@echo "make screenshots   retake the README's pictures (docs/images/) from the demo's home"
 	@echo "make quality-bar   train churn on small data; fail if the model misses its bar"
 	@echo "make image  build the project image (infra/Dockerfile)"
+	@echo "make observability-tools   apt-get Prometheus, promtool and Alertmanager (the tests use them)"
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -144,6 +145,12 @@ IMAGE ?= mlops-platform:local
 # BuildKit: the Dockerfile caches uv's downloads with RUN --mount.
 image:
 	DOCKER_BUILDKIT=1 docker build -f infra/Dockerfile -t $(IMAGE) .
+
+# promtool (the alert rules' tests) and the native stack's Prometheus and Alertmanager,
+# from the distribution's packages; nothing when they are installed already.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+observability-tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; }
 
 # The values of .env.example fill the ${VAR:?} the compose file requires.
 compose-config:

@@ -66,6 +66,8 @@ class RegisteredBundle:
     meta: BundleMeta
     tags: dict[str, str] = field(default_factory=dict)
     """The registered version's tags, the artifacts' digests among them (`mlops.digests`)."""
+    # When the registry created the version (Unix seconds); None when it did not say.
+    created_at: float | None = None
 
     @property
     def onnx_path(self) -> Path:
@@ -150,6 +152,11 @@ def download_bundle(
         folder=folder,
         meta=BundleMeta.read(folder),
         tags=tags,
+        created_at=(
+            model_version.creation_timestamp / 1000
+            if model_version.creation_timestamp is not None
+            else None
+        ),
     )
 
 

@@ -194,6 +194,16 @@ class Settings(BaseSettings):
     stack_dask_worker_port: int = Field(
         default=8788, description="Port of the stack's Dask worker's HTTP (health) endpoint."
     )
+    stack_prometheus_port: int = Field(default=9090, description="Port of the stack's Prometheus.")
+    stack_alertmanager_port: int = Field(
+        default=9093, description="Port of the stack's Alertmanager."
+    )
+    stack_scrape_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often the native stack's Prometheus scrapes the API and evaluates "
+        "the alert rules (compose: infra/prometheus/prometheus.yml, 15 s).",
+    )
 
     # The payments stream (Redis Streams) and its scorer, `mlops stream fraud`.
     stream_redis_url: str | None = Field(

@@ -39,19 +39,22 @@ __all__ = [
 
 # (tab, title, plot type, [(metric, labels, legend, snapshot tags)]): the dashboard of every
 # model. Panels select values by metric type and labels, so a panel follows its metric
-# across every snapshot of the project.
+# across every snapshot of the project. The drift share and the score's drift are bars: the
+# UI's line chart scales its axis to the values alone and labels its ticks in whole
+# numbers, so one check's share of 0.28 showed on a single tick labelled 0; bars start
+# at 0, and the axis shows the value.
 _Series = tuple[str, dict[str, str], str, list[str]]
 DASHBOARD_PANELS: Final[list[tuple[str, str, str, list[_Series]]]] = [
     (
         "Drift",
         "Share of drifted features",
-        "line",
+        "bar",
         [("DriftedColumnsCount", {"value_type": "share"}, "drifted share", [])],
     ),
     (
         "Drift",
         "Prediction drift (drift score of the model's score)",
-        "line",
+        "bar",
         [("ValueDrift", {"column": "score"}, "score drift", [])],
     ),
     (

@@ -32,6 +32,7 @@ from serving.middleware import BoundedRequests, ObservedRequests
 from serving.model_holder import ModelHolder
 from serving.online_features import OnlineFeatures
 from serving.openapi import install_openapi
+from serving.routes.alerts import add_alert_routes
 from serving.routes.api_docs import add_api_docs_routes
 from serving.routes.churn_batch import add_churn_batch_routes
 from serving.routes.health import add_health_routes
@@ -82,6 +83,7 @@ def create_app(
     add_report_page_routes(app)
     add_health_routes(app)
     add_metrics_route(app)
+    add_alert_routes(app)
     add_model_routes(app)
     add_v2_routes(app)
     add_api_docs_routes(app)

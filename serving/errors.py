@@ -164,6 +164,12 @@ class Overloaded(ApiError):
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
 
+# Every `error` an answer of the API can carry (the metrics count each from 0).
+API_ERROR_TYPES: tuple[str, ...] = tuple(
+    sorted({ApiError.error, *(kind.error for kind in ApiError.__subclasses__())})
+)
+
+
 class Problem(BaseModel):
     """One reason a request does not validate."""
 

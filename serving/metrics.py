@@ -16,6 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from mlops.prediction_log import PredictionLog
+from serving.alert_inbox import AlertInbox
+from serving.errors import API_ERROR_TYPES
 from serving.model_holder import ModelHolder
 
 # From 100 µs (a feature read from SQLite, an ONNX run) to seconds (a store timing out).
@@ -55,6 +57,10 @@ class Metrics:
             ["error"],
             registry=self.registry,
         )
+        # Every error type at 0 from the start: a rate over a counter that appears at its
+        # first increment misses that increment, and an alert on it has nothing to read.
+        for error in API_ERROR_TYPES:
+            self.errors.labels(error)
         self.feature_read_seconds = Histogram(
             "mlops_feature_read_duration_seconds",
             "Time of one online feature read, by model.",
@@ -68,6 +74,14 @@ class Metrics:
             ["model"],
             buckets=SCORE_BUCKETS,
             registry=self.registry,
+        )
+        self.alerts = AlertInbox(
+            Counter(
+                "mlops_alerts_received",
+                "Alerts Alertmanager notified the API of (POST /alerts), by name and status.",
+                ["alertname", "status"],
+                registry=self.registry,
+            )
         )
         self._state: _ServingState | None = None
         # Label lookups take a lock and build keys; a request's children are found here.
@@ -157,7 +171,15 @@ class _ServingState(Collector):
             "loaded or the alias moved to a version that failed to load.",
             labels=["model", "alias"],
         )
+        created = GaugeMetricFamily(
+            "mlops_model_version_created_timestamp_seconds",
+            "When the registry created the version served (Unix time): the champion's age.",
+            labels=["model", "version"],
+        )
         for holder in self._holders:
+            served = holder.served_bundle
+            if served is not None and served.created_at is not None:
+                created.add_metric([holder.name, served.version], served.created_at)
             for outcome, count in holder.loads.items():
                 loads.add_metric([holder.name, outcome], count)
             for error, count in sorted(holder.failures.items()):
@@ -166,3 +188,4 @@ class _ServingState(Collector):
         yield loads
         yield failures
         yield matches
+        yield created

@@ -137,6 +137,12 @@ class ModelHolder:
         return model.version if model is not None else None
 
     @property
+    def served_bundle(self) -> RegisteredBundle | None:
+        """The registered bundle of the model served; None while none is loaded."""
+        model = self._current
+        return model.bundle if model is not None else None
+
+    @property
     def matches_alias(self) -> bool:
         """A model is loaded and it is the version the alias pointed at when last resolved."""
         loaded = self.loaded_version

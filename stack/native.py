@@ -25,6 +25,7 @@ from stack.data_services import (
     postgres_address,
     redis_address,
 )
+from stack.observability import installed, observability_services, write_configs
 from stack.processes import (
     Log,
     Running,
@@ -120,7 +121,14 @@ def _start_services(
     bootstrap: bool,
     log: Log,
 ) -> None:
-    table = services(topology(settings))
+    table = native_services(settings)
+    for service in observability_services(settings):
+        if not installed(service):
+            log(
+                f"{service.name:<17} not installed: the stack runs without it "
+                "(apt-get install prometheus prometheus-alertmanager)"
+            )
+    write_configs(settings)
     names = {service.name for service in table}
     ready = {"postgres", "redis"} | {name for name in state if name in names}
     for name in sorted(ready & names):
@@ -158,6 +166,12 @@ def _start_services(
                 where = "done" if service.one_shot else f"healthy at {service.url()}"
                 log(f"{name:<17} {where} in {took:.0f} s  (log: {run.log})")
         time.sleep(0.5)
+
+
+def native_services(settings: Settings) -> list[Service]:
+    """The service table for this machine, then the installed Prometheus and Alertmanager."""
+    extra = [service for service in observability_services(settings) if installed(service)]
+    return [*services(topology(settings)), *extra]
 
 
 def _became_ready(
@@ -201,7 +215,7 @@ class ServiceStatus:
     """One row of `mlops stack status`."""
 
     name: str
-    state: str  # healthy, unhealthy, stopped, external
+    state: str  # healthy, unhealthy, stopped, external, not installed
     url: str | None
     pid: int | None
 
@@ -210,8 +224,9 @@ class ServiceStatus:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    """PostgreSQL, Redis, then each long-running service of the table: healthy, unhealthy,
-    stopped, or external (a database server the stack uses but did not start)."""
+    """PostgreSQL, Redis, then each long-running service of the table, Prometheus and
+    Alertmanager: healthy, unhealthy, stopped, external (a database server the stack uses but
+    did not start), or not installed (Prometheus or Alertmanager)."""
     state = StateFile(settings).read()
     rows: list[ServiceStatus] = []
     pg_host, pg_port, _ = postgres_address(settings)
@@ -226,10 +241,14 @@ def status(settings: Settings) -> list[ServiceStatus]:
         if run is None and not answering:
             label = "stopped"
         rows.append(ServiceStatus(name, label, f"{host}:{port}", run.pid if run else None))
-    for service in services(topology(settings)):
+    optional = observability_services(settings)
+    for service in [*services(topology(settings)), *optional]:
         if service.one_shot:
             continue
         run = state.get(service.name)
+        if service in optional and not installed(service):
+            rows.append(ServiceStatus(service.name, "not installed", service.url(), None))
+            continue
         url = service.health_url()
         if run is None or not run.alive():
             rows.append(ServiceStatus(service.name, "stopped", service.url(), None))

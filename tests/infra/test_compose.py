@@ -31,7 +31,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 VENV_BIN = Path(sys.executable).parent
-INFRA_SERVICES = {"postgres", "redis", "prometheus", "grafana"}
+INFRA_SERVICES = {"postgres", "redis", "prometheus", "alertmanager", "grafana"}
 PUBLISHED = {"api", "mlflow", "prefect-server", "evidently-ui", "grafana"}
 # ${VAR}, ${VAR:?message}, ${VAR:-default}: compose's interpolation.
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?[?-][^}]*)?\}")
@@ -289,3 +289,53 @@ def test_docker_compose_config_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _mounts(entry: dict[str, Any]) -> dict[str, str]:
+    """Container path -> file of this repository, of a service's bind mounts."""
+    found = {}
+    for volume in entry.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            found[target] = source[2:]
+    return found
+
+
+def test_the_native_prometheus_and_alertmanager_use_the_files_compose_mounts(
+    compose: dict[str, Any],
+) -> None:
+    """`mlops stack up` runs Debian's Prometheus and Alertmanager on the same files."""
+    from stack import observability
+
+    services = compose["services"]
+    prometheus, alertmanager = _mounts(services["prometheus"]), _mounts(services["alertmanager"])
+    config = yaml.safe_load((ROOT / prometheus["/etc/prometheus/prometheus.yml"]).read_text())
+    assert ROOT / prometheus["/etc/prometheus/prometheus.yml"] == observability.PROMETHEUS_CONFIG
+    (rules,) = config["rule_files"]
+    assert ROOT / prometheus[rules] == observability.RULES
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
+    assert ROOT / alertmanager["/etc/alertmanager/alertmanager.yml"] == (
+        observability.ALERTMANAGER_CONFIG
+    )
+    (targets,) = [
+        group["targets"]
+        for manager in config["alerting"]["alertmanagers"]
+        for group in manager["static_configs"]
+    ]
+    assert targets == [observability.COMPOSE_ALERTMANAGER]
+    hooks = [
+        hook["url"]
+        for receiver in yaml.safe_load(observability.ALERTMANAGER_CONFIG.read_text())["receivers"]
+        for hook in receiver["webhook_configs"]
+    ]
+    assert hooks == [f"http://{observability.COMPOSE_API}/alerts"]
+
+
+def test_grafana_finds_the_dashboards_where_compose_mounts_them(compose: dict[str, Any]) -> None:
+    mounts = _mounts(compose["services"]["grafana"])
+    provider = yaml.safe_load(
+        (ROOT / "infra/grafana/provisioning/dashboards/dashboards.yml").read_text()
+    )
+    (entry,) = provider["providers"]
+    assert mounts[entry["options"]["path"]] == "infra/grafana/dashboards"
+    assert mounts["/etc/grafana/provisioning"] == "infra/grafana/provisioning"

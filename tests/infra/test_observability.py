@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops.monitoring_results import MonitoringCollector
 from mlops.settings import Settings
 from serving.app import create_app
 from serving.metrics import Metrics
@@ -99,9 +100,13 @@ _KINDS = {
 
 
 def _defined_families() -> dict[str, Family]:
-    """Metric families serving/metrics.py and the stream scorer create, read from their
-    source: name, type, labels."""
-    sources = [Path(Metrics.__module__.replace(".", "/") + ".py"), Path("serving/fraud_stream.py")]
+    """Metric families serving/metrics.py, the stream scorer and the monitoring results'
+    collector create, read from their source: name, type, labels."""
+    sources = [
+        Path(Metrics.__module__.replace(".", "/") + ".py"),
+        Path("serving/fraud_stream.py"),
+        Path(MonitoringCollector.__module__.replace(".", "/") + ".py"),
+    ]
     families = {}
     for node in (n for s in sources for n in ast.walk(ast.parse((ROOT / s).read_text()))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
@@ -342,3 +347,95 @@ def test_postgres_runs_the_init_script(postgres_url: str) -> None:
             for name in created:
                 connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         engine.dispose()
+
+
+# What Grafana 11 provisions without plugins: its built-in panel types, and the unit ids of
+# its value formats (packages/grafana-data/src/valueFormats/categories.ts), those a
+# dashboard of this platform may use.
+GRAFANA_PANEL_TYPES = frozenset(
+    [
+        "row",
+        "timeseries",
+        "stat",
+        "gauge",
+        "bargauge",
+        "table",
+        "state-timeline",
+        "status-history",
+        "heatmap",
+        "histogram",
+        "piechart",
+        "barchart",
+        "text",
+        "logs",
+        "nodeGraph",
+        "trend",
+        "xychart",
+        "alertlist",
+    ]
+)
+GRAFANA_UNITS = frozenset(
+    [
+        "none",
+        "short",
+        "percent",
+        "percentunit",
+        "sci",
+        "locale",
+        "s",
+        "ms",
+        "µs",
+        "ns",
+        "m",
+        "h",
+        "d",
+        "dtdurations",
+        "dthms",
+        "reqps",
+        "rps",
+        "wps",
+        "rpm",
+        "ops",
+        "opm",
+        "bytes",
+        "decbytes",
+        "bits",
+        "kbytes",
+        "mbytes",
+        "KBs",
+        "MBs",
+        "Bps",
+        "binBps",
+        "dateTimeAsIso",
+        "dateTimeFromNow",
+    ]
+)
+
+
+def test_grafana_can_provision_each_dashboard(dashboard: dict[str, Any]) -> None:
+    """What Grafana checks, or silently gets wrong, when it provisions the file: known panel
+    types and units, unique panel ids and query refIds, panels inside the 24-column grid
+    without overlapping, and every query on the provisioned data source."""
+    source = yaml.safe_load((INFRA / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    uid = source["datasources"][0]["uid"]
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+    ids = [panel["id"] for panel in _panels(dashboard)]
+    assert len(ids) == len(set(ids)), f"{dashboard['uid']}: panel ids repeat"
+    cells: set[tuple[int, int]] = set()
+    for panel in _panels(dashboard):
+        where = f"{dashboard['uid']} / {panel.get('title')}"
+        assert panel["type"] in GRAFANA_PANEL_TYPES, f"{where}: panel type {panel['type']}"
+        unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        assert unit is None or unit in GRAFANA_UNITS, f"{where}: unit {unit}"
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["w"] > 0 and grid["x"] + grid["w"] <= 24, where
+        mine = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])}  # fmt: skip
+        assert not mine & cells, f"{where}: overlaps another panel"
+        cells |= mine
+        refs = [target["refId"] for target in panel.get("targets", [])]
+        assert len(refs) == len(set(refs)), f"{where}: refIds repeat"
+        for target in panel.get("targets", []):
+            assert target.get("datasource", panel["datasource"])["uid"] == uid, where
+    for variable in dashboard["templating"]["list"]:
+        assert variable["datasource"] == {"type": "prometheus", "uid": uid}, variable["name"]
