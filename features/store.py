@@ -149,9 +149,18 @@ async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
         connection = online._get_conn(store.config)
         connection.execute(f"PRAGMA busy_timeout = {SQLITE_READ_BUSY_MS}")
         try:
-            connection.execute("PRAGMA journal_mode = WAL")
+            [mode] = connection.execute("PRAGMA journal_mode = WAL").fetchone()
         except sqlite3.OperationalError as error:  # locked now: readers may wait, bounded
             logger.warning("online store left in its journal mode (%s)", error)
+            return
+        if mode != "wal":
+            return
+        # Serving writes too (each fraud payment joins two states): in WAL mode, NORMAL
+        # writes a commit to the log file without waiting for the disk (an fsync cost
+        # ~9 ms a payment on this machine's busy disk), and syncs at checkpoints. A
+        # commit then survives the process's crash (kill -9), as the prediction log's
+        # spool does, not a power cut; the database stays consistent either way.
+        connection.execute("PRAGMA synchronous = NORMAL")
 
 
 def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:

@@ -5,7 +5,11 @@ window features at the request's time and amount with `features.fraud_online`, t
 function the `fraud_model` service's on-demand view runs: the same values as
 `get_online_features` on that service (a test checks), without its generic path
 (`serving.online_features`). `record` appends the transaction to both states and pushes
-them back online, so the next transaction of the card or terminal sees it.
+them back online, so the next transaction of the card or terminal sees it. `payment` is
+the two in one, as the scoring route uses them: one read of each state, the features, and
+after the caller has scored and logged the payment, its append to the states it read.
+`payments` does the same for a batch in order, with one read and one write per state view
+(a consumer of a payments stream); both are plain calls, no HTTP involved.
 
 A card or terminal the store has never seen is not an error here: a new card has an
 empty history, and its features follow the empty-window conventions.
@@ -15,12 +19,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 from feast import FeatureStore, FeatureView, PushSource
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.infra.provider import Provider
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import DoubleList, Int64List
@@ -55,6 +63,36 @@ _State = dict[str, npt.NDArray[np.int64] | npt.NDArray[np.float64]]
 _STAMP_STEP = timedelta(microseconds=1)
 
 
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment as scoring needs it: the card, the terminal, when (timezone-aware), how much."""
+
+    customer_id: int
+    terminal_id: int
+    tx_time: datetime
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPayment:
+    """A payment read and featurized under the lock (`FraudOnlineFeatures.payment`)."""
+
+    row: npt.NDArray[np.float32]
+    """Its features in the model's order, as float32."""
+    record: Callable[[], None]
+    """Append it to the card's and the terminal's states and write both online."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPayments:
+    """Payments read and featurized under the lock (`FraudOnlineFeatures.payments`)."""
+
+    rows: npt.NDArray[np.float32]
+    """One row of features per payment, in the order given."""
+    record: Callable[[], None]
+    """Append every payment to its states and write each changed state online once."""
+
+
 class FraudOnlineFeatures:
     """Reads the fraud model's features of a transaction and records transactions online."""
 
@@ -70,6 +108,13 @@ class FraudOnlineFeatures:
         self._record_lock = threading.Lock()
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._push_targets: dict[str, list[FeatureView]] = {}
+
+    @cached_property
+    def local(self) -> bool:
+        """Whether the online store is a local file (SQLite): a read or a write then takes
+        a fraction of a millisecond, its lock wait bounded (`features.store.bound_serving_reads`),
+        and scoring runs on the event loop instead of the thread pool."""
+        return isinstance(self._store.provider.online_store, SqliteOnlineStore)
 
     def _state_readers(self) -> tuple[ViewReader, ViewReader]:
         if self._readers is None:
@@ -90,19 +135,50 @@ class FraudOnlineFeatures:
                 ) from error
         return self._readers
 
+    def _read_states(
+        self, customer_ids: Sequence[int], terminal_ids: Sequence[int]
+    ) -> tuple[dict[int, CustomerHistory], dict[int, TerminalHistory]]:
+        """The states of these cards and terminals: one online read per state view for all
+        of them; an entity never seen has an empty history."""
+        customers, terminals = self._state_readers()
+        card_ids = list(dict.fromkeys(customer_ids))
+        terminal_keys = list(dict.fromkeys(terminal_ids))
+        return (
+            {
+                key: CustomerHistory.from_lists(*((state or {}).get(n) for n in _CUSTOMER_STATE))
+                for key, state in zip(card_ids, customers.read(card_ids), strict=True)
+            },
+            {
+                key: TerminalHistory.from_lists(*((state or {}).get(n) for n in _TERMINAL_STATE))
+                for key, state in zip(terminal_keys, terminals.read(terminal_keys), strict=True)
+            },
+        )
+
     def _states(
         self, customer_id: int, terminal_id: int
     ) -> tuple[CustomerHistory, TerminalHistory]:
         """The card's and the terminal's state: one online read each; never seen is empty."""
-        customers, terminals = self._state_readers()
-        [customer] = customers.read([customer_id])
-        [terminal] = terminals.read([terminal_id])
-        customer = customer or {}
-        terminal = terminal or {}
-        return (
-            CustomerHistory.from_lists(*(customer.get(name) for name in _CUSTOMER_STATE)),
-            TerminalHistory.from_lists(*(terminal.get(name) for name in _TERMINAL_STATE)),
+        customers, terminals = self._read_states([customer_id], [terminal_id])
+        return customers[customer_id], terminals[terminal_id]
+
+    def _row(
+        self,
+        customer: CustomerHistory,
+        terminal: TerminalHistory,
+        payment: Payment,
+        tx_time_ns: int,
+        feature_names: Sequence[str],
+    ) -> npt.NDArray[np.float32]:
+        values = online_fraud_features(
+            customer, terminal, tx_time_ns, float(payment.amount), payment.terminal_id
         )
+        try:
+            return np.asarray([values[name] for name in feature_names], dtype=np.float32)
+        except KeyError:
+            missing = [name for name in feature_names if name not in values]
+            raise FeatureStoreUnavailable(
+                f"feature service '{self._service_name}' lacks {missing[:5]}"
+            ) from None
 
     def row(
         self,
@@ -112,48 +188,105 @@ class FraudOnlineFeatures:
         amount: float,
         feature_names: Sequence[str],
     ) -> np.ndarray:
-        """The transaction's features in `feature_names` order, as float32."""
+        """The transaction's features in `feature_names` order, as float32 (nothing recorded)."""
+        payment = Payment(customer_id, terminal_id, tx_time, amount)
         t = _epoch_ns(tx_time)
         customer, terminal = self._states(customer_id, terminal_id)
-        values = online_fraud_features(customer, terminal, t, float(amount), terminal_id)
-        missing = [name for name in feature_names if name not in values]
-        if missing:
-            raise FeatureStoreUnavailable(
-                f"feature service '{self._service_name}' lacks {missing[:5]}"
-            )
-        return np.asarray([values[name] for name in feature_names], dtype=np.float32)
+        return self._row(customer, terminal, payment, t, feature_names)
 
     def record(self, customer_id: int, terminal_id: int, tx_time: datetime, amount: float) -> None:
         """Append the transaction to the card's and the terminal's state and write both online.
 
         The terminal entry's label is pending (0) until the label flow republishes the
-        terminal's state; see `features.fraud_online`.
+        terminal's state; see `features.fraud_online`. Scoring and recording a payment
+        together is `payment` (one read instead of two).
         """
         t = _epoch_ns(tx_time)
         with self._record_lock:
-            customer_state, terminal_state = self._states(customer_id, terminal_id)
-            customer = append_customer_transaction(customer_state, t, float(amount), terminal_id)
-            terminal = append_terminal_transaction(terminal_state, t)
-            stamp = self._next_stamp()
-            self._push(
-                fraud_repo.CUSTOMER_STATE_PUSH,
-                (CUSTOMER_KEY, customer_id),
-                {
-                    CUSTOMER_TIMES: customer.times_ns,
-                    CUSTOMER_AMOUNTS: customer.amounts,
-                    CUSTOMER_TERMINALS: customer.terminal_ids,
-                },
-                stamp,
+            customer, terminal = self._states(customer_id, terminal_id)
+            self._write_states(
+                {customer_id: append_customer_transaction(customer, t, float(amount), terminal_id)},
+                {terminal_id: append_terminal_transaction(terminal, t)},
             )
-            self._push(
-                fraud_repo.TERMINAL_STATE_PUSH,
-                (TERMINAL_KEY, terminal_id),
-                {
-                    TERMINAL_TIMES: terminal.times_ns,
-                    TERMINAL_FRAUDS: terminal.frauds,
-                },
-                stamp,
+
+    @contextmanager
+    def payment(
+        self,
+        customer_id: int,
+        terminal_id: int,
+        tx_time: datetime,
+        amount: float,
+        feature_names: Sequence[str],
+    ) -> Iterator[OpenPayment]:
+        """Score a payment, then record it, with one read of each state: `row` and `record`
+        in one, for the scoring path.
+
+            with features.payment(card, terminal, when, amount, names) as open_payment:
+                score(open_payment.row)  # ... and log it
+                open_payment.record()    # only now does it join the windows
+
+        The states read are the ones appended to: this object's lock is held from the read
+        to the end of the block, so no other payment of this process comes in between.
+        Leaving the block without `record` (the log refused the payment) writes nothing.
+        """
+        with self.payments(
+            [Payment(customer_id, terminal_id, tx_time, amount)], feature_names
+        ) as batch:
+            yield OpenPayment(row=batch.rows[0], record=batch.record)
+
+    @contextmanager
+    def payments(
+        self, payments: Sequence[Payment], feature_names: Sequence[str]
+    ) -> Iterator[OpenPayments]:
+        """`payment` for several payments, in the order given (a stream consumer's batch).
+
+        One online read per state view for all the cards and terminals, the features of
+        each payment from the states with the payments before it appended (what scoring
+        them one by one, recording each, gives), and on `record` one write per state view
+        with every changed state. `record` records all of them or none.
+        """
+        times = [_epoch_ns(payment.tx_time) for payment in payments]
+        rows = np.empty((len(payments), len(feature_names)), dtype=np.float32)
+        with self._record_lock:
+            customers, terminals = self._read_states(
+                [p.customer_id for p in payments], [p.terminal_id for p in payments]
             )
+            for i, (payment, t) in enumerate(zip(payments, times, strict=True)):
+                customer, terminal = customers[payment.customer_id], terminals[payment.terminal_id]
+                rows[i] = self._row(customer, terminal, payment, t, feature_names)
+                customers[payment.customer_id] = append_customer_transaction(
+                    customer, t, float(payment.amount), payment.terminal_id
+                )
+                terminals[payment.terminal_id] = append_terminal_transaction(terminal, t)
+            yield OpenPayments(rows=rows, record=lambda: self._write_states(customers, terminals))
+
+    def _write_states(
+        self, customers: Mapping[int, CustomerHistory], terminals: Mapping[int, TerminalHistory]
+    ) -> None:
+        """Write these cards' and terminals' states online: one write per state view."""
+        stamp = self._next_stamp()
+        self._push(
+            fraud_repo.CUSTOMER_STATE_PUSH,
+            CUSTOMER_KEY,
+            {
+                key: {
+                    CUSTOMER_TIMES: state.times_ns,
+                    CUSTOMER_AMOUNTS: state.amounts,
+                    CUSTOMER_TERMINALS: state.terminal_ids,
+                }
+                for key, state in customers.items()
+            },
+            stamp,
+        )
+        self._push(
+            fraud_repo.TERMINAL_STATE_PUSH,
+            TERMINAL_KEY,
+            {
+                key: {TERMINAL_TIMES: state.times_ns, TERMINAL_FRAUDS: state.frauds}
+                for key, state in terminals.items()
+            },
+            stamp,
+        )
 
     def relabel_terminal(
         self, terminal_id: int, times_ns: Sequence[int], frauds: Sequence[int]
@@ -175,8 +308,13 @@ class FraudOnlineFeatures:
             if matched:
                 self._push(
                     fraud_repo.TERMINAL_STATE_PUSH,
-                    (TERMINAL_KEY, terminal_id),
-                    {TERMINAL_TIMES: relabelled.times_ns, TERMINAL_FRAUDS: relabelled.frauds},
+                    TERMINAL_KEY,
+                    {
+                        terminal_id: {
+                            TERMINAL_TIMES: relabelled.times_ns,
+                            TERMINAL_FRAUDS: relabelled.frauds,
+                        }
+                    },
                     self._next_stamp(),
                 )
         return matched
@@ -194,27 +332,37 @@ class FraudOnlineFeatures:
         return self.health() is None
 
     def _push(
-        self, push_source: str, entity: tuple[str, int], state: _State, stamp: datetime
+        self,
+        push_source: str,
+        join_key: str,
+        states: Mapping[int, _State],
+        stamp: datetime,
     ) -> None:
         """What `store.push(..., to=PushMode.ONLINE)` does, minus its per-call overhead.
 
         Feast's push rebuilds every feature view and service from the registry on each
         call (three listings, type-checked by typeguard) and wants a DataFrame: about 60 ms
         per push on this machine. The views fed by each push source are looked up once
-        here, and the one row is written straight to the online store as protos.
+        here, and the rows (one per entity) go to the online store's own
+        `online_write_batch` as protos, in one call.
         """
-        key = EntityKeyProto(join_keys=[entity[0]], entity_values=[ValueProto(int64_val=entity[1])])
-        values = {
-            name: ValueProto(int64_list_val=Int64List(val=array.tolist()))
-            if array.dtype.kind == "i"
-            else ValueProto(double_list_val=DoubleList(val=array.tolist()))
-            for name, array in state.items()
-        }
+        rows: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]] = [
+            (
+                EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=key)]),
+                {
+                    name: ValueProto(int64_list_val=Int64List(val=array.tolist()))
+                    if array.dtype.kind == "i"
+                    else ValueProto(double_list_val=DoubleList(val=array.tolist()))
+                    for name, array in state.items()
+                },
+                stamp,
+                stamp,
+            )
+            for key, state in states.items()
+        ]
         try:
             for view in self._views_fed_by(push_source):
-                self._provider().online_write_batch(
-                    self._store.config, view, [(key, values, stamp, stamp)], progress=None
-                )
+                self._provider().online_write_batch(self._store.config, view, rows, progress=None)
         except Exception as error:
             raise FeatureStoreUnavailable(
                 f"online feature store refused a write: {type(error).__name__}"

@@ -214,25 +214,28 @@ class FraudPredictor(_Predictor):
             model = self._answering(model, str(tx.customer_id))
             context.model_version = model.version
         started = time.perf_counter()
-        row = self.features.row(
-            tx.customer_id,
-            tx.terminal_id,
-            tx.tx_datetime,
-            tx.amount,
-            model.bundle.meta.feature_names,
-        )
-        self._timed_read(started)
-        probability = finite_score(model.score(row))
-        decision = probability >= model.threshold
         entity = {
             "transaction_id": tx.transaction_id,
             "customer_id": tx.customer_id,
             "terminal_id": tx.terminal_id,
         }
-        # Logged before it joins the windows: a payment the log refuses is not answered
-        # (503) and will be sent again, and must not be in the windows when it is.
-        self._record(context, FRAUD_ENDPOINT, model, entity, row, probability, decision)
-        self.features.record(tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
+        # One read of the card's and the terminal's states, held (under the features' lock)
+        # until the payment is appended to them.
+        with self.features.payment(
+            tx.customer_id,
+            tx.terminal_id,
+            tx.tx_datetime,
+            tx.amount,
+            model.bundle.meta.feature_names,
+        ) as payment:
+            row = payment.row
+            self._timed_read(started)
+            probability = finite_score(model.score(row))
+            decision = probability >= model.threshold
+            # Logged before it joins the windows: a payment the log refuses is not answered
+            # (503) and will be sent again, and must not be in the windows when it is.
+            self._record(context, FRAUD_ENDPOINT, model, entity, row, probability, decision)
+            payment.record()
         if self.challenger is not None:
             self._shadow(context, FRAUD_ENDPOINT, model, entity, row)
         return FraudScore(

@@ -23,7 +23,7 @@ from features.fraud_online import (
 from features.fraud_windows import FRAUD_FEATURES, SECONDS_SINCE_PREV_CAP, fraud_window_features
 from mlops.settings import Settings
 from serving.errors import FeatureStoreUnavailable, InvalidInput
-from serving.fraud_features import FraudOnlineFeatures
+from serving.fraud_features import FraudOnlineFeatures, Payment
 from sources.fraud_simulator import simulate_transactions
 
 START = pd.Timestamp("2018-04-01", tz="UTC")
@@ -125,33 +125,74 @@ def test_redis_round_trip_and_same_second_records(
     assert dict(zip(FRAUD_FEATURES, row.tolist(), strict=True))["customer_nb_tx_1d"] == 2.0
 
 
-def test_skew_serving_replay_equals_offline_features(
-    settings: Settings, history: pd.DataFrame, offline: pd.DataFrame
-) -> None:
-    """Training/serving skew: the serving path reproduces the training features exactly.
+def _replay(history: pd.DataFrame) -> pd.DataFrame:
+    return history[(history["TX_DATETIME"] >= CUT_OFF) & (history["TX_DATETIME"] < REPLAY_END)]
 
-    The states are published as of T0 from the labelled history; then every transaction of
-    [T0, T0 + 7 days) goes through serving in time order: `row` (scored), then `record`
-    (appended online, label pending). The replay stays within one label delay: a recorded
-    transaction enters a terminal window only `delay` (7) days after it happened, i.e.
-    after T0 + 7 days, so no pending label is ever read; offline, every label is known.
-    Past that horizon, equality needs the label flow to republish the terminal states.
-    """
-    features = published(settings, history)
-    replay = history[(history["TX_DATETIME"] >= CUT_OFF) & (history["TX_DATETIME"] < REPLAY_END)]
-    served = np.empty((len(replay), len(FRAUD_FEATURES)))
-    for i, tx in enumerate(replay.itertuples(index=False)):
-        served[i] = features.row(
-            tx.CUSTOMER_ID, tx.TERMINAL_ID, tx.TX_DATETIME, tx.TX_AMOUNT, FRAUD_FEATURES
-        )
-        features.record(tx.CUSTOMER_ID, tx.TERMINAL_ID, tx.TX_DATETIME, tx.TX_AMOUNT)
 
+def _check_replay(served: np.ndarray, replay: pd.DataFrame, offline: pd.DataFrame) -> None:
     expected = offline.loc[replay.index, list(FRAUD_FEATURES)].to_numpy()
     assert 200 < len(replay) < 400
     # Terminal risks must be exercised, not all zero, for the test to mean anything.
     assert expected[:, FRAUD_FEATURES.index("terminal_risk_7d")].max() > 0
     # The model gets float32; compare at float32 precision.
     assert_allclose(served, expected.astype(np.float32), rtol=1e-6, atol=0)
+
+
+def test_skew_serving_replay_equals_offline_features(
+    settings: Settings, history: pd.DataFrame, offline: pd.DataFrame
+) -> None:
+    """Training/serving skew: the serving path reproduces the training features exactly.
+
+    The states are published as of T0 from the labelled history; then every transaction of
+    [T0, T0 + 7 days) goes through serving in time order as the API scores it: `payment`
+    (one read; scored), then its `record` (appended online, label pending). The replay
+    stays within one label delay: a recorded transaction enters a terminal window only
+    `delay` (7) days after it happened, i.e. after T0 + 7 days, so no pending label is
+    ever read; offline, every label is known. Past that horizon, equality needs the label
+    flow to republish the terminal states.
+    """
+    features = published(settings, history)
+    replay = _replay(history)
+    served = np.empty((len(replay), len(FRAUD_FEATURES)))
+    for i, tx in enumerate(replay.itertuples(index=False)):
+        with features.payment(
+            tx.CUSTOMER_ID, tx.TERMINAL_ID, tx.TX_DATETIME, tx.TX_AMOUNT, FRAUD_FEATURES
+        ) as payment:
+            served[i] = payment.row
+            payment.record()
+    _check_replay(served, replay, offline)
+    # `row` then `record`, the two steps apart, read what `payment` wrote.
+    last = replay.iloc[-1]
+    later = last["TX_DATETIME"] + pd.Timedelta(minutes=1)
+    card, terminal = int(last["CUSTOMER_ID"]), int(last["TERMINAL_ID"])
+    before = features.row(card, terminal, later, 10.0, FRAUD_FEATURES)
+    features.record(card, terminal, later, 10.0)
+    after = features.row(card, terminal, later + pd.Timedelta(seconds=1), 10.0, FRAUD_FEATURES)
+    nb_1d = FRAUD_FEATURES.index("customer_nb_tx_1d")
+    assert after[nb_1d] == before[nb_1d] + 1
+
+
+def test_skew_batches_of_payments_equal_offline_features(
+    settings: Settings, history: pd.DataFrame, offline: pd.DataFrame
+) -> None:
+    """A stream consumer's path: the same replay in batches (`payments`), each batch read
+    once and written once, gives the same features; a batch not recorded leaves the
+    states as they were."""
+    features = published(settings, history)
+    replay = _replay(history)
+    payments = [
+        Payment(tx.CUSTOMER_ID, tx.TERMINAL_ID, tx.TX_DATETIME, tx.TX_AMOUNT)
+        for tx in replay.itertuples(index=False)
+    ]
+    with features.payments(payments[:40], FRAUD_FEATURES) as unrecorded:
+        first_rows = unrecorded.rows.copy()
+    served = []
+    for start in range(0, len(payments), 40):
+        with features.payments(payments[start : start + 40], FRAUD_FEATURES) as batch:
+            served.append(batch.rows)
+            batch.record()
+    np.testing.assert_array_equal(served[0], first_rows)
+    _check_replay(np.concatenate(served), replay, offline)
 
 
 def test_a_card_and_terminal_never_seen_get_the_empty_window_features(
@@ -210,3 +251,23 @@ def test_a_store_that_does_not_answer_is_unavailable(
     with pytest.raises(FeatureStoreUnavailable):
         unreachable.record(1, 1, CUT_OFF, 10.0)
     assert not unreachable.ping()
+
+
+def test_serving_writes_the_states_without_waiting_for_the_disk(
+    settings: Settings, history: pd.DataFrame
+) -> None:
+    """Serving's connection: write-ahead log, commits synced at checkpoints (NORMAL, 1),
+    not each (FULL, 2): a payment's two state writes then cost no fsync."""
+    import asyncio
+
+    features = published(settings, history)
+    store = feature_store.feature_store(settings)
+    asyncio.run(feature_store.bound_serving_reads(store, settings))
+    connection = store.provider.online_store._get_conn(store.config)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert connection.execute("PRAGMA synchronous").fetchone() == (1,)
+    assert FraudOnlineFeatures(store).local
+    # Another process's connection (the label flow's) keeps SQLite's default.
+    assert features._store.provider.online_store._get_conn(store.config).execute(
+        "PRAGMA synchronous"
+    ).fetchone() == (2,)
