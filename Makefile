@@ -80,7 +80,7 @@ test-fast: install
 # The stream fault test starts and kills a Redis of its own (tests/helpers/redis_server.py):
 # Debian's redis-server, installed when missing without starting its service (CI runs it).
 redis-server:
-	@command -v redis-server >/dev/null || sudo sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; apt-get update -qq; apt-get install -y -qq redis-server; status=$$?; rm -f /usr/sbin/policy-rc.d; exit $$status'
+	@command -v redis-server >/dev/null || $(SUDO) sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; apt-get update -qq; apt-get install -y -qq redis-server; status=$$?; rm -f /usr/sbin/policy-rc.d; exit $$status'
 
 # wrk drives the serving benchmark; installed from Debian when missing (needs root).
 bench: install

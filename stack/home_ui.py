@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlops.settings import Settings
+from stack.mlflow_auth import AUTH_ENVIRONMENT, without_auth
 from stack.processes import StackError
 from stack.services import Service, Topology, ports_of, service_table
 
@@ -62,9 +63,13 @@ def home_ui(settings: Settings, ui: HomeUi, *, host: str, port: int) -> HomeUiSe
     )
     service = service_table(topology)[name]
     environment = dict(service.environment)
+    command = service.command
     if ui == "mlflow":
         environment["MLFLOW_BACKEND_STORE_URI"] = _mlflow_store(settings)
         shows = f"tracking store {settings.tracking_uri}"
+        # The home's store has no users: the plain server, without the stack's auth app.
+        command = without_auth(command)
+        environment = {k: v for k, v in environment.items() if k not in AUTH_ENVIRONMENT}
     elif ui == "prefect":
         database = prefect_database(settings)
         if not database.is_file():
@@ -80,7 +85,7 @@ def home_ui(settings: Settings, ui: HomeUi, *, host: str, port: int) -> HomeUiSe
         environment["PREFECT_UI_API_URL"] = f"http://{browser_host}:{port}/api"
     else:
         shows = f"workspace {settings.monitoring_dir / 'workspace'}"
-    return HomeUiService(replace(service, environment=environment), shows)
+    return HomeUiService(replace(service, command=command, environment=environment), shows)
 
 
 def _mlflow_store(settings: Settings) -> str:

@@ -14,10 +14,10 @@ import json
 import secrets
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from mlops.settings import DEFAULT_ADMIN_TOKEN, Settings
+from mlops.settings import DEFAULT_ADMIN_TOKEN, Settings, weak_secret
 from stack.data_services import (
     create_databases,
     ensure_postgres,
@@ -48,29 +48,57 @@ STOP_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class StackSecrets:
-    """The API's admin token and the Prefect server's `user:password`."""
+    """The API's admin token, the Prefect server's `user:password`, MLflow's admin, writer
+    and reader passwords and the key of its CSRF protection (`stack.mlflow_auth`)."""
 
     admin_token: str
     prefect_auth_string: str
+    mlflow_admin_password: str
+    mlflow_writer_password: str
+    mlflow_reader_password: str
+    mlflow_secret_key: str
+
+    @classmethod
+    def fresh(cls, stored: dict[str, str]) -> StackSecrets:
+        """The `stored` secrets, each one missing made anew."""
+        made = {
+            "admin_token": secrets.token_urlsafe(32),
+            "prefect_auth_string": f"admin:{secrets.token_urlsafe(24)}",
+            **{
+                name: secrets.token_urlsafe(24)
+                for name in (
+                    "mlflow_admin_password",
+                    "mlflow_writer_password",
+                    "mlflow_reader_password",
+                    "mlflow_secret_key",
+                )
+            },
+        }
+        return cls(**{name: stored.get(name) or value for name, value in made.items()})
 
 
 def load_secrets(settings: Settings) -> StackSecrets:
     """The native stack's secrets, made once and kept in MLOPS_HOME/stack/secrets.json (0600).
 
-    A MLOPS_ADMIN_TOKEN of the caller's own is used as it is.
+    A MLOPS_ADMIN_TOKEN of the caller's own is used as it is, unless it is empty or a
+    placeholder of .env.example (`StackError`).
     """
     path = stack_dir(settings) / "secrets.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        made = StackSecrets(stored["admin_token"], stored["prefect_auth_string"])
-    else:
-        made = StackSecrets(secrets.token_urlsafe(32), f"admin:{secrets.token_urlsafe(24)}")
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    made = StackSecrets.fresh(stored)
+    if made.__dict__ != stored:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(json.dumps(made.__dict__))
     own = settings.admin_token.get_secret_value()
     if own != DEFAULT_ADMIN_TOKEN:
-        made = StackSecrets(own, made.prefect_auth_string)
+        problem = weak_secret(own)
+        if problem:
+            raise StackError(
+                f"MLOPS_ADMIN_TOKEN is {problem}: the stack refuses it; unset it (the stack "
+                "makes its own) or set a secret of your own"
+            )
+        made = replace(made, admin_token=own)
     return made
 
 
@@ -78,7 +106,15 @@ def topology(settings: Settings) -> Topology:
     """This machine's topology, with the native stack's secrets."""
     keys = load_secrets(settings)
     return Topology.native(
-        settings, admin_token=keys.admin_token, prefect_auth_string=keys.prefect_auth_string
+        settings,
+        admin_token=keys.admin_token,
+        prefect_auth_string=keys.prefect_auth_string,
+        mlflow_passwords=(
+            keys.mlflow_admin_password,
+            keys.mlflow_writer_password,
+            keys.mlflow_reader_password,
+            keys.mlflow_secret_key,
+        ),
     )
 
 

@@ -16,6 +16,14 @@ from dataclasses import dataclass
 
 from mlops.case_studies import CASE_STUDIES
 from mlops.settings import Settings
+from stack.mlflow_auth import (
+    CONFIG_PATH_VAR,
+    READER,
+    READER_PASSWORD_VAR,
+    SERVICE_COMMAND,
+    WRITER,
+    WRITER_PASSWORD_VAR,
+)
 
 # One database per tool, created by infra/postgres/init.sql in compose and by `mlops stack up`.
 DATABASES = ("mlflow", "prefect", "feast", "predictions")
@@ -67,12 +75,18 @@ class Topology:
     bind_host: str  # what services listen on: 0.0.0.0 in a container, loopback natively
     home: str  # MLOPS_HOME of every project service
     postgres_url: str  # SQLAlchemy URL of the server, no database: postgresql+psycopg://u:p@h:port
-    redis_url: str  # Feast's Redis connection string: host:port[,db=N]
+    redis_url: str  # Feast's Redis connection string: host:port[,db=N][,password=...]
     hosts: dict[str, str]  # service name -> host name the others use
     ports: dict[str, int]
     admin_token: str
     prefect_auth_string: str
     database_prefix: str = ""
+    # MLflow's basic-auth app (stack.mlflow_auth): its admin, the writing and the reading
+    # user's passwords, and the key of its CSRF protection.
+    mlflow_admin_password: str = ""
+    mlflow_writer_password: str = ""
+    mlflow_reader_password: str = ""
+    mlflow_secret_key: str = ""
 
     @classmethod
     def compose(cls) -> Topology:
@@ -81,16 +95,29 @@ class Topology:
             bind_host="0.0.0.0",  # in the container; published on 127.0.0.1 only
             home=CONTAINER_HOME,
             postgres_url="postgresql+psycopg://mlops:${POSTGRES_PASSWORD}@postgres:5432",
-            redis_url="redis:6379",
+            # Redis runs with `requirepass`: Feast's connection string carries the password.
+            redis_url="redis:6379,password=${REDIS_PASSWORD}",
             hosts={name: name for name in ("mlflow", "prefect-server", "dask-scheduler")},
             ports=default_ports(),
             admin_token="${MLOPS_ADMIN_TOKEN}",
             prefect_auth_string="${PREFECT_AUTH_STRING}",
+            mlflow_admin_password="${MLFLOW_ADMIN_PASSWORD}",
+            mlflow_writer_password="${MLFLOW_WRITER_PASSWORD}",
+            mlflow_reader_password="${MLFLOW_READER_PASSWORD}",
+            mlflow_secret_key="${MLFLOW_SECRET_KEY}",
         )
 
     @classmethod
-    def native(cls, settings: Settings, *, admin_token: str, prefect_auth_string: str) -> Topology:
-        """This machine: loopback, the settings' PostgreSQL and Redis, the settings' ports."""
+    def native(
+        cls,
+        settings: Settings,
+        *,
+        admin_token: str,
+        prefect_auth_string: str,
+        mlflow_passwords: tuple[str, str, str, str] = ("", "", "", ""),
+    ) -> Topology:
+        """This machine: loopback, the settings' PostgreSQL and Redis, the settings' ports.
+        `mlflow_passwords`: MLflow's admin, writer and reader passwords and its secret key."""
         return cls(
             bind_host="127.0.0.1",
             home=str(settings.home),
@@ -101,6 +128,10 @@ class Topology:
             admin_token=admin_token,
             prefect_auth_string=prefect_auth_string,
             database_prefix=settings.stack_database_prefix,
+            mlflow_admin_password=mlflow_passwords[0],
+            mlflow_writer_password=mlflow_passwords[1],
+            mlflow_reader_password=mlflow_passwords[2],
+            mlflow_secret_key=mlflow_passwords[3],
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
@@ -153,7 +184,8 @@ def default_ports() -> dict[str, int]:
 
 
 def platform_environment(topology: Topology) -> dict[str, str]:
-    """What every `mlops` process of the stack reads: the profile, the stores, the registry."""
+    """What every `mlops` process of the stack reads: the profile, the stores, the registry
+    as its writing user (the API overrides it with the reading one, `mlflow_reader`)."""
     return {
         "MLOPS_HOME": topology.home,
         "MLOPS_PROFILE": "stack",
@@ -163,6 +195,16 @@ def platform_environment(topology: Topology) -> dict[str, str]:
         "MLOPS_FEAST_REGISTRY_URL": topology.database_url("feast"),
         "MLOPS_PREDICTION_LOG_URL": topology.database_url("predictions"),
         "MLFLOW_TRACKING_URI": topology.mlflow_url,
+        "MLFLOW_TRACKING_USERNAME": WRITER,
+        "MLFLOW_TRACKING_PASSWORD": topology.mlflow_writer_password,
+    }
+
+
+def mlflow_reader(topology: Topology) -> dict[str, str]:
+    """MLflow's reading user, for the API: it follows aliases, it cannot move them."""
+    return {
+        "MLFLOW_TRACKING_USERNAME": READER,
+        "MLFLOW_TRACKING_PASSWORD": topology.mlflow_reader_password,
     }
 
 
@@ -193,9 +235,9 @@ def services(topology: Topology) -> list[Service]:
         Service(
             name="mlflow",
             description="MLflow tracking server and registry; runs, metrics, plots, models",
+            # Makes the two users, then runs `mlflow server --app-name basic-auth` with these.
             command=(
-                "mlflow",
-                "server",
+                *SERVICE_COMMAND,
                 "--artifacts-destination",
                 f"{home}/mlartifacts",
                 "--serve-artifacts",
@@ -214,6 +256,11 @@ def services(topology: Topology) -> list[Service]:
                 "MLFLOW_BACKEND_STORE_URI": topology.database_url("mlflow"),
                 # Server-side jobs serve GenAI features this platform does not use.
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                CONFIG_PATH_VAR: f"{home}/mlflow-auth/basic_auth.ini",
+                "MLFLOW_AUTH_ADMIN_PASSWORD": topology.mlflow_admin_password,
+                WRITER_PASSWORD_VAR: topology.mlflow_writer_password,
+                READER_PASSWORD_VAR: topology.mlflow_reader_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": topology.mlflow_secret_key,
             },
             port=ports["mlflow"],
             health_path="/health",
@@ -312,7 +359,7 @@ def services(topology: Topology) -> list[Service]:
             name="api",
             description="prediction API: /docs, /v1/churn/predict, /v1/fraud/score, /metrics",
             command=("mlops", "serve", "--host", bind, "--port", str(ports["api"])),
-            environment=platform,
+            environment={**platform, **mlflow_reader(topology)},
             port=ports["api"],
             health_path="/health/live",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
@@ -331,7 +378,7 @@ def services(topology: Topology) -> list[Service]:
                 "--metrics-port",
                 str(ports["stream-scorer"]),
             ),
-            environment=platform,
+            environment={**platform, **mlflow_reader(topology)},
             port=ports["stream-scorer"],
             health_path="/metrics",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),

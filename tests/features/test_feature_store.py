@@ -3,6 +3,11 @@ materialize, online read. Embedded (SQLite) always; Redis when the service runs.
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -159,3 +164,53 @@ def test_the_feast_cli_reads_the_written_config(settings: Settings) -> None:
         check=True,
     ).stdout
     assert "churn_customer_features" in listed
+
+
+@pytest.fixture
+def redis_with_password(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A redis-server of this test's own on a free port, with `requirepass` (the machine's
+    shared Redis keeps no password): its `host:port` and the password."""
+    import shutil
+    import socket
+    import subprocess
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    password = secrets.token_hex(16)
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path), "--requirepass", password]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}", password
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.services
+def test_redis_with_requirepass_refuses_the_online_store_without_it(
+    settings: Settings, redis_with_password: tuple[str, str]
+) -> None:
+    import redis
+
+    address, password = redis_with_password
+    anonymous = settings.model_copy(update={"online_store": "redis", "redis_url": address})
+    with pytest.raises(redis.AuthenticationError):
+        publish(anonymous, snapshots())
+    # The password in Feast's connection string, as compose's MLOPS_REDIS_URL carries it.
+    with_password = anonymous.model_copy(update={"redis_url": f"{address},password={password}"})
+    features = publish(with_password, snapshots())
+    check_online_equals_latest_offline(with_password, features)

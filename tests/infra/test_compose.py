@@ -224,6 +224,11 @@ def test_every_command_exists_in_the_image(table: list[Service]) -> None:
             from mlflow.cli import cli as mlflow_cli
 
             _click_command(mlflow_cli, argv[1:])
+        elif argv[:3] == ["python", "-m", "stack.mlflow_auth"]:
+            # It makes MLflow's users, then runs `mlflow server --app-name basic-auth ...`.
+            from mlflow.cli import cli as mlflow_cli
+
+            _click_command(mlflow_cli, ["server", "--app-name", "basic-auth", *argv[3:]])
         else:  # prefect (cyclopts) and evidently: their help must name every option used
             words = [word for word in argv[1:] if not word.startswith("-")][:2]
             if argv[0] == "evidently":

@@ -8,6 +8,7 @@ import pytest
 
 from mlops.settings import Settings
 from stack.home_ui import NoStore, home_ui, prefect_database
+from stack.mlflow_auth import without_auth
 from stack.services import Service, Topology, service_table
 
 
@@ -22,7 +23,10 @@ def test_mlflow_is_the_stacks_server_on_the_homes_sqlite_store(settings: Setting
     (settings.home / "mlflow.db").touch()
     run = home_ui(settings, "mlflow", host="127.0.0.1", port=18250)
     table = _table_service(settings, "mlflow", "127.0.0.1", 18250)
-    assert run.service.command == table.command
+    # The table's server without the stack's auth app: the home's store has no users.
+    assert run.service.command == without_auth(table.command)
+    assert run.service.command[:2] == ("mlflow", "server")
+    assert "MLFLOW_AUTH_CONFIG_PATH" not in run.service.environment
     assert run.service.environment["MLFLOW_BACKEND_STORE_URI"] == settings.tracking_uri
     assert f"{settings.home}/mlartifacts" in run.service.command
     assert "postgresql" not in str(run.service.environment)

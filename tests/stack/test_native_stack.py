@@ -175,6 +175,7 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         "prefect-worker": "healthy",
         "api": "healthy",
         "evidently-ui": "healthy",
+        "stream-scorer": "healthy",
         "alertmanager": OBSERVABILITY,
         "prometheus": OBSERVABILITY,
     }
@@ -472,6 +473,45 @@ def _wait_for_alerts(prometheus: str, wanted: Any, timeout: float) -> list[Any]:
     return [a for a in alerts if wanted(a)]
 
 
+def test_mlflow_lets_only_the_writer_register_or_move_an_alias(native_stack: NativeStack) -> None:
+    """MLflow runs its basic-auth app: anonymous requests are 401, the API's reading user is
+    refused every registry write (403), the flows' writing user may write."""
+    from stack.mlflow_auth import READER, WRITER
+
+    stack = native_stack
+    registry = f"{stack.client['MLFLOW_TRACKING_URI']}/api/2.0/mlflow"
+    secrets = json.loads((stack.home / "stack" / "secrets.json").read_text())
+    reader = (READER, secrets["mlflow_reader_password"])
+    writer = (WRITER, stack.client["MLFLOW_TRACKING_PASSWORD"])
+    assert stack.client["MLFLOW_TRACKING_USERNAME"] == WRITER
+    run_id = httpx.get(
+        f"{registry}/registered-models/alias",
+        params={"name": "churn", "alias": "champion"},
+        auth=writer,
+        timeout=30,
+    ).json()["model_version"]["run_id"]
+    register = {"name": "churn", "source": f"runs:/{run_id}/onnx", "run_id": run_id}
+    move = {"name": "churn", "alias": "champion", "version": "1"}
+
+    def answers(auth: tuple[str, str] | None) -> tuple[int, int, int]:
+        with httpx.Client(auth=auth, timeout=30) as client:
+            read = client.get(
+                f"{registry}/registered-models/alias", params={"name": "churn", "alias": "champion"}
+            )
+            created = client.post(f"{registry}/model-versions/create", json=register)
+            moved = client.post(f"{registry}/registered-models/alias", json=move)
+        return read.status_code, created.status_code, moved.status_code
+
+    assert answers(None) == (401, 401, 401)
+    assert answers(("mlops-reader", "a-wrong-password")) == (401, 401, 401)
+    assert answers(reader) == (200, 403, 403)
+    # The writer may: it registers a version (left without an alias) and moves the alias
+    # to where it already points.
+    assert answers(writer) == (200, 200, 200)
+    champion = httpx.get(f"{stack.api}/v1/churn/model", timeout=30).json()["version"]
+    assert champion == "1"
+
+
 def test_down_stops_every_process_the_stack_started(native_stack: NativeStack) -> None:
     """The module's last step: down stops every process the stack started, children included."""
     stack = native_stack
@@ -493,6 +533,7 @@ def test_down_stops_every_process_the_stack_started(native_stack: NativeStack) -
         "prefect-worker": "stopped",
         "api": "stopped",
         "evidently-ui": "stopped",
+        "stream-scorer": "stopped",
         **{name: OBSERVABILITY.replace("healthy", "stopped") for name in OBSERVABILITY_NAMES},
     }
 
