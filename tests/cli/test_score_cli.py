@@ -171,11 +171,13 @@ def test_score_fraud_with_the_native_engine_gives_the_onnx_probabilities(
     )
 
 
-def test_a_native_model_that_misses_its_parity_sample_is_refused_before_scoring(
+def test_a_parity_sample_changed_after_registration_is_refused_before_scoring(
     fraud_run: dict[str, Any], fraud_settings: Settings, prefect_api: str, tmp_path: Path
 ) -> None:
     """A home whose registry is the fraud run's but whose cached bundle carries a parity
-    sample the native model does not reproduce (as if the file were from another fit)."""
+    sample the native model does not reproduce (as if the file were from another fit): its
+    digest no longer matches the version's tag, so the bundle is refused before the native
+    engine's parity check could even run."""
     version = fraud_run["model_version"]
     bundle = download_bundle(
         fraud_settings.tracking_uri, "fraud", fraud_settings.models_dir, version=version
@@ -203,8 +205,10 @@ def test_a_native_model_that_misses_its_parity_sample_is_refused_before_scoring(
 
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"error: fraud v{version}: the native engine differs")
-    assert "parity sample" in message and "Traceback" not in result.stderr
+    assert message.startswith(
+        f"error: fraud v{version}: {PARITY_FILE} changed after registration (sha256 "
+    )
+    assert "Traceback" not in result.stderr
     assert not output.exists()
 
 

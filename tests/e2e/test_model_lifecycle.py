@@ -100,8 +100,9 @@ def test_a_version_failing_parity_never_replaces_the_working_model(
     assert holder.refresh(settings)
     working = holder.current.version
     other = "1" if working == "2" else "2"
-    # Corrupt the other version's cached ONNX file: it now scores like the working one,
-    # so it cannot reproduce its own native probabilities.
+    # Corrupt the other version's cached ONNX file: it now scores like the working one, so
+    # it could not reproduce its own native probabilities; its digest, checked first, no
+    # longer matches the version's tag either.
     cache = settings.models_dir
     download_bundle(settings.tracking_uri, "churn", cache, version=other)  # fill the cache
     shutil.copy(
@@ -111,7 +112,7 @@ def test_a_version_failing_parity_never_replaces_the_working_model(
     assert runner.invoke(cli, ["promote", "churn", "--version", other]).exit_code == 0
     assert not holder.refresh(settings)
     assert holder.current.version == working
-    assert "parity" in (holder.last_error or "")
+    assert "model.onnx changed after registration" in (holder.last_error or "")
     # Put the alias back for the other tests of this module.
     assert runner.invoke(cli, ["promote", "churn", "--version", working]).exit_code == 0
     shutil.rmtree(cache / f"churn-v{other}")

@@ -7,7 +7,8 @@ and what the metrics observe, without a registry, a feature store or an HTTP cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from mlops.prediction_log import SHADOW_KEY, Prediction, PredictionNotPersisted
 from serving.challenger import ChallengerArm, in_canary
 from serving.context import RequestContext
 from serving.errors import InvalidInput, PredictionLogUnavailable
+from serving.fraud_features import OpenPayment
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.predictors import CHURN_ENDPOINT, FRAUD_ENDPOINT, ChurnPredictor, FraudPredictor
@@ -117,6 +119,19 @@ class FraudRows:
 
     def record(self, customer_id: int, terminal_id: int, when: datetime, amount: float) -> None:
         self.recorded.append((customer_id, terminal_id, when, amount))
+
+    @contextmanager
+    def payment(
+        self,
+        customer_id: int,
+        terminal_id: int,
+        when: datetime,
+        amount: float,
+        names: Sequence[str],
+    ) -> Iterator[OpenPayment]:
+        """`FraudOnlineFeatures.payment`: the row, then the append only if asked."""
+        row = self.row(customer_id, terminal_id, when, amount, names)
+        yield OpenPayment(row, lambda: self.record(customer_id, terminal_id, when, amount))
 
 
 @pytest.fixture
