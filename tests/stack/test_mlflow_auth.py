@@ -89,3 +89,26 @@ def test_users_are_made_and_their_passwords_rotated(tmp_path: Path) -> None:
     assert not store.get_user(READER).is_admin
     ensure_users(f"sqlite:///{tmp_path / 'auth' / 'users.db'}", {READER: "reader-password-3"})
     assert store.authenticate_user(READER, "reader-password-3")
+
+
+def test_a_generated_secret_is_checked_cheaply_a_short_password_keeps_scrypt(
+    tmp_path: Path,
+) -> None:
+    """MLflow checks the password on every request: a long generated secret is stored as
+    few-round PBKDF2 (scrypt cost ~170 ms a request here), a guessable one keeps scrypt."""
+    import secrets
+
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"sqlite:///{tmp_path / 'users.db'}"
+    long, short = secrets.token_urlsafe(24), "short-password"
+    ensure_users(uri, {WRITER: long, READER: short})
+    store = SqlAlchemyStore()
+    store.init_db(uri)
+    assert store.get_user(WRITER).password_hash.startswith("pbkdf2:sha256:1000$")
+    assert store.get_user(READER).password_hash.startswith("scrypt:")
+    assert store.authenticate_user(WRITER, long) and store.authenticate_user(READER, short)
+    assert not store.authenticate_user(WRITER, long[:-1] + "!")
+    rotated = secrets.token_urlsafe(24)
+    ensure_users(uri, {WRITER: rotated})
+    assert store.authenticate_user(WRITER, rotated) and not store.authenticate_user(WRITER, long)
