@@ -12,7 +12,7 @@ Importing this module is cheap and has no side effects: it imports no tool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlops.case_studies import CASE_STUDIES
 from mlops.settings import Settings
@@ -27,6 +27,13 @@ from stack.mlflow_auth import (
 
 # One database per tool, created by infra/postgres/init.sql in compose and by `mlops stack up`.
 DATABASES = ("mlflow", "prefect", "feast", "predictions")
+
+
+def role_password_variable(database: str) -> str:
+    """The compose variable holding the password of `database`'s own role, which
+    infra/postgres/init.sql makes (named like the database) and the services log in as."""
+    return f"POSTGRES_{database.upper()}_PASSWORD"
+
 
 # Where the services live in containers: the project image's MLOPS_HOME volume.
 CONTAINER_HOME = "/data"
@@ -81,6 +88,10 @@ class Topology:
     admin_token: str
     prefect_auth_string: str
     database_prefix: str = ""
+    # Database -> "role:password" its clients log in with, instead of postgres_url's user:
+    # in compose each database has its own role (infra/postgres/init.sql). Natively the
+    # stack uses the settings' server as the settings' user, as it finds it.
+    database_credentials: dict[str, str] = field(default_factory=dict)
     # MLflow's basic-auth app (stack.mlflow_auth): its admin, the writing and the reading
     # user's passwords, and the key of its CSRF protection.
     mlflow_admin_password: str = ""
@@ -94,7 +105,12 @@ class Topology:
         return cls(
             bind_host="0.0.0.0",  # in the container; published on 127.0.0.1 only
             home=CONTAINER_HOME,
-            postgres_url="postgresql+psycopg://mlops:${POSTGRES_PASSWORD}@postgres:5432",
+            # No service uses the superuser (POSTGRES_PASSWORD): each logs in as its
+            # database's own role, which can reach no other database.
+            postgres_url="postgresql+psycopg://postgres:5432",
+            database_credentials={
+                name: f"{name}:${{{role_password_variable(name)}}}" for name in DATABASES
+            },
             # Redis runs with `requirepass`: Feast's connection string carries the password.
             redis_url="redis:6379,password=${REDIS_PASSWORD}",
             hosts={name: name for name in ("mlflow", "prefect-server", "dask-scheduler")},
@@ -135,8 +151,12 @@ class Topology:
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
-        """The SQLAlchemy URL of one of DATABASES (with the prefix), through `driver`."""
+        """The SQLAlchemy URL of one of DATABASES (with the prefix), through `driver`, as
+        the database's own role where it has one."""
         scheme, rest = self.postgres_url.split("://", 1)
+        credentials = self.database_credentials.get(database)
+        if credentials is not None:
+            rest = f"{credentials}@{rest.rpartition('@')[2]}"
         return f"{scheme.split('+')[0]}+{driver}://{rest}/{self.database_prefix}{database}"
 
     @property
