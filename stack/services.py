@@ -35,6 +35,21 @@ def role_password_variable(database: str) -> str:
     return f"POSTGRES_{database.upper()}_PASSWORD"
 
 
+# The compose networks: a service reaches another only on a network both are on, so each
+# holds one group of servers and the services that are their clients (natively everything
+# is on loopback). Published ports (the API and the UIs, `Service.published`) are bound to
+# 127.0.0.1 on the host. tests/infra/test_compose.py checks every flow the configuration
+# uses is allowed, and that the Dask scheduler and the Evidently UI are reachable only so.
+BACKEND, DASK, METRICS, EVIDENTLY = "backend", "dask", "metrics", "evidently"
+NETWORKS: dict[str, str] = {
+    BACKEND: "PostgreSQL, Redis, MLflow and the Prefect server, with their clients",
+    DASK: "the Dask scheduler and workers, with their one client, the flows' worker",
+    METRICS: "Prometheus, Alertmanager and Grafana, with what Prometheus scrapes",
+    EVIDENTLY: "the Evidently UI alone: no service calls it, a user opens its published port",
+}
+# Networks whose members need nothing outside the stack: no route out (compose `internal`).
+INTERNAL_NETWORKS = (DASK,)
+
 # Where the services live in containers: the project image's MLOPS_HOME volume.
 CONTAINER_HOME = "/data"
 
@@ -62,6 +77,7 @@ class Service:
     depends_on: tuple[str, ...] = ()
     one_shot: bool = False
     published: bool = False  # reachable from the host (API, UIs); the rest stay internal
+    networks: tuple[str, ...] = ()  # the compose networks it is on (NETWORKS)
     description: str = ""
 
     def health_url(self, host: str = "127.0.0.1") -> str | None:
@@ -286,6 +302,7 @@ def services(topology: Topology) -> list[Service]:
             health_path="/health",
             depends_on=("postgres",),
             published=True,
+            networks=(BACKEND,),
         ),
         Service(
             name="prefect-server",
@@ -311,6 +328,7 @@ def services(topology: Topology) -> list[Service]:
             health_path="/api/health",
             depends_on=("postgres",),
             published=True,
+            networks=(BACKEND,),
         ),
         Service(
             name="dask-scheduler",
@@ -328,6 +346,7 @@ def services(topology: Topology) -> list[Service]:
             environment={},
             port=ports["dask-http"],
             health_path="/health",
+            networks=(DASK,),
         ),
         Service(
             name="dask-worker",
@@ -349,6 +368,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["dask-worker"],
             health_path="/health",
             depends_on=("dask-scheduler",),
+            networks=(DASK,),
         ),
         Service(
             name="prefect-worker",
@@ -366,6 +386,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["prefect-worker"],
             health_path="/health",
             depends_on=("postgres", "redis", "mlflow", "prefect-server", "dask-scheduler"),
+            networks=(BACKEND, DASK),
         ),
         Service(
             name="bootstrap",
@@ -374,6 +395,7 @@ def services(topology: Topology) -> list[Service]:
             environment={**platform, **prefect_client},
             depends_on=("postgres", "redis", "mlflow", "prefect-server"),
             one_shot=True,
+            networks=(BACKEND,),
         ),
         Service(
             name="api",
@@ -384,6 +406,7 @@ def services(topology: Topology) -> list[Service]:
             health_path="/health/live",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
             published=True,
+            networks=(BACKEND, METRICS),
         ),
         Service(
             name="stream-scorer",
@@ -402,6 +425,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["stream-scorer"],
             health_path="/metrics",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
+            networks=(BACKEND, METRICS),
         ),
         Service(
             name="evidently-ui",
@@ -421,6 +445,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["evidently-ui"],
             health_path="/api/version",
             published=True,
+            networks=(EVIDENTLY,),
         ),
     ]
 
