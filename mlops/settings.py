@@ -278,6 +278,11 @@ class Settings(BaseSettings):
     monitor_min_rows: int = Field(
         default=100, ge=1, description="Fewest predictions in a window worth checking."
     )
+    label_source: Literal["feed", "stream"] = Field(
+        default="feed",
+        description="Where delayed labels wait until due: feed (CSV files under "
+        "MLOPS_HOME/labels/feed) or stream (Redis stream <stream_prefix>:labels:<model>).",
+    )
     monitor_label_window_days: float = Field(
         default=60.0,
         gt=0,

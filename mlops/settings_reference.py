@@ -57,7 +57,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("The payments stream (`mlops stream fraud`)", ("stream_",)),
-    ("Monitoring and continuous training", ("monitor_", "retrain_", "promotion_")),
+    ("Monitoring and continuous training", ("monitor_", "label_source", "retrain_", "promotion_")),
     ("Scaling out on Dask", ("task_runner", "dask_")),
     ("The native stack (`mlops stack`)", ("stack_",)),
     ("Links of the walkthrough pages", ("mlflow_ui_url", "evidently_ui_url", "grafana_url")),
