@@ -51,6 +51,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "body_read_timeout_s",
             "header_read_timeout_s",
             "admin_token",
+            "admin_port",
             "challenger_mode",
             "canary_share",
         ),

@@ -1,13 +1,13 @@
-"""Prometheus, Grafana and the Postgres init script of the stack, checked against the code:
-every dashboard query names metrics and labels the API exports, so renaming a metric in
-serving/metrics.py breaks this test instead of silently emptying a panel."""
+"""Prometheus and Grafana of the stack, checked against the code: every dashboard query
+names metrics and labels the API exports, so renaming a metric in serving/metrics.py
+breaks this test instead of silently emptying a panel. (The Postgres init script is run
+by tests/infra/test_postgres_roles.py.)"""
 
 from __future__ import annotations
 
 import ast
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,49 +277,6 @@ def test_every_alert_rule_uses_only_exported_metrics_and_is_loaded() -> None:
         assert query.functions <= PROMQL_FUNCTIONS, f"{rule['alert']}: {query.functions}"
         allowed = set(TARGET_LABELS).union(*(SERIES[m][1] for m in query.metrics))
         assert query.labels <= allowed, f"{rule['alert']}: {sorted(query.labels - allowed)}"
-
-
-INIT_SQL = INFRA / "postgres" / "init.sql"
-
-
-def _init_statements() -> list[str]:
-    text = "\n".join(
-        line for line in INIT_SQL.read_text().splitlines() if not line.startswith("--")
-    )
-    return [statement.strip() for statement in text.split(";") if statement.strip()]
-
-
-def test_postgres_init_creates_one_database_per_service() -> None:
-    names = [re.fullmatch(r"CREATE DATABASE (\w+)", s) for s in _init_statements()]
-    assert all(names)
-    assert sorted(m.group(1) for m in names if m) == ["feast", "mlflow", "predictions", "prefect"]
-
-
-@pytest.mark.services
-def test_postgres_runs_the_init_script(postgres_url: str) -> None:
-    """On the real server, under throwaway names (other stacks may own the real ones)."""
-    import sqlalchemy as sa
-
-    prefix = f"init_{uuid.uuid4().hex[:8]}_"
-    server = postgres_url.split("?")[0]
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    created = []
-    try:
-        with engine.connect() as connection:
-            for statement in _init_statements():
-                renamed = re.sub(r"DATABASE (\w+)", rf"DATABASE {prefix}\1", statement)
-                connection.execute(sa.text(renamed))
-                created.append(renamed.split()[-1])
-            present = connection.execute(
-                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
-                {"p": f"{prefix}%"},
-            ).scalars()
-            assert sorted(present) == sorted(created) and len(created) == 4
-    finally:
-        with engine.connect() as connection:
-            for name in created:
-                connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        engine.dispose()
 
 
 # What Grafana 11 provisions without plugins: its built-in panel types, and the unit ids of
