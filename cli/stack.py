@@ -121,6 +121,50 @@ def stack_bootstrap(
             raise typer.Exit(result.returncode)
 
 
+@stack_app.command("traffic")
+def stack_traffic(
+    host: Annotated[str, typer.Option(help="Address of the metrics endpoint.")] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of /metrics (default MLOPS_STACK_TRAFFIC_PORT; 0: none)."),
+    ] = None,
+    round_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds of each round of traffic.")
+    ] = 30.0,
+    url: Annotated[
+        str | None, typer.Option(help="The API (default: MLOPS_API_HOST and MLOPS_API_PORT).")
+    ] = None,
+) -> None:
+    """The stack's traffic service: simulated churn and fraud traffic until stopped, baseline
+    first, then the drift scenarios (MLOPS_STACK_TRAFFIC_*); labels filed, due later."""
+    import logging
+    import signal
+    import threading
+
+    settings = prepare()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    from stack.traffic import TrafficError
+    from stack.traffic_service import serve_traffic
+
+    port = settings.stack_traffic_port if metrics_port is None else metrics_port
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        serve_traffic(
+            settings,
+            stop,
+            url=url or f"http://{settings.api_host}:{settings.api_port}",
+            host=host,
+            metrics_port=port or None,
+            round_s=round_seconds,
+        )
+    except TrafficError as error:
+        fail(str(error))
+
+
 @flows_app.command("serve")
 def flows_serve(
     limit: Annotated[int, typer.Option(min=1, help="Flow runs at a time.")] = 1,

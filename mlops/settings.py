@@ -204,6 +204,39 @@ class Settings(BaseSettings):
         description="How often the native stack's Prometheus scrapes the API and evaluates "
         "the alert rules (compose: infra/prometheus/prometheus.yml, 15 s).",
     )
+    # The stack as a living system: its traffic service (`mlops stack traffic`).
+    stack_traffic: bool = Field(
+        default=True,
+        description="The stack's traffic service sends simulated churn and fraud traffic "
+        "(false: natively it is not started; in compose it runs and sends nothing).",
+    )
+    stack_traffic_port: int = Field(
+        default=8003, description="Port of the traffic service's /metrics (its health)."
+    )
+    stack_traffic_rate: float = Field(
+        default=2.0, gt=0, description="Requests a second the traffic service sends each model."
+    )
+    stack_traffic_drift_after_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds of baseline traffic before it switches to the drift scenarios.",
+    )
+    stack_traffic_churn_scenario: str = Field(
+        default="price_rise",
+        description="The churn simulator's scenario after the switch (the stack's churn "
+        "retraining draws fresh data from it too).",
+    )
+    stack_traffic_fraud_scenario: str = Field(
+        default="spending_shift",
+        description="The fraud simulator's scenario after the switch (the stack's fraud "
+        "retraining draws fresh data from it too).",
+    )
+    stack_traffic_label_delay_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds until a request's label is due: real time for churn, the "
+        "payments' simulated time for fraud.",
+    )
 
     # The payments stream (Redis Streams) and its scorer, `mlops stream fraud`.
     stream_redis_url: str | None = Field(

@@ -12,10 +12,10 @@ Importing this module is cheap and has no side effects: it imports no tool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlops.case_studies import CASE_STUDIES
-from mlops.settings import Settings
+from mlops.settings import Settings, environment_variable
 from stack.mlflow_auth import (
     CONFIG_PATH_VAR,
     READER,
@@ -43,6 +43,31 @@ BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
 )
 
 
+# Services the others reach by name (in compose; natively on loopback).
+SERVICE_HOSTS = ("mlflow", "prefect-server", "dask-scheduler", "api")
+
+# The living stack's settings: its traffic, and the world its retraining draws from. Set in
+# .env (compose interpolates them, each with the setting's default) or in the environment
+# of `mlops stack up`.
+LIVING_SETTINGS = (
+    "stack_traffic",
+    "stack_traffic_rate",
+    "stack_traffic_drift_after_s",
+    "stack_traffic_churn_scenario",
+    "stack_traffic_fraud_scenario",
+    "stack_traffic_label_delay_s",
+)
+
+
+def environment_value(value: object) -> str:
+    """A setting's value as its variable spells it (booleans: true, false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Service:
     """One process of the stack, as the compose service and the native process both run it."""
@@ -56,6 +81,13 @@ class Service:
     one_shot: bool = False
     published: bool = False  # reachable from the host (API, UIs); the rest stay internal
     description: str = ""
+    # The boolean setting that turns the service off (`mlops stack up` then does not start
+    # it; in compose it runs and idles): None, always on.
+    switch: str | None = None
+
+    def enabled(self, settings: Settings) -> bool:
+        """Whether the settings leave the service on."""
+        return self.switch is None or bool(getattr(settings, self.switch))
 
     def health_url(self, host: str = "127.0.0.1") -> str | None:
         """Where the service answers 2xx once ready, from `host`; None without port or path."""
@@ -87,6 +119,8 @@ class Topology:
     mlflow_writer_password: str = ""
     mlflow_reader_password: str = ""
     mlflow_secret_key: str = ""
+    # The living stack's settings (LIVING_SETTINGS), as the services' environment gets them.
+    living: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def compose(cls) -> Topology:
@@ -97,7 +131,7 @@ class Topology:
             postgres_url="postgresql+psycopg://mlops:${POSTGRES_PASSWORD}@postgres:5432",
             # Redis runs with `requirepass`: Feast's connection string carries the password.
             redis_url="redis:6379,password=${REDIS_PASSWORD}",
-            hosts={name: name for name in ("mlflow", "prefect-server", "dask-scheduler")},
+            hosts={name: name for name in SERVICE_HOSTS},
             ports=default_ports(),
             admin_token="${MLOPS_ADMIN_TOKEN}",
             prefect_auth_string="${PREFECT_AUTH_STRING}",
@@ -105,6 +139,11 @@ class Topology:
             mlflow_writer_password="${MLFLOW_WRITER_PASSWORD}",
             mlflow_reader_password="${MLFLOW_READER_PASSWORD}",
             mlflow_secret_key="${MLFLOW_SECRET_KEY}",
+            # Compose interpolates each from .env, with the setting's default.
+            living={
+                environment_variable(name): "${" + environment_variable(name) + "}"
+                for name in LIVING_SETTINGS
+            },
         )
 
     @classmethod
@@ -123,7 +162,7 @@ class Topology:
             home=str(settings.home),
             postgres_url=settings.stack_postgres_url.rstrip("/"),
             redis_url=settings.redis_url,
-            hosts={name: "127.0.0.1" for name in ("mlflow", "prefect-server", "dask-scheduler")},
+            hosts={name: "127.0.0.1" for name in SERVICE_HOSTS},
             ports=ports_of(settings),
             admin_token=admin_token,
             prefect_auth_string=prefect_auth_string,
@@ -132,6 +171,10 @@ class Topology:
             mlflow_writer_password=mlflow_passwords[1],
             mlflow_reader_password=mlflow_passwords[2],
             mlflow_secret_key=mlflow_passwords[3],
+            living={
+                environment_variable(name): environment_value(getattr(settings, name))
+                for name in LIVING_SETTINGS
+            },
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
@@ -164,6 +207,7 @@ def ports_of(settings: Settings) -> dict[str, int]:
         "dask-http": settings.stack_dask_http_port,
         "dask-worker": settings.stack_dask_worker_port,
         "stream-scorer": settings.stream_metrics_port,
+        "traffic": settings.stack_traffic_port,
     }
 
 
@@ -180,6 +224,7 @@ def default_ports() -> dict[str, int]:
         "dask-http": defaults["stack_dask_http_port"],
         "dask-worker": defaults["stack_dask_worker_port"],
         "stream-scorer": defaults["stream_metrics_port"],
+        "traffic": defaults["stack_traffic_port"],
     }
 
 
@@ -342,6 +387,13 @@ def services(topology: Topology) -> list[Service]:
                 "PREFECT_RUNNER_SERVER_ENABLE": "true",
                 "PREFECT_RUNNER_SERVER_HOST": bind,
                 "PREFECT_RUNNER_SERVER_PORT": str(ports["prefect-worker"]),
+                # Retraining draws fresh data from the world the traffic drifts to.
+                "MLOPS_RETRAIN_CHURN_SCENARIO": topology.living[
+                    environment_variable("stack_traffic_churn_scenario")
+                ],
+                "MLOPS_RETRAIN_FRAUD_SCENARIO": topology.living[
+                    environment_variable("stack_traffic_fraud_scenario")
+                ],
             },
             port=ports["prefect-worker"],
             health_path="/health",
@@ -382,6 +434,32 @@ def services(topology: Topology) -> list[Service]:
             port=ports["stream-scorer"],
             health_path="/metrics",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
+        ),
+        Service(
+            name="traffic",
+            description="simulated churn and fraud traffic to the API, drifting after "
+            "MLOPS_STACK_TRAFFIC_DRIFT_AFTER_S; labels filed, due later; /metrics",
+            command=(
+                "mlops",
+                "stack",
+                "traffic",
+                "--host",
+                bind,
+                "--metrics-port",
+                str(ports["traffic"]),
+            ),
+            # Nothing but the home (the fraud world, the label feeds) and the API's address:
+            # it is a client, with no store's password.
+            environment={
+                "MLOPS_HOME": home,
+                "MLOPS_API_HOST": topology.hosts["api"],
+                "MLOPS_API_PORT": str(ports["api"]),
+                **topology.living,
+            },
+            port=ports["traffic"],
+            health_path="/metrics",
+            depends_on=("api",),
+            switch="stack_traffic",
         ),
         Service(
             name="evidently-ui",

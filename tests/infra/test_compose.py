@@ -23,8 +23,15 @@ import typer
 import yaml
 
 from cli.main import app
-from mlops.settings import Settings
-from stack.services import BOOTSTRAP_STEPS, DATABASES, Service, Topology, services
+from mlops.settings import Settings, environment_variable
+from stack.services import (
+    BOOTSTRAP_STEPS,
+    DATABASES,
+    LIVING_SETTINGS,
+    Service,
+    Topology,
+    services,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -153,17 +160,38 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     assert used == set(compose["volumes"])
 
 
+def _env_example(commented: bool = False) -> dict[str, str]:
+    """The variables .env.example sets (or, `commented`, shows commented out)."""
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    if commented:
+        lines = [line[2:] for line in lines if re.match(r"# [A-Z_]+=", line)]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
 def test_secrets_are_required_and_listed_in_env_example() -> None:
-    text = COMPOSE_FILE.read_text()
-    found = INTERPOLATION.findall(text)
+    found = INTERPOLATION.findall(COMPOSE_FILE.read_text())
     assert found, "the stack has secrets"
-    assert all(modifier.startswith(":?") for _, modifier in found), found
-    example = dict(
-        line.split("=", 1)
-        for line in ENV_EXAMPLE.read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    assert {name for name, _ in found} == set(example)
+    secrets = {name for name, modifier in found if modifier.startswith(":?")}
+    defaulted = {name for name, modifier in found if modifier.startswith(":-")}
+    assert secrets | defaulted == {name for name, _ in found}, found
+    assert secrets == set(_env_example())
+
+
+def test_the_living_settings_default_to_the_settings_defaults() -> None:
+    """Each `${MLOPS_...:-default}` is a living setting, its default the setting's own, and
+    .env.example shows it (commented out) with that default."""
+    found = {
+        name: modifier[2:]
+        for name, modifier in INTERPOLATION.findall(COMPOSE_FILE.read_text())
+        if modifier.startswith(":-")
+    }
+    assert set(found) == {environment_variable(name) for name in LIVING_SETTINGS}
+    defaults = Settings()
+    for name in LIVING_SETTINGS:
+        default = found[environment_variable(name)]
+        parsed = Settings.model_validate({name: default})
+        assert getattr(parsed, name) == getattr(defaults, name), name
+        assert _env_example(commented=True)[environment_variable(name)] == default, name
 
 
 def _known_settings() -> set[str]:

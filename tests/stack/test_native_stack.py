@@ -130,6 +130,9 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
         "MLOPS_SEED": "7",
         "MLOPS_FRAUD_SEARCH_TRIALS": "3",
         "MLOPS_MODEL_REFRESH_S": "0",  # the test reloads by hand, through the admin endpoint
+        # The steps drive their own traffic: no traffic service (it would start before any
+        # champion exists and change what the checks read).
+        "MLOPS_STACK_TRAFFIC": "false",
     }
     stack = NativeStack(tmp_path / "home", env, {}, prefix, redis_db)
     try:
@@ -176,6 +179,7 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         "api": "healthy",
         "evidently-ui": "healthy",
         "stream-scorer": "healthy",
+        "traffic": "off",
         "alertmanager": OBSERVABILITY,
         "prometheus": OBSERVABILITY,
     }
@@ -534,6 +538,7 @@ def test_down_stops_every_process_the_stack_started(native_stack: NativeStack) -
         "api": "stopped",
         "evidently-ui": "stopped",
         "stream-scorer": "stopped",
+        "traffic": "off",
         **{name: OBSERVABILITY.replace("healthy", "stopped") for name in OBSERVABILITY_NAMES},
     }
 
