@@ -204,7 +204,13 @@ class Settings(BaseSettings):
         description="How often the native stack's Prometheus scrapes the API and evaluates "
         "the alert rules (compose: infra/prometheus/prometheus.yml, 15 s).",
     )
-    # The stack as a living system: its traffic service (`mlops stack traffic`).
+    # The stack as a living system: its schedules and its traffic service.
+    stack_monitor_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the stack's monitoring and label deployments run (its "
+        "worker's MLOPS_MONITOR_INTERVAL_S): minutes, so a new stack shows checks soon.",
+    )
     stack_traffic: bool = Field(
         default=True,
         description="The stack's traffic service sends simulated churn and fraud traffic "
@@ -294,7 +300,10 @@ class Settings(BaseSettings):
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
     # the promotion gate of monitoring.challenger_test and the online experiments of serving.
     monitor_interval_s: float = Field(
-        default=3600.0, gt=0, description="How often each model's monitoring deployment runs."
+        default=3600.0,
+        gt=0,
+        description="How often each model's monitoring and label deployments run "
+        "(the stack's: MLOPS_STACK_MONITOR_INTERVAL_S).",
     )
     monitor_window_hours: float | None = Field(
         default=None,

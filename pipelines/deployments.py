@@ -2,9 +2,10 @@
 
 One entry per deployment: the flow by import path, its default parameters and an optional
 schedule: each case study's pipeline (from `mlops.case_studies`), then each one's
-scheduled monitoring flow. Add a deployment by adding an entry to `DEPLOYMENTS`; the
-worker serves every entry, and `prefect deployment run '<flow name>/<deployment name>'`
-runs one on it.
+scheduled monitoring flow and label delivery (every `MLOPS_MONITOR_INTERVAL_S`; in the
+stack every `MLOPS_STACK_MONITOR_INTERVAL_S`, `stack.services`). Add a deployment by
+adding an entry to `DEPLOYMENTS`; the worker serves every entry, and `prefect deployment
+run '<flow name>/<deployment name>'` runs one on it.
 """
 
 from __future__ import annotations
@@ -61,11 +62,14 @@ def build(spec: DeploymentSpec) -> Any:
 
 
 def all_deployments() -> list[DeploymentSpec]:
-    """`DEPLOYMENTS`, then the scheduled monitoring flow of each model (its interval is a
-    setting, so they are built when the runner starts, not when this module loads)."""
+    """`DEPLOYMENTS`, then the scheduled monitoring flow of each model, then its scheduled
+    label delivery (their interval is a setting, so they are built when the runner starts,
+    not when this module loads)."""
+    from pipelines.label_flow import label_deployments
     from pipelines.monitoring_flow import monitoring_deployments
 
-    return [*DEPLOYMENTS, *(DeploymentSpec(**entry) for entry in monitoring_deployments())]
+    scheduled = [*monitoring_deployments(), *label_deployments()]
+    return [*DEPLOYMENTS, *(DeploymentSpec(**entry) for entry in scheduled)]
 
 
 def serve_deployments(specs: list[DeploymentSpec] | None = None, *, limit: int = 1) -> None:

@@ -46,10 +46,11 @@ BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
 # Services the others reach by name (in compose; natively on loopback).
 SERVICE_HOSTS = ("mlflow", "prefect-server", "dask-scheduler", "api")
 
-# The living stack's settings: its traffic, and the world its retraining draws from. Set in
-# .env (compose interpolates them, each with the setting's default) or in the environment
-# of `mlops stack up`.
+# The living stack's settings: its schedules, its traffic, and the world its retraining
+# draws from. Set in .env (compose interpolates them, each with the setting's default) or
+# in the environment of `mlops stack up`.
 LIVING_SETTINGS = (
+    "stack_monitor_interval_s",
     "stack_traffic",
     "stack_traffic_rate",
     "stack_traffic_drift_after_s",
@@ -57,6 +58,7 @@ LIVING_SETTINGS = (
     "stack_traffic_fraud_scenario",
     "stack_traffic_label_delay_s",
 )
+TRAFFIC_PREFIX = "MLOPS_STACK_TRAFFIC"
 
 
 def environment_value(value: object) -> str:
@@ -387,6 +389,10 @@ def services(topology: Topology) -> list[Service]:
                 "PREFECT_RUNNER_SERVER_ENABLE": "true",
                 "PREFECT_RUNNER_SERVER_HOST": bind,
                 "PREFECT_RUNNER_SERVER_PORT": str(ports["prefect-worker"]),
+                # Monitoring and label delivery every few minutes, not hourly.
+                "MLOPS_MONITOR_INTERVAL_S": topology.living[
+                    environment_variable("stack_monitor_interval_s")
+                ],
                 # Retraining draws fresh data from the world the traffic drifts to.
                 "MLOPS_RETRAIN_CHURN_SCENARIO": topology.living[
                     environment_variable("stack_traffic_churn_scenario")
@@ -397,7 +403,15 @@ def services(topology: Topology) -> list[Service]:
             },
             port=ports["prefect-worker"],
             health_path="/health",
-            depends_on=("postgres", "redis", "mlflow", "prefect-server", "dask-scheduler"),
+            # After the bootstrap: the schedules start once both models have a champion.
+            depends_on=(
+                "postgres",
+                "redis",
+                "mlflow",
+                "prefect-server",
+                "dask-scheduler",
+                "bootstrap",
+            ),
         ),
         Service(
             name="bootstrap",
@@ -454,7 +468,7 @@ def services(topology: Topology) -> list[Service]:
                 "MLOPS_HOME": home,
                 "MLOPS_API_HOST": topology.hosts["api"],
                 "MLOPS_API_PORT": str(ports["api"]),
-                **topology.living,
+                **{k: v for k, v in topology.living.items() if k.startswith(TRAFFIC_PREFIX)},
             },
             port=ports["traffic"],
             health_path="/metrics",

@@ -47,3 +47,32 @@ def test_the_bootstrap_trains_each_case_study_at_its_deployment_size() -> None:
         options = command.make_context(name, list(argv[3:])).params
         for key, value in spec.parameters.get("simulation", {}).items():
             assert options[key] == value, f"{name}: --{key}"
+
+
+def test_in_the_stack_monitoring_and_labels_run_every_few_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stack's worker (its environment from the service table) builds the monitoring
+    and label deployments on MLOPS_STACK_MONITOR_INTERVAL_S, 5 minutes by default."""
+    from pipelines.deployments import DEPLOYMENTS, all_deployments, build
+    from stack.services import Topology, service_table
+
+    assert Settings().stack_monitor_interval_s == 300
+    topology = Topology.native(Settings(), admin_token="a" * 32, prefect_auth_string="u:p")
+    for key, value in service_table(topology)["prefect-worker"].environment.items():
+        if key.startswith("MLOPS_"):
+            monkeypatch.setenv(key, value)
+    scheduled = all_deployments()[len(DEPLOYMENTS) :]
+    assert [spec.name for spec in scheduled] == [
+        "monitor-churn",
+        "monitor-fraud",
+        "labels-churn",
+        "labels-fraud",
+    ]
+    for spec in scheduled:
+        deployment = build(spec)
+        (schedule,) = deployment.schedules
+        assert schedule.schedule.interval == timedelta(minutes=5), spec.name
+        assert deployment.parameters == {"model": spec.name.split("-")[1]}
+    labels = build(scheduled[2])
+    assert labels.entrypoint == "pipelines.label_flow.ingest_labels"

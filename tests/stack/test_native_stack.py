@@ -133,6 +133,8 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
         # The steps drive their own traffic: no traffic service (it would start before any
         # champion exists and change what the checks read).
         "MLOPS_STACK_TRAFFIC": "false",
+        # Nor scheduled checks or label runs: the steps run their own, and count flow runs.
+        "MLOPS_STACK_MONITOR_INTERVAL_S": "3600",
     }
     stack = NativeStack(tmp_path / "home", env, {}, prefix, redis_db)
     try:
