@@ -97,8 +97,15 @@ def stack_env(
 @stack_app.command("bootstrap")
 def stack_bootstrap(
     force: Annotated[bool, typer.Option(help="Train even when a champion exists.")] = False,
+    pages: Annotated[
+        bool,
+        typer.Option(
+            help="Then build the walkthrough pages that are missing or show another champion."
+        ),
+    ] = True,
 ) -> None:
-    """Run each case study's pipeline once, unless its model already has a champion."""
+    """Run each case study's pipeline once, unless its model already has a champion; then
+    build the walkthrough pages the API serves under /reports/."""
 
     settings = prepare()
     from mlflow import MlflowClient
@@ -119,6 +126,11 @@ def stack_bootstrap(
         if result.returncode:
             typer.secho(f"error: {model} bootstrap failed", fg="red", err=True)
             raise typer.Exit(result.returncode)
+    if pages:
+        from reports.page import refresh_pages
+
+        for model, done in refresh_pages(settings).items():
+            typer.echo(f"{model}: walkthrough page {done}")
 
 
 @stack_app.command("traffic")

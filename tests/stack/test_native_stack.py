@@ -282,9 +282,10 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         time.sleep(0.5)
     assert dict(logged) == {"churn": 1, "fraud": 1}
 
-    # The bootstrap (compose's one-shot) trains nothing once both models have a champion.
+    # The bootstrap (compose's one-shot) trains nothing once both models have a champion
+    # (its pages: tests/stack/test_bootstrap_pages.py).
     bootstrap = _run(
-        [sys.executable, "-m", "cli", "stack", "bootstrap"],
+        [sys.executable, "-m", "cli", "stack", "bootstrap", "--no-pages"],
         {**stack.env, **stack.client},
         300,
     )
