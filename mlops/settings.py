@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         description="How often the native stack's Prometheus scrapes the API and evaluates "
         "the alert rules (compose: infra/prometheus/prometheus.yml, 15 s).",
     )
+    stack_profile: Literal["core", "full"] = Field(
+        default="full",
+        description="What `mlops stack up` starts, as compose's profiles: core (PostgreSQL, "
+        "Redis, MLflow, Prefect, the bootstrap, the API) or full (everything).",
+    )
     # The stack as a living system: its schedules and its traffic service.
     stack_monitor_interval_s: float = Field(
         default=300.0,

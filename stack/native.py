@@ -205,12 +205,11 @@ def _start_services(
 
 
 def native_services(settings: Settings) -> list[Service]:
-    """The service table for this machine less the services the settings turn off (the
-    traffic service under MLOPS_STACK_TRAFFIC=false), then the installed Prometheus and
-    Alertmanager."""
+    """The service table for this machine, then the installed Prometheus and Alertmanager,
+    less the services the settings turn off (outside MLOPS_STACK_PROFILE, or the traffic
+    service under MLOPS_STACK_TRAFFIC=false)."""
     extra = [service for service in observability_services(settings) if installed(service)]
-    table = [service for service in services(topology(settings)) if service.enabled(settings)]
-    return [*table, *extra]
+    return [s for s in [*services(topology(settings)), *extra] if s.enabled(settings)]
 
 
 def _became_ready(
@@ -265,8 +264,8 @@ class ServiceStatus:
 def status(settings: Settings) -> list[ServiceStatus]:
     """PostgreSQL, Redis, then each long-running service of the table, Prometheus and
     Alertmanager: healthy, unhealthy, stopped, external (a database server the stack uses but
-    did not start), not installed (Prometheus or Alertmanager) or off (turned off by a
-    setting: the traffic service)."""
+    did not start), not installed (Prometheus or Alertmanager) or off (outside
+    MLOPS_STACK_PROFILE, or the traffic service under MLOPS_STACK_TRAFFIC=false)."""
     state = StateFile(settings).read()
     rows: list[ServiceStatus] = []
     pg_host, pg_port, _ = postgres_address(settings)
@@ -286,11 +285,11 @@ def status(settings: Settings) -> list[ServiceStatus]:
         if service.one_shot:
             continue
         run = state.get(service.name)
-        if service in optional and not installed(service):
-            rows.append(ServiceStatus(service.name, "not installed", service.url(), None))
-            continue
         if not service.enabled(settings):
             rows.append(ServiceStatus(service.name, "off", service.url(), None))
+            continue
+        if service in optional and not installed(service):
+            rows.append(ServiceStatus(service.name, "not installed", service.url(), None))
             continue
         url = service.health_url()
         if run is None or not run.alive():

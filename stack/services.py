@@ -43,6 +43,28 @@ BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
 )
 
 
+# Compose profiles (`COMPOSE_PROFILES`; natively MLOPS_STACK_PROFILE): `core` is the API
+# with its stores, MLflow, and the Prefect server and bootstrap that train its first
+# models; `full`, the default, is everything.
+PROFILES = ("core", "full")
+CORE = ("core", "full")
+FULL = ("full",)
+
+# Memory limits (compose's mem_limit): each service's peak resident memory in the native
+# stack test, with headroom; the bootstrap and the worker from the pipelines' peaks at the
+# stack's size (docs/benchmarks.md, "The native stack").
+
+# The services compose runs from official images, not the project's commands: their
+# profiles and memory limits (Prometheus and Alertmanager run natively too,
+# `stack.observability`; PostgreSQL and Redis are used where the settings point).
+INFRA_SERVICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "postgres": (CORE, "512m"),
+    "redis": (CORE, "256m"),
+    "prometheus": (FULL, "512m"),
+    "alertmanager": (FULL, "128m"),
+    "grafana": (FULL, "256m"),
+}
+
 # Services the others reach by name (in compose; natively on loopback).
 SERVICE_HOSTS = ("mlflow", "prefect-server", "dask-scheduler", "api")
 
@@ -86,10 +108,14 @@ class Service:
     # The boolean setting that turns the service off (`mlops stack up` then does not start
     # it; in compose it runs and idles): None, always on.
     switch: str | None = None
+    profiles: tuple[str, ...] = FULL  # the compose profiles that start it (PROFILES)
+    memory: str = ""  # compose's mem_limit, e.g. "768m"
 
     def enabled(self, settings: Settings) -> bool:
-        """Whether the settings leave the service on."""
-        return self.switch is None or bool(getattr(settings, self.switch))
+        """Whether the settings leave the service on: in MLOPS_STACK_PROFILE, not switched
+        off."""
+        switched_on = self.switch is None or bool(getattr(settings, self.switch))
+        return switched_on and settings.stack_profile in self.profiles
 
     def health_url(self, host: str = "127.0.0.1") -> str | None:
         """Where the service answers 2xx once ready, from `host`; None without port or path."""
@@ -281,6 +307,8 @@ def services(topology: Topology) -> list[Service]:
     return [
         Service(
             name="mlflow",
+            profiles=CORE,
+            memory="1g",
             description="MLflow tracking server and registry; runs, metrics, plots, models",
             # Makes the two users, then runs `mlflow server --app-name basic-auth` with these.
             command=(
@@ -316,6 +344,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="prefect-server",
+            profiles=CORE,
+            memory="512m",
             description="Prefect server and UI: deployments, flow runs, task logs",
             command=(
                 "prefect",
@@ -341,6 +371,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="dask-scheduler",
+            profiles=FULL,
+            memory="256m",
             description="Dask scheduler: the cluster of the flows run with MLOPS_TASK_RUNNER=dask",
             command=(
                 "dask",
@@ -358,6 +390,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="dask-worker",
+            profiles=FULL,
+            memory="2g",
             description="a Dask worker; more with `docker compose up --scale dask-worker=N`",
             # One thread per worker: add workers (processes), not threads (see
             # pipelines.task_runners). 0.0.0.0 is advertised as the container's own address.
@@ -379,6 +413,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="prefect-worker",
+            profiles=FULL,
+            memory="3g",
             description="serves the flows as Prefect deployments and runs them",
             command=("mlops", "flows", "serve"),
             environment={
@@ -415,6 +451,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="bootstrap",
+            profiles=CORE,
+            memory="2g",
             description="trains both models once, so the stack serves them on first start",
             command=("mlops", "stack", "bootstrap"),
             environment={**platform, **prefect_client},
@@ -423,6 +461,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="api",
+            profiles=CORE,
+            memory="768m",
             description="prediction API: /docs, /v1/churn/predict, /v1/fraud/score, /metrics",
             command=("mlops", "serve", "--host", bind, "--port", str(ports["api"])),
             environment={**platform, **mlflow_reader(topology)},
@@ -433,6 +473,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="stream-scorer",
+            profiles=FULL,
+            memory="768m",
             description="fraud payments from the Redis stream, each decided once: "
             "decisions stream, prediction log, /metrics (lag, latency)",
             command=(
@@ -451,6 +493,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="traffic",
+            profiles=FULL,
+            memory="512m",
             description="simulated churn and fraud traffic to the API, drifting after "
             "MLOPS_STACK_TRAFFIC_DRIFT_AFTER_S; labels filed, due later; /metrics",
             command=(
@@ -477,6 +521,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="evidently-ui",
+            profiles=FULL,
+            memory="768m",
             description="Evidently UI on the monitoring workspace: drift reports per model",
             command=(
                 "evidently",
