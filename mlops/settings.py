@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     )
     # The stack as a living system: its schedules and its traffic service.
     stack_monitor_interval_s: float = Field(
-        default=300.0,
+        default=180.0,
         gt=0,
         description="How often the stack's monitoring and label deployments run (its "
         "worker's MLOPS_MONITOR_INTERVAL_S): minutes, so a new stack shows checks soon.",
@@ -228,7 +228,7 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Requests a second the traffic service sends each model."
     )
     stack_traffic_drift_after_s: float = Field(
-        default=300.0,
+        default=180.0,
         ge=0,
         description="Seconds of baseline traffic before it switches to the drift scenarios.",
     )

@@ -53,11 +53,11 @@ def test_in_the_stack_monitoring_and_labels_run_every_few_minutes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The stack's worker (its environment from the service table) builds the monitoring
-    and label deployments on MLOPS_STACK_MONITOR_INTERVAL_S, 5 minutes by default."""
+    and label deployments on MLOPS_STACK_MONITOR_INTERVAL_S, 3 minutes by default."""
     from pipelines.deployments import DEPLOYMENTS, all_deployments, build
     from stack.services import Topology, service_table
 
-    assert Settings().stack_monitor_interval_s == 300
+    assert Settings().stack_monitor_interval_s == 180
     topology = Topology.native(Settings(), admin_token="a" * 32, prefect_auth_string="u:p")
     for key, value in service_table(topology)["prefect-worker"].environment.items():
         if key.startswith("MLOPS_"):
@@ -72,7 +72,7 @@ def test_in_the_stack_monitoring_and_labels_run_every_few_minutes(
     for spec in scheduled:
         deployment = build(spec)
         (schedule,) = deployment.schedules
-        assert schedule.schedule.interval == timedelta(minutes=5), spec.name
+        assert schedule.schedule.interval == timedelta(minutes=3), spec.name
         assert deployment.parameters == {"model": spec.name.split("-")[1]}
     labels = build(scheduled[2])
     assert labels.entrypoint == "pipelines.label_flow.ingest_labels"
