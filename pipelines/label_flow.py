@@ -19,7 +19,7 @@ a delivered fraud are rewritten: a genuine label equals the pending 0.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import pandas as pd
@@ -29,7 +29,7 @@ from prefect.runtime import flow_run
 
 from features.fraud_online import epoch_ns
 from features.quarantine import QUARANTINE_REASON, ValidationResult
-from mlops.case_studies import CASE_STUDIES, FRAUD, case_study
+from mlops.case_studies import FRAUD, case_study
 from mlops.settings import Settings
 from monitoring import labels
 from pipelines.task_runners import runner_from_settings
@@ -141,21 +141,3 @@ def ingest_labels(model: str = "churn", until: datetime | None = None) -> dict[s
     summary["pending"] = labels.pending_count(labels.feed_dir(settings.home, model_name))
     get_run_logger().info("labels delivered: %s", summary)
     return summary
-
-
-def label_deployments(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """One scheduled deployment of `ingest_labels` per model, every `monitor_interval_s`
-    (as often as the monitoring flow that reads the labels), in the fields of
-    `pipelines.deployments.DeploymentSpec`."""
-    settings = settings or Settings()
-    return [
-        {
-            "name": f"labels-{name}",
-            "flow": "pipelines.label_flow:ingest_labels",
-            "description": f"Deliver the {name} labels that are due and join them to the "
-            "predictions.",
-            "parameters": {"model": name},
-            "interval": timedelta(seconds=settings.monitor_interval_s),
-        }
-        for name in CASE_STUDIES
-    ]

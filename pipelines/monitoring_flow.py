@@ -40,7 +40,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from mlops.case_studies import CASE_STUDIES, CHURN, FRAUD, CaseStudy, case_study
+from mlops.case_studies import CHURN, FRAUD, CaseStudy, case_study
 from mlops.model_bundle import RegisteredBundle
 from mlops.prediction_log import SHADOW_KEY
 from mlops.settings import Settings
@@ -358,25 +358,3 @@ def refresh_page(settings: Settings, study: CaseStudy) -> str:
         return f"not rebuilt: {type(error).__name__}"
     get_run_logger().info("walkthrough page of %s: %s", study.name, done)
     return done
-
-
-def monitoring_deployments(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """One scheduled deployment of `monitor_model` per model, every `monitor_interval_s`.
-
-    Each entry has the fields of `pipelines.deployments.DeploymentSpec` (name, flow by
-    import path, description, parameters, interval), so the deployment runner can serve
-    them with `DeploymentSpec(**entry)`.
-    """
-    settings = settings or Settings()
-    interval = timedelta(seconds=settings.monitor_interval_s)
-    return [
-        {
-            "name": f"monitor-{name}",
-            "flow": "pipelines.monitoring_flow:monitor_model",
-            "description": f"Check the {name} champion's traffic, decide, retrain and test "
-            "the challenger.",
-            "parameters": {"model": name},
-            "interval": interval,
-        }
-        for name in CASE_STUDIES
-    ]

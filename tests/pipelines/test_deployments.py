@@ -1,4 +1,5 @@
-"""The monitoring deployments: one per model, on the declared interval, built by Prefect."""
+"""The scheduled deployments (monitoring, labels): one per model, on the declared interval,
+built by Prefect."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from typing import Any
 import pytest
 
 from mlops.settings import Settings
-from pipelines.monitoring_flow import monitoring_deployments
+from pipelines.deployments import scheduled_deployments
 
 
 def test_one_deployment_per_model_hourly_by_default(settings: Settings) -> None:
-    entries = monitoring_deployments(settings)
-    assert [e["name"] for e in entries] == ["monitor-churn", "monitor-fraud"]
-    assert {e["interval"] for e in entries} == {timedelta(hours=1)}
-    assert [e["parameters"] for e in entries] == [{"model": "churn"}, {"model": "fraud"}]
+    entries = scheduled_deployments(settings)
+    assert [e.name for e in entries] == [
+        "monitor-churn",
+        "monitor-fraud",
+        "labels-churn",
+        "labels-fraud",
+    ]
+    assert {e.interval for e in entries} == {timedelta(hours=1)}
+    assert [e.parameters for e in entries] == [{"model": "churn"}, {"model": "fraud"}] * 2
 
 
 def test_the_runner_serves_them_on_the_interval_setting(monkeypatch: pytest.MonkeyPatch) -> None:
