@@ -21,7 +21,7 @@ export UV_PYTHON := $(or $(PYENV_PYTHON),$(PY))
 endif
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install demo demo-no-serve demo-small test test-fast redis-server bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config observability-tools clean help
+.PHONY: install demo demo-no-serve demo-small test test-fast redis-server wrk bench mutation lint typecheck quality-bar docs-layers settings-doc screenshots image compose-config observability-tools clean help
 
 help:
 	@echo "make demo   run both case studies end to end, then serve the API on :8000"
@@ -86,11 +86,13 @@ test-fast: install
 redis-server:
 	@command -v redis-server >/dev/null || $(SUDO) sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; apt-get update -qq; apt-get install -y -qq redis-server; status=$$?; rm -f /usr/sbin/policy-rc.d; exit $$status'
 
-# wrk drives the serving benchmark; installed from Debian when missing (needs root).
-bench: install
+# wrk drives the serving benchmark (and its test); installed from Debian when missing.
+wrk:
 	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
-		apt-get update -qq && apt-get install -y -qq wrk; } || \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; } || \
 		{ echo "cannot install wrk: run 'sudo apt-get install -y wrk'"; exit 1; }
+
+bench: install wrk
 	$(RUN) mlops bench pipeline fraud
 	$(RUN) mlops bench pipeline fraud --scale 1 --in-process
 	MLOPS_DASK_MEMORY_LIMIT=6GB $(RUN) mlops bench pipeline fraud --scale 1

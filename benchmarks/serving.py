@@ -333,50 +333,16 @@ def sample_customers(settings: Settings, feature_names: list[str]) -> tuple[list
 def _targets(
     settings: Settings, feature_names: list[str], ports: dict[str, int], ids: list[str], rows: Any
 ) -> list[Target]:
-    python, model_uri = sys.executable, f"models:/{settings.churn_model_name}@{CHAMPION}"
+    model_uri = f"models:/{settings.churn_model_name}@{CHAMPION}"
     features = [dict(zip(feature_names, map(float, r), strict=True)) for r in rows.to_numpy()]
-    return [
-        Target(
-            "ours",
-            [python, "-m", "cli", "serve", "--port", str(ports["ours"])],
-            "/health/ready",
-            "/v1/churn/predict",
-            [json.dumps({"customer_id": i}) for i in ids],
-        ),
-        Target(
-            "mlflow",
-            [
-                python,
-                "-m",
-                "mlflow",
-                "models",
-                "serve",
-                "-m",
-                model_uri,
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["mlflow"]),
-            ],
-            "/ping",
-            "/invocations",
-            [
-                json.dumps(
-                    {"dataframe_split": {"columns": feature_names, "data": [list(f.values())]}}
-                )
-                for f in features
-            ],
-        ),
-        Target(
-            "naive",
-            [python, "-m", "benchmarks.naive_app", model_uri, str(ports["naive"])],
-            "/health",
-            "/predict",
-            [json.dumps({"features": f}) for f in features],
-        ),
-    ]
+    ours = Target(
+        "ours",
+        [sys.executable, "-m", "cli", "serve", "--port", str(ports["ours"])],
+        "/health/ready",
+        "/v1/churn/predict",
+        [json.dumps({"customer_id": i}) for i in ids],
+    )
+    return [ours, *_peer_targets(model_uri, feature_names, features, ports)]
 
 
 def has_champion(settings: Settings, name: str) -> bool:

@@ -10,7 +10,11 @@ the real ones. Two measurements:
   latency of each payment from its entry on the stream to its decision on the decisions
   stream (both Redis server times, from the entry ids);
 - *backlog*: as many payments published at once, then decided as fast as the scorer can:
-  its ceiling on this machine.
+  its ceiling on this machine;
+- *cpu*: the same kind of backlog drained by a scorer in this process, with the CPU time
+  of its thread per payment, in all and step by step (`time.thread_time`, so the figure
+  does not depend on what else the machine runs). The prediction log's shipper is
+  another thread, and Redis another process: the process's CPU is given beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ import numpy as np
 from benchmarks.machine import machine
 from mlops.payment_stream import GROUP, StreamKeys, stream_redis
 from mlops.settings import Settings
+
+# Payments of the in-process CPU profile.
+CPU_PAYMENTS = 3000
 
 
 class StreamBenchmarkError(RuntimeError):
@@ -55,10 +62,13 @@ def bench_stream(
     except fraud_world.NoFraudHistory as error:
         raise StreamBenchmarkError(str(error)) from error
     sustained_count = max(1, round(rate * seconds))
-    frame = fraud_world.fraud_payments(history, 2 * sustained_count, "baseline", settings.seed)
+    frame = fraud_world.fraud_payments(
+        history, 2 * sustained_count + CPU_PAYMENTS, "baseline", settings.seed
+    )
     fraud_world.record_sent(settings, frame)
     payments = [payment_of(request) for request in fraud_plan(frame, "bench")]
-    sustained, backlog = payments[:sustained_count], payments[sustained_count:]
+    sustained, backlog = payments[:sustained_count], payments[sustained_count:-CPU_PAYMENTS]
+    cpu_payments = payments[-CPU_PAYMENTS:]
 
     prefix = f"bench-{secrets.token_hex(4)}"
     keys = StreamKeys(prefix, settings.stream_partitions)
@@ -100,6 +110,8 @@ def bench_stream(
             for key in client.scan_iter(f"{prefix}:*"):
                 client.delete(key)
             client.close()
+    log(f"  cpu: {len(cpu_payments):,} payments drained in this process")
+    figures["cpu"] = _cpu_profile(settings, cpu_payments, batch)
     figures["offered_rate"] = rate
     figures["machine"] = machine()
     figures["load_avg_after"] = os.getloadavg()[0]
@@ -164,4 +176,85 @@ def _run(
         "p99_ms": float(np.percentile(lat, 99)),
         "max_ms": float(lat.max()),
         "pending_after": pending,
+    }
+
+
+def _cpu_profile(settings: Settings, payments: list[Any], batch: int) -> dict[str, Any]:
+    """The *cpu* measurement of the module's docstring: a scorer built as the service builds
+    it, its steps wrapped to add up their thread CPU time."""
+    from unittest import mock
+
+    from serving import fraud_stream
+    from stack.payment_producer import publish
+
+    prefix = f"bench-{secrets.token_hex(4)}"
+    own = settings.model_copy(update={"stream_prefix": prefix, "stream_batch": batch})
+    scorer = fraud_stream.build_stream_scorer(own)
+    scorer.ensure_groups()
+    scorer.holder.load_from_registry(own)
+    if not scorer.holder.ready:
+        raise StreamBenchmarkError(f"no fraud champion to score with: {scorer.holder.last_error}")
+    costs: dict[str, float] = {}
+
+    def timed(step: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                costs[step] = costs.get(step, 0.0) + time.thread_time() - started
+
+        return wrapper
+
+    features, client = scorer.features, scorer.client
+    steps: list[tuple[Any, str, str]] = [
+        (features, "read_states", "online state read"),
+        (features, "write_states", "online state write"),
+        (scorer.log, "append", "prediction log"),
+        (scorer.holder.current.scorer, "predict_proba", "model"),
+        (fraud_stream, "_intent", "intent encoding"),
+        (scorer, "_acknowledge", "redis"),
+        *((client, name, "redis") for name in ("xreadgroup", "xautoclaim", "hmget", "eval")),
+        *(
+            (fraud_stream, name, step)
+            for name, step in (
+                ("online_fraud_features", "window features"),
+                ("append_customer_transaction", "appends"),
+                ("append_terminal_transaction", "appends"),
+            )
+        ),
+    ]
+    client_for_publish = stream_redis(own)
+    keys = StreamKeys.of(own)
+    try:
+        publish(client_for_publish, keys, payments)
+        scorer.log.start()
+        patches = [
+            mock.patch.object(owner, name, timed(step, getattr(owner, name)))
+            for owner, name, step in steps
+            if hasattr(owner, name)
+        ]
+        for patch in patches:
+            patch.start()
+        try:
+            thread_start, process_start = time.thread_time(), time.process_time()
+            decided = scorer.drain()
+            thread_s = time.thread_time() - thread_start
+            scorer.log.close()
+            process_s = time.process_time() - process_start
+        finally:
+            for patch in patches:
+                patch.stop()
+    finally:
+        for key in client_for_publish.scan_iter(f"{prefix}:*"):
+            client_for_publish.delete(key)
+        client_for_publish.close()
+    per = 1e6 / max(decided, 1)
+    by_step = {step: round(seconds * per, 1) for step, seconds in sorted(costs.items())}
+    by_step["other"] = round(thread_s * per - sum(by_step.values()), 1)
+    return {
+        "payments": decided,
+        "thread_cpu_us_per_payment": round(thread_s * per, 1),
+        "process_cpu_us_per_payment": round(process_s * per, 1),
+        "thread_cpu_us_by_step": by_step,
     }

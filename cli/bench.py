@@ -216,7 +216,8 @@ def bench_stream(
     """The stream scorer (`mlops stream fraud`): payments/s and event-to-decision latency.
 
     Payments continue the home's simulated world on stream keys of their own; first at a
-    steady RATE for SECONDS, then as a backlog decided as fast as the scorer can.
+    steady RATE for SECONDS, then as a backlog decided as fast as the scorer can; last,
+    the CPU of the scorer's thread per payment, step by step (a scorer in this process).
     """
     from benchmarks.stream import StreamBenchmarkError
     from benchmarks.stream import bench_stream as run_benchmark
@@ -239,6 +240,12 @@ def bench_stream(
             f"{r['decided_per_s']:>8,.0f}/s, event to decision p50 {r['p50_ms']:.0f} ms, "
             f"p99 {r['p99_ms']:.0f} ms"
         )
+    cpu = figures["cpu"]
+    steps = ", ".join(f"{k} {v:.0f}" for k, v in cpu["thread_cpu_us_by_step"].items())
+    typer.echo(
+        f"  cpu        {cpu['thread_cpu_us_per_payment']:.0f} µs of the scorer thread a payment "
+        f"({steps}); the process's {cpu['process_cpu_us_per_payment']:.0f} µs"
+    )
     typer.echo(machine_line(figures, 10))
     if as_json:
         typer.echo(json.dumps(figures, sort_keys=True, default=str))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,20 +26,27 @@ def serve(
 
 
 def serve_api(settings: Settings) -> None:
-    """Run the API on the settings' host and port until Ctrl-C."""
+    """Run the API on the settings' host and port until Ctrl-C; with MLOPS_ADMIN_PORT set,
+    the admin routes on that port of the same server (`serving.admin_port`)."""
     import uvicorn
 
+    from serving.admin_port import listening_sockets
     from serving.app import create_app
     from serving.http_protocol import with_header_deadline
     from serving.middleware import uvicorn_log_config
 
+    options: dict[str, Any] = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "log_config": uvicorn_log_config(),
+        "access_log": False,  # the app writes one JSON line per request, with its request id
+        "timeout_graceful_shutdown": 10,
+        "http": with_header_deadline(settings.header_read_timeout_s),
+    }
     typer.echo(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C stops)")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=uvicorn_log_config(),
-        access_log=False,  # the app writes one JSON line per request, with its request id
-        timeout_graceful_shutdown=10,
-        http=with_header_deadline(settings.header_read_timeout_s),
-    )
+    if settings.admin_port is None:
+        uvicorn.run(create_app(settings), **options)
+        return
+    typer.echo(f"admin routes (/admin, /metrics, /alerts) on port {settings.admin_port} only")
+    sockets = listening_sockets(settings)
+    uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run(sockets=sockets)

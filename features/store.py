@@ -146,21 +146,31 @@ async def bound_serving_reads(store: FeatureStore, settings: Settings) -> None:
         from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
         assert isinstance(online, SqliteOnlineStore)
-        connection = online._get_conn(store.config)
-        connection.execute(f"PRAGMA busy_timeout = {SQLITE_READ_BUSY_MS}")
-        try:
-            [mode] = connection.execute("PRAGMA journal_mode = WAL").fetchone()
-        except sqlite3.OperationalError as error:  # locked now: readers may wait, bounded
-            logger.warning("online store left in its journal mode (%s)", error)
-            return
-        if mode != "wal":
-            return
-        # Serving writes too (each fraud payment joins two states): in WAL mode, NORMAL
-        # writes a commit to the log file without waiting for the disk (an fsync cost
-        # ~9 ms a payment on this machine's busy disk), and syncs at checkpoints. A
-        # commit then survives the process's crash (kill -9), as the prediction log's
-        # spool does, not a power cut; the database stays consistent either way.
-        connection.execute("PRAGMA synchronous = NORMAL")
+        online._get_conn(store.config).execute(f"PRAGMA busy_timeout = {SQLITE_READ_BUSY_MS}")
+        sqlite_write_ahead(store)
+
+
+def sqlite_write_ahead(store: FeatureStore) -> bool:
+    """Put a SQLite online store in write-ahead-log mode (it stays with the file), its
+    commits written without waiting for the disk; True when it is in WAL mode.
+
+    Serving writes (each fraud payment joins two states), and so does the stream scorer:
+    in WAL mode, `synchronous = NORMAL` writes a commit to the log file without an fsync
+    (one cost ~9 ms a payment on this machine's busy disk) and syncs at checkpoints. A
+    commit then survives the process's crash (kill -9), as the prediction log's spool
+    does, not a power cut; the database stays consistent either way.
+    """
+    online = store.provider.online_store
+    connection = online._get_conn(store.config)  # type: ignore[attr-defined]
+    try:
+        [mode] = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    except sqlite3.OperationalError as error:  # locked now: readers may wait, bounded
+        logger.warning("online store left in its journal mode (%s)", error)
+        return False
+    if mode != "wal":
+        return False
+    connection.execute("PRAGMA synchronous = NORMAL")
+    return True
 
 
 def apply_churn_definitions(store: FeatureStore, settings: Settings) -> None:

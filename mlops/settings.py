@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Address the prediction API binds.")
     api_port: int = Field(default=8000, description="Port the prediction API binds.")
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="When set, /admin/*, /metrics and /alerts answer on this port only (same "
+        "host, same process) and the API port answers 404 to them; unset, one port serves all.",
+    )
     model_refresh_s: float = Field(
         default=30.0,
         ge=0,
@@ -318,6 +325,11 @@ class Settings(BaseSettings):
     monitor_min_rows: int = Field(
         default=100, ge=1, description="Fewest predictions in a window worth checking."
     )
+    label_source: Literal["feed", "stream"] = Field(
+        default="feed",
+        description="Where delayed labels wait until due: feed (CSV files under "
+        "MLOPS_HOME/labels/feed) or stream (Redis stream <stream_prefix>:labels:<model>).",
+    )
     monitor_label_window_days: float = Field(
         default=60.0,
         gt=0,
@@ -389,6 +401,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MLOPS_ADMIN_TOKEN is {problem}, which only profile 'local' accepts; "
                 f"set it to a secret of your own for profile '{self.profile}'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _admin_port_of_its_own(self) -> Settings:
+        if self.admin_port is not None and self.admin_port == self.api_port:
+            raise ValueError(
+                f"MLOPS_ADMIN_PORT is MLOPS_API_PORT ({self.api_port}): the admin routes need "
+                "a port of their own (or leave MLOPS_ADMIN_PORT unset for one port)"
             )
         return self
 

@@ -25,17 +25,20 @@ that have a label, one column per feature, with `label`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from features.fraud_schema import MAX_INTEGER
 from features.quarantine import RowChecks, ValidationResult
 from mlops.prediction_log import log_engine, predictions
+from mlops.settings import Settings
 
 REQUEST_ID = "request_id"
 ENTITY_ID = "entity_id"
@@ -110,43 +113,110 @@ def pending_count(folder: Path) -> int:
 
 @dataclass(frozen=True)
 class DueLabels:
-    """Feed rows due by a cut-off (raw text), and how to take them off the feed."""
+    """Pending rows due by a cut-off (raw text), and how to take them off where they wait."""
 
     rows: pd.DataFrame
     until: datetime
-    _remaining: dict[Path, pd.DataFrame]
+    _commit: Callable[[], None]
 
     def commit(self) -> None:
-        """Remove the delivered rows from the feed; call once they are stored or quarantined."""
-        for path, rest in self._remaining.items():
+        """Remove the delivered rows; call once they are stored or quarantined."""
+        self._commit()
+
+
+def cut_off_of(until: datetime) -> pd.Timestamp:
+    """`until` as a UTC timestamp (a naive one is taken as UTC)."""
+    return pd.Timestamp(until).tz_convert(UTC) if until.tzinfo else pd.Timestamp(until, tz=UTC)
+
+
+def due_mask(raw: pd.DataFrame, cut_off: pd.Timestamp) -> np.ndarray:
+    """Rows with `due_at <= cut_off`, and rows whose `due_at` is unreadable.
+
+    An unreadable due time can never become due: it is handed over now, for validation
+    to quarantine, rather than left pending for ever.
+    """
+    due_at = _times(raw[DUE_AT]) if DUE_AT in raw.columns else pd.Series(pd.NaT, index=raw.index)
+    return (due_at.isna() | (due_at <= cut_off)).to_numpy()
+
+
+def empty_rows() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(FEED_COLUMNS), dtype=str)
+
+
+def take_due(folder: Path, until: datetime) -> DueLabels:
+    """The feed's rows due by `until` (see `due_mask`)."""
+    cut_off = cut_off_of(until)
+    taken: list[pd.DataFrame] = []
+    remaining: dict[Path, pd.DataFrame] = {}
+    for path in sorted(folder.glob("*.csv")):
+        frame = _read_feed_file(path)
+        due = due_mask(frame, cut_off)
+        if due.any():
+            taken.append(frame[due])
+            remaining[path] = frame[~due]
+
+    def commit() -> None:
+        for path, rest in remaining.items():
             if rest.empty:
                 path.unlink(missing_ok=True)
             else:
                 write_feed(path.parent, path.stem, rest)
 
+    rows = pd.concat(taken, ignore_index=True) if taken else empty_rows()
+    return DueLabels(rows=rows, until=cut_off.to_pydatetime(), _commit=commit)
 
-def take_due(folder: Path, until: datetime) -> DueLabels:
-    """The feed's rows with `due_at <= until`, plus rows whose `due_at` is unreadable.
 
-    An unreadable due time can never become due: it is handed over now, for validation
-    to quarantine, rather than left in the feed for ever.
-    """
-    cut_off = pd.Timestamp(until).tz_convert(UTC) if until.tzinfo else pd.Timestamp(until, tz=UTC)
-    taken: list[pd.DataFrame] = []
-    remaining: dict[Path, pd.DataFrame] = {}
-    for path in sorted(folder.glob("*.csv")):
-        frame = _read_feed_file(path)
-        due_at = _times(frame[DUE_AT]) if DUE_AT in frame.columns else pd.Series(pd.NaT)
-        due = due_at.isna() | (due_at <= cut_off)
-        if due.any():
-            taken.append(frame[due.to_numpy()])
-            remaining[path] = frame[~due.to_numpy()]
-    rows = (
-        pd.concat(taken, ignore_index=True)
-        if taken
-        else pd.DataFrame(columns=list(FEED_COLUMNS), dtype=str)
-    )
-    return DueLabels(rows=rows, until=cut_off.to_pydatetime(), _remaining=remaining)
+class PendingLabels(Protocol):
+    """Where delayed labels wait until they are due: the feed's files or a Redis stream."""
+
+    @property
+    def where(self) -> str:
+        """Where they wait, for people: a folder or a stream key."""
+        ...
+
+    def file(self, name: str, rows: pd.DataFrame) -> str:
+        """Add pending labels (FEED_COLUMNS); `name` names the batch (a traffic run)."""
+        ...
+
+    def clock(self) -> datetime | None:
+        """The latest event time pending (None when nothing is)."""
+        ...
+
+    def pending_count(self) -> int: ...
+
+    def take_due(self, until: datetime) -> DueLabels: ...
+
+
+@dataclass(frozen=True)
+class LabelFeed:
+    """The pending labels of one model as CSV files in a folder (`feed_dir`)."""
+
+    folder: Path
+
+    @property
+    def where(self) -> str:
+        return str(self.folder)
+
+    def file(self, name: str, rows: pd.DataFrame) -> str:
+        return str(write_feed(self.folder, name, rows))
+
+    def clock(self) -> datetime | None:
+        return feed_clock(self.folder)
+
+    def pending_count(self) -> int:
+        return pending_count(self.folder)
+
+    def take_due(self, until: datetime) -> DueLabels:
+        return take_due(self.folder, until)
+
+
+def pending_labels(settings: Settings, model_name: str) -> PendingLabels:
+    """Where `model_name`'s delayed labels wait, by `settings.label_source`."""
+    if settings.label_source == "stream":
+        from monitoring.label_stream import LabelStream
+
+        return LabelStream.of(settings, model_name)
+    return LabelFeed(feed_dir(settings.home, model_name))
 
 
 def validate_labels(raw: pd.DataFrame, *, with_terminal: bool) -> ValidationResult:

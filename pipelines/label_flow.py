@@ -4,10 +4,12 @@ read the feed's due rows -> validate (bad rows quarantined with a reason, counte
 (fraud) write the true labels into the online terminal histories -> store the labels ->
 join them to the prediction log -> take the delivered rows off the feed.
 
-"Due" is in the feed's simulated time: without a cut-off, up to the latest event the feed
-holds (`monitoring.labels.feed_clock`). Every step can run again: the online rewrite and
-the table write are idempotent, and the feed gives up its rows only at the end, so a
-flow that fails half-way delivers the same rows next time and stores nothing twice.
+The feed is where pending labels wait: CSV files, or a Redis stream when labels arrive as
+events (`MLOPS_LABEL_SOURCE`; `monitoring.labels.PendingLabels`). "Due" is in the feed's
+simulated time: without a cut-off, up to the latest event the feed holds. Every step can
+run again: the online rewrite and the table write are idempotent, and the feed gives up
+its rows only at the end, so a flow that fails half-way delivers the same rows next time
+and stores nothing twice.
 
 Fraud: `serving.fraud_features.FraudOnlineFeatures.record` appends each served payment to
 its terminal's history with a pending label 0. A terminal's risk windows end
@@ -39,14 +41,17 @@ from pipelines.task_runners import runner_from_settings
 def read_due_labels(
     settings: Settings, model_name: str, until: datetime | None
 ) -> labels.DueLabels | None:
-    """The feed's rows due by `until` (default: the feed's latest event)."""
-    folder = labels.feed_dir(settings.home, model_name)
-    cut_off = until or labels.feed_clock(folder)
+    """The pending rows due by `until` (default: the latest event pending), from the feed's
+    files or the label stream (`settings.label_source`)."""
+    pending = labels.pending_labels(settings, model_name)
+    cut_off = until or pending.clock()
     if cut_off is None:
-        get_run_logger().info("no pending labels for %s", model_name)
+        get_run_logger().info("no pending labels for %s in %s", model_name, pending.where)
         return None
-    due = labels.take_due(folder, cut_off)
-    get_run_logger().info("%d %s labels due by %s", len(due.rows), model_name, due.until)
+    due = pending.take_due(cut_off)
+    get_run_logger().info(
+        "%d %s labels due by %s in %s", len(due.rows), model_name, due.until, pending.where
+    )
     return due
 
 
@@ -138,6 +143,6 @@ def ingest_labels(model: str = "churn", until: datetime | None = None) -> dict[s
     summary |= write_labels(settings, model_name, result.valid)
     summary |= join_labels(settings, model_name, result.valid)
     due.commit()
-    summary["pending"] = labels.pending_count(labels.feed_dir(settings.home, model_name))
+    summary["pending"] = labels.pending_labels(settings, model_name).pending_count()
     get_run_logger().info("labels delivered: %s", summary)
     return summary

@@ -13,6 +13,8 @@ same models and the same scoring, on feature tensors.
 
 Around every request (`serving.middleware`): a request id, a JSON log line and metrics
 (`GET /metrics`), a body size limit (413) and a concurrency limit that sheds load (429).
+With MLOPS_ADMIN_PORT set, `/admin/*`, `/metrics` and `/alerts` answer on that port only
+(`serving.admin_port`).
 
 Where the parts are: the collaborators are built in `serving.collaborators`, started and
 stopped in `serving.lifespan`; each group of routes is a module of `serving.routes`.
@@ -24,6 +26,7 @@ from fastapi import FastAPI
 
 from mlops.prediction_log import PredictionLog
 from mlops.settings import Settings
+from serving.admin_port import AdminPortSplit
 from serving.collaborators import Given, build_instruments
 from serving.errors import install_error_handlers
 from serving.fraud_features import FraudOnlineFeatures
@@ -88,6 +91,9 @@ def create_app(
     add_v2_routes(app)
     add_api_docs_routes(app)
     install_openapi(app)
+    if settings.admin_port is not None:
+        # Innermost: its 404s are logged and counted like any other answer.
+        app.add_middleware(AdminPortSplit, admin_port=settings.admin_port)
     # Added last, so outermost: its id, log line and metrics cover the 413s and 429s too.
     app.add_middleware(
         BoundedRequests,

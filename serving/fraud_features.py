@@ -28,6 +28,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 from feast import FeatureStore, FeatureView, PushSource
+from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.infra.provider import Provider
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -52,7 +53,7 @@ from features.fraud_online import (
     relabel_terminal_history,
 )
 from serving.errors import FeatureStoreUnavailable, InvalidInput
-from serving.online_features import ViewReader
+from serving.online_features import SqliteViewWriter, ViewReader
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ _TERMINAL_STATE = (TERMINAL_TIMES, TERMINAL_FRAUDS)
 _State = dict[str, npt.NDArray[np.int64] | npt.NDArray[np.float64]]
 # Two writes of one state must carry distinct stamps, or Redis keeps the first one.
 _STAMP_STEP = timedelta(microseconds=1)
+# Serialized entity keys kept (cards and terminals); the cache starts over beyond it.
+_ENTITY_KEYS_KEPT = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,8 @@ class FraudOnlineFeatures:
         # processes writing the same entities need one writer per entity (e.g. by card).
         self._record_lock = threading.Lock()
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
-        self._push_targets: dict[str, list[FeatureView]] = {}
+        self._push_targets: dict[str, list[tuple[FeatureView, SqliteViewWriter | None]]] = {}
+        self._entity_keys: dict[tuple[str, int], bytes] = {}
 
     @cached_property
     def local(self) -> bool:
@@ -359,35 +363,56 @@ class FraudOnlineFeatures:
         Feast's push rebuilds every feature view and service from the registry on each
         call (three listings, type-checked by typeguard) and wants a DataFrame: about 60 ms
         per push on this machine. The views fed by each push source are looked up once
-        here, and the rows (one per entity) go to the online store's own
-        `online_write_batch` as protos, in one call.
+        here. On SQLite the rows go straight to Feast's table in one statement
+        (`serving.online_features.SqliteViewWriter`); elsewhere (Redis) to the online
+        store's own `online_write_batch` as protos, in one call.
         """
-        rows: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]] = [
-            (
-                EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=key)]),
-                {
-                    name: ValueProto(int64_list_val=Int64List(val=array.tolist()))
-                    if array.dtype.kind == "i"
-                    else ValueProto(double_list_val=DoubleList(val=array.tolist()))
-                    for name, array in state.items()
-                },
-                stamp,
-                stamp,
-            )
+        values = {
+            key: {name: _list_value(array) for name, array in state.items()}
             for key, state in states.items()
-        ]
+        }
         try:
-            for view in self._views_fed_by(push_source):
+            for view, writer in self._views_fed_by(push_source):
+                if writer is not None:
+                    writer.write(
+                        [
+                            (self._entity_key(join_key, key), name, value.SerializeToString())
+                            for key, state in values.items()
+                            for name, value in state.items()
+                        ],
+                        stamp,
+                    )
+                    continue
+                rows: list[
+                    tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
+                ] = [
+                    (_entity_key_proto(join_key, key), state, stamp, stamp)
+                    for key, state in values.items()
+                ]
                 self._provider().online_write_batch(self._store.config, view, rows, progress=None)
         except Exception as error:
             raise FeatureStoreUnavailable(
                 f"online feature store refused a write: {type(error).__name__}"
             ) from error
 
-    def _views_fed_by(self, push_source: str) -> list[FeatureView]:
+    def _entity_key(self, join_key: str, key: int) -> bytes:
+        """Feast's serialized entity key of `key`, computed once per entity."""
+        cache_key = (join_key, key)
+        found = self._entity_keys.get(cache_key)
+        if found is None:
+            version = self._store.config.entity_key_serialization_version
+            found = serialize_entity_key(_entity_key_proto(join_key, key), version)
+            if len(self._entity_keys) >= _ENTITY_KEYS_KEPT:
+                self._entity_keys.clear()
+            self._entity_keys[cache_key] = found
+        return found
+
+    def _views_fed_by(self, push_source: str) -> list[tuple[FeatureView, SqliteViewWriter | None]]:
+        """The views `push_source` feeds, each with its direct SQLite writer (None where
+        Feast's own write is kept)."""
         if push_source not in self._push_targets:
             self._push_targets[push_source] = [
-                view
+                (view, SqliteViewWriter.of(self._store, view))
                 for view in self._store.list_feature_views()
                 if isinstance(view.stream_source, PushSource)
                 and view.stream_source.name == push_source
@@ -403,6 +428,16 @@ class FraudOnlineFeatures:
         """Now, but strictly after this process's previous write."""
         self._last_stamp = max(datetime.now(UTC), self._last_stamp + _STAMP_STEP)
         return self._last_stamp
+
+
+def _list_value(array: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> ValueProto:
+    if array.dtype.kind == "i":
+        return ValueProto(int64_list_val=Int64List(val=array.tolist()))
+    return ValueProto(double_list_val=DoubleList(val=array.tolist()))
+
+
+def _entity_key_proto(join_key: str, key: int) -> EntityKeyProto:
+    return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=key)])
 
 
 def _epoch_ns(tx_time: datetime) -> int:

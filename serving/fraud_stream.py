@@ -657,16 +657,20 @@ def build_stream_scorer(
 ) -> StreamScorer:
     """A scorer of these settings: the stream's Redis, the champion's holder (not loaded
     yet), the online fraud features and the prediction log (not started yet)."""
-    from features.store import feature_store
+    from features.store import feature_store, sqlite_write_ahead
     from mlops.case_studies import FRAUD
     from mlops.payment_stream import stream_redis
     from serving.collaborators import build_prediction_log
 
+    store = feature_store(settings)
+    if settings.online_store == "sqlite":
+        # As serving does: two state writes a batch, each a commit without an fsync.
+        sqlite_write_ahead(store)
     return StreamScorer(
         settings,
         stream_redis(settings),
         ModelHolder(FRAUD.model_name(settings)),
-        FraudOnlineFeatures(feature_store(settings)),
+        FraudOnlineFeatures(store),
         build_prediction_log(settings),
         partitions=partitions,
         consumer=consumer,

@@ -30,6 +30,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -179,6 +180,52 @@ class ViewReader:
     def ping(self) -> bool:
         """True when the store answers and holds the last publish (see `health`)."""
         return self.health() is None
+
+
+@dataclass(frozen=True)
+class SqliteViewWriter:
+    """Writes whole entities of one view of a SQLite online store: Feast's upsert into
+    Feast's table, the same rows, in one `executemany` per call.
+
+    `SqliteOnlineStore.online_write_batch` runs one statement per entity and feature, each
+    with its own key serialization, timestamp conversion and type dispatch: 177 µs of CPU
+    for a fraud payment's two states on this machine, the stream scorer's largest cost.
+    Built only where Feast's table has just its default columns (no vector or numeric
+    search columns); `of` is None otherwise and the caller keeps Feast's path.
+    """
+
+    store: FeatureStore
+    table: str
+    """The view's table, quoted, as Feast names it."""
+
+    @classmethod
+    def of(cls, store: FeatureStore, view: FeatureView) -> SqliteViewWriter | None:
+        online = store.provider.online_store
+        options = store.config.online_store
+        if (
+            not isinstance(online, SqliteOnlineStore)
+            or getattr(options, "vector_enabled", False)
+            or getattr(options, "enable_openai_compatible_store", False)
+        ):
+            return None
+        versioned = store.config.registry.enable_online_feature_view_versioning
+        return cls(store, _quote_id(_table_id(store.config.project, view, versioned)))
+
+    def write(self, rows: Sequence[tuple[bytes, str, bytes]], stamp: datetime) -> None:
+        """Upsert (serialized entity key, feature name, serialized `ValueProto`) rows, all
+        with event and created time `stamp`, in one transaction. The values are lists,
+        which Feast keeps no text form of (`value_text` NULL)."""
+        moment = stamp.astimezone(UTC).replace(tzinfo=None)  # Feast stores naive UTC
+        connection = self.store.provider.online_store._get_conn(self.store.config)  # type: ignore[attr-defined]
+        with connection:
+            connection.executemany(
+                f"INSERT INTO {self.table} "
+                "(entity_key, feature_name, value, value_text, event_ts, created_ts) "
+                "VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE "
+                "SET value = excluded.value, value_text = excluded.value_text, "
+                "event_ts = excluded.event_ts, created_ts = excluded.created_ts",
+                [(key, name, value, moment, moment) for key, name, value in rows],
+            )
 
 
 def _reads_async(online: OnlineStore) -> bool:

@@ -28,6 +28,28 @@ from stack.mlflow_auth import (
 # One database per tool, created by infra/postgres/init.sql in compose and by `mlops stack up`.
 DATABASES = ("mlflow", "prefect", "feast", "predictions")
 
+
+def role_password_variable(database: str) -> str:
+    """The compose variable holding the password of `database`'s own role, which
+    infra/postgres/init.sql makes (named like the database) and the services log in as."""
+    return f"POSTGRES_{database.upper()}_PASSWORD"
+
+
+# The compose networks: a service reaches another only on a network both are on, so each
+# holds one group of servers and the services that are their clients (natively everything
+# is on loopback). Published ports (the API and the UIs, `Service.published`) are bound to
+# 127.0.0.1 on the host. tests/infra/test_compose.py checks every flow the configuration
+# uses is allowed, and that the Dask scheduler and the Evidently UI are reachable only so.
+BACKEND, DASK, METRICS, EVIDENTLY = "backend", "dask", "metrics", "evidently"
+NETWORKS: dict[str, str] = {
+    BACKEND: "PostgreSQL, Redis, MLflow and the Prefect server, with their clients",
+    DASK: "the Dask scheduler and workers, with their one client, the flows' worker",
+    METRICS: "Prometheus, Alertmanager and Grafana, with what Prometheus scrapes",
+    EVIDENTLY: "the Evidently UI alone: no service calls it, a user opens its published port",
+}
+# Networks whose members need nothing outside the stack: no route out (compose `internal`).
+INTERNAL_NETWORKS = (DASK,)
+
 # Where the services live in containers: the project image's MLOPS_HOME volume.
 CONTAINER_HOME = "/data"
 
@@ -104,6 +126,7 @@ class Service:
     depends_on: tuple[str, ...] = ()
     one_shot: bool = False
     published: bool = False  # reachable from the host (API, UIs); the rest stay internal
+    networks: tuple[str, ...] = ()  # the compose networks it is on (NETWORKS)
     description: str = ""
     # The boolean setting that turns the service off (`mlops stack up` then does not start
     # it; in compose it runs and idles): None, always on.
@@ -141,6 +164,10 @@ class Topology:
     admin_token: str
     prefect_auth_string: str
     database_prefix: str = ""
+    # Database -> "role:password" its clients log in with, instead of postgres_url's user:
+    # in compose each database has its own role (infra/postgres/init.sql). Natively the
+    # stack uses the settings' server as the settings' user, as it finds it.
+    database_credentials: dict[str, str] = field(default_factory=dict)
     # MLflow's basic-auth app (stack.mlflow_auth): its admin, the writing and the reading
     # user's passwords, and the key of its CSRF protection.
     mlflow_admin_password: str = ""
@@ -156,7 +183,12 @@ class Topology:
         return cls(
             bind_host="0.0.0.0",  # in the container; published on 127.0.0.1 only
             home=CONTAINER_HOME,
-            postgres_url="postgresql+psycopg://mlops:${POSTGRES_PASSWORD}@postgres:5432",
+            # No service uses the superuser (POSTGRES_PASSWORD): each logs in as its
+            # database's own role, which can reach no other database.
+            postgres_url="postgresql+psycopg://postgres:5432",
+            database_credentials={
+                name: f"{name}:${{{role_password_variable(name)}}}" for name in DATABASES
+            },
             # Redis runs with `requirepass`: Feast's connection string carries the password.
             redis_url="redis:6379,password=${REDIS_PASSWORD}",
             hosts={name: name for name in SERVICE_HOSTS},
@@ -206,8 +238,12 @@ class Topology:
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
-        """The SQLAlchemy URL of one of DATABASES (with the prefix), through `driver`."""
+        """The SQLAlchemy URL of one of DATABASES (with the prefix), through `driver`, as
+        the database's own role where it has one."""
         scheme, rest = self.postgres_url.split("://", 1)
+        credentials = self.database_credentials.get(database)
+        if credentials is not None:
+            rest = f"{credentials}@{rest.rpartition('@')[2]}"
         return f"{scheme.split('+')[0]}+{driver}://{rest}/{self.database_prefix}{database}"
 
     @property
@@ -341,6 +377,7 @@ def services(topology: Topology) -> list[Service]:
             health_path="/health",
             depends_on=("postgres",),
             published=True,
+            networks=(BACKEND,),
         ),
         Service(
             name="prefect-server",
@@ -368,6 +405,7 @@ def services(topology: Topology) -> list[Service]:
             health_path="/api/health",
             depends_on=("postgres",),
             published=True,
+            networks=(BACKEND,),
         ),
         Service(
             name="dask-scheduler",
@@ -387,6 +425,7 @@ def services(topology: Topology) -> list[Service]:
             environment={},
             port=ports["dask-http"],
             health_path="/health",
+            networks=(DASK,),
         ),
         Service(
             name="dask-worker",
@@ -410,6 +449,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["dask-worker"],
             health_path="/health",
             depends_on=("dask-scheduler",),
+            networks=(DASK,),
         ),
         Service(
             name="prefect-worker",
@@ -448,6 +488,7 @@ def services(topology: Topology) -> list[Service]:
                 "dask-scheduler",
                 "bootstrap",
             ),
+            networks=(BACKEND, DASK),
         ),
         Service(
             name="bootstrap",
@@ -458,6 +499,7 @@ def services(topology: Topology) -> list[Service]:
             environment={**platform, **prefect_client},
             depends_on=("postgres", "redis", "mlflow", "prefect-server"),
             one_shot=True,
+            networks=(BACKEND,),
         ),
         Service(
             name="api",
@@ -470,6 +512,7 @@ def services(topology: Topology) -> list[Service]:
             health_path="/health/live",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
             published=True,
+            networks=(BACKEND, METRICS),
         ),
         Service(
             name="stream-scorer",
@@ -490,6 +533,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["stream-scorer"],
             health_path="/metrics",
             depends_on=("postgres", "redis", "mlflow", "bootstrap"),
+            networks=(BACKEND, METRICS),
         ),
         Service(
             name="traffic",
@@ -517,6 +561,8 @@ def services(topology: Topology) -> list[Service]:
             port=ports["traffic"],
             health_path="/metrics",
             depends_on=("api",),
+            # Where the API's clients reach it.
+            networks=(BACKEND,),
             switch="stack_traffic",
         ),
         Service(
@@ -539,6 +585,7 @@ def services(topology: Topology) -> list[Service]:
             port=ports["evidently-ui"],
             health_path="/api/version",
             published=True,
+            networks=(EVIDENTLY,),
         ),
     ]
 

@@ -307,11 +307,8 @@ def run_traffic(
             outcomes = asyncio.run(send(url, plan, rate, concurrency, timeout_s, answered))
     seconds = time.perf_counter() - started
     rows = _feed_rows(plan, outcomes, timedelta(days=delay_days))
-    feed = (
-        label_feed.write_feed(label_feed.feed_dir(settings.home, model_name), run_id, rows)
-        if len(rows)
-        else None
-    )
+    pending = label_feed.pending_labels(settings, model_name)
+    feed = pending.file(run_id, rows) if len(rows) else None
     first_event, last_event = _event_range(rows)
     return TrafficResult(
         model=model_name,
@@ -322,7 +319,7 @@ def run_traffic(
         seconds=round(seconds, 3),
         statuses=dict(sorted(Counter(o.status for o in outcomes).items())),
         labels_filed=len(rows),
-        feed=None if feed is None else str(feed),
+        feed=feed,
         label_delay_days=delay_days,
         first_event=first_event,
         last_event=last_event,

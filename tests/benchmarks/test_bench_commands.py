@@ -105,8 +105,8 @@ def test_bench_pipeline_fraud_scaled_in_process(
 def test_bench_serving(bench: Any, churn_run: dict[str, Any], tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("wrk is required under CI (the workflow installs it)")
-        pytest.skip("wrk is not installed (`make bench` installs it with apt-get)")
+            pytest.fail("wrk is required under CI (`make wrk`, which .ci/run and the workflow run)")
+        pytest.skip("wrk is not installed (`make wrk` installs it with apt-get)")
     home = tmp_path / "home"
     skip = shutil.ignore_patterns("prefect", "raw", "predictions.db*", "labels", "monitoring")
     shutil.copytree(Path(str(churn_run["home"])), home, ignore=skip)

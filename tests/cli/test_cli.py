@@ -73,6 +73,10 @@ def test_pipeline_on_a_file_quarantines_bad_rows_and_ends_with_json(
         home=isolated_env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # Piped with --json: no progress lines and no terminal codes, the JSON line last
+    # (the progress display's other cases: tests/cli/test_progress.py).
+    assert "\x1b" not in result.stdout + result.stderr
+    assert not [line for line in result.stderr.splitlines() if line.endswith(")...")]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["model_name"] == "churn"
     assert summary["model_version"] == "1"

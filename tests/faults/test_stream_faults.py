@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,11 +146,14 @@ def test_sigkill_of_the_scorer_and_of_redis_mid_stream_decide_each_payment_once(
             "--json",
             home=home,
             prefect_api=prefect_api,
-            env={"MLOPS_STREAM_REDIS_URL": redis.url},
+            # Their labels as events too, on the same Redis (`monitoring.label_stream`).
+            env={"MLOPS_STREAM_REDIS_URL": redis.url, "MLOPS_LABEL_SOURCE": "stream"},
         )
         assert sent.returncode == 0, sent.stderr[-3000:]
         payments = published(client, keys)
         assert len(payments) == PAYMENTS
+        label_stream = f"{keys.prefix}:labels:{settings.fraud_model_name}"
+        assert client.xlen(label_stream) == PAYMENTS
         deadline = time.monotonic() + DEADLINE_S
         try:
             # 1. The scorer killed with SIGKILL after a few batches, mid-stream.
@@ -198,6 +202,16 @@ def test_sigkill_of_the_scorer_and_of_redis_mid_stream_decide_each_payment_once(
                     scorer.kill()
                     scorer.wait(10)
         decided_ids = [int(fields[b"tx"]) for _, fields in client.xrange(keys.decisions)]
+
+        # 4. The labels, published before Redis was killed, delivered from their stream by
+        # the label flow: each joins its logged prediction and amends its terminal online.
+        from pipelines.label_flow import ingest_labels
+
+        monkeypatch.setenv("MLOPS_LABEL_SOURCE", "stream")
+        delivered = ingest_labels(model="fraud", until=datetime(2100, 1, 1, tzinfo=UTC))
+        assert delivered["delivered"] == delivered["stored"] == delivered["joined"] == PAYMENTS
+        assert delivered["rows_quarantined"] == delivered["frauds_not_online"] == 0
+        assert delivered["pending"] == client.xlen(label_stream) == 0
         client.close()
 
     # Exactly one decision per transaction id, none missing.

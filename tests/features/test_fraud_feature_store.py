@@ -6,6 +6,8 @@ feature of every replayed transaction against the offline computation used for t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,11 +15,14 @@ from numpy.testing import assert_allclose
 
 from features import store as feature_store
 from features.fraud_online import (
+    CUSTOMER_AMOUNTS,
     CUSTOMER_KEY,
+    CUSTOMER_TERMINALS,
     CUSTOMER_TIMES,
     REQUEST_AMOUNT,
     REQUEST_TIME,
     TERMINAL_KEY,
+    CustomerHistory,
     epoch_ns,
 )
 from features.fraud_windows import FRAUD_FEATURES, SECONDS_SINCE_PREV_CAP, fraud_window_features
@@ -271,3 +276,67 @@ def test_serving_writes_the_states_without_waiting_for_the_disk(
     assert features._store.provider.online_store._get_conn(store.config).execute(
         "PRAGMA synchronous"
     ).fetchone() == (2,)
+
+
+def test_the_direct_sqlite_write_leaves_the_rows_feast_writes(
+    settings: Settings, history: pd.DataFrame
+) -> None:
+    """`SqliteViewWriter` replaces Feast's `online_write_batch` on the scoring paths: Feast's
+    own write of the same states at the same time must change no byte of what it left."""
+    from features.feature_repo import fraud as fraud_repo
+    from serving.fraud_features import _entity_key_proto, _list_value
+    from serving.online_features import SqliteViewWriter
+
+    features = published(settings, history)
+    store = features._store
+    view = store.get_feature_view(fraud_repo.fraud_customer_state.name)
+    writer = SqliteViewWriter.of(store, view)
+    assert writer is not None
+    known = int(first_after_cut_off(history)["CUSTOMER_ID"])
+    states = {
+        key: CustomerHistory(
+            np.asarray([epoch_ns(CUT_OFF), epoch_ns(CUT_OFF) + 5], np.int64),
+            np.asarray([12.5, 0.1 + key], np.float64),
+            np.asarray([3, key], np.int64),
+        )
+        for key in (known, 10**6)  # a card published before, and one never seen
+    }
+    # In the future, so that the write's stamp (never before the last one) is this one.
+    stamp = datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    features._last_stamp = stamp - timedelta(microseconds=1)
+    features._write_states(states, {})
+    connection = store.provider.online_store._get_conn(store.config)
+
+    keys = [features._entity_key(CUSTOMER_KEY, key) for key in states]
+
+    def table() -> list[tuple[object, ...]]:
+        # The times as stored (Feast's adapter keeps epoch seconds), not converted back.
+        query = (
+            "SELECT entity_key, feature_name, value, value_text, CAST(event_ts AS TEXT), "
+            f"CAST(created_ts AS TEXT) FROM {writer.table} WHERE entity_key IN (?, ?) "
+            "ORDER BY 1, 2"
+        )
+        return connection.execute(query, keys).fetchall()
+
+    ours = table()
+    assert len(ours) == 2 * 3  # two cards, three features each
+    assert {row[-2:] for row in ours} == {(str(int(stamp.timestamp())),) * 2}
+    store.provider.online_store.online_write_batch(
+        store.config,
+        view,
+        [
+            (
+                _entity_key_proto(CUSTOMER_KEY, key),
+                {
+                    CUSTOMER_TIMES: _list_value(state.times_ns),
+                    CUSTOMER_AMOUNTS: _list_value(state.amounts),
+                    CUSTOMER_TERMINALS: _list_value(state.terminal_ids),
+                },
+                stamp,
+                stamp,
+            )
+            for key, state in states.items()
+        ],
+        progress=None,
+    )
+    assert table() == ours

@@ -18,13 +18,18 @@ if TYPE_CHECKING:
 @contextmanager
 def live_api(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
     """The real app (or `app`, built from it) under uvicorn in a thread, as `mlops serve`
-    runs it; yields its base URL. Leaving stops it, which writes the prediction log."""
+    runs it; yields its base URL. Leaving stops it, which writes the prediction log.
+
+    On a free port; with `settings.admin_port` set, on the settings' API port and admin
+    port instead, both sockets of one server as `mlops serve` binds them."""
     import uvicorn
 
+    from serving.admin_port import listening_sockets
     from serving.app import create_app
     from serving.http_protocol import with_header_deadline
 
-    port = free_port()
+    sockets = None if settings.admin_port is None else listening_sockets(settings)
+    port = free_port() if sockets is None else settings.api_port
     config = uvicorn.Config(
         app or create_app(settings),
         host="127.0.0.1",
@@ -34,7 +39,9 @@ def live_api(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
         http=with_header_deadline(settings.header_read_timeout_s),  # as `mlops serve` runs it
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-api", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": sockets}, name="live-api", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 120
     while not server.started:

@@ -1,5 +1,5 @@
-"""What some tests need from the machine (PostgreSQL, Redis, Chromium): skip with the reason
-when it is absent, and under CI=true fail instead: CI provides all three."""
+"""What some tests need from the machine (PostgreSQL, Redis, Chromium, psql): skip with the reason
+when it is absent, and under CI=true fail instead: CI provides them."""
 
 from __future__ import annotations
 
@@ -26,13 +26,19 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
+def require_program(names: tuple[str, ...], install: str) -> str:
+    """The path of the first of `names` on PATH; skip with how to `install` it when none is
+    there, and under CI=true fail instead."""
+    for name in names:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    message = f"{names[0]} is not installed ({install})"
+    if _required_by_ci():
+        pytest.fail(f"{message}; CI=true requires it")
+    pytest.skip(message)
+
+
 def require_chromium() -> str:
-    """Chromium's path; skip with the reason when it is absent, and under CI=true fail instead
-    (`.ci/run` installs Debian's package)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (apt-get install -y chromium)"
-        if _required_by_ci():
-            pytest.fail(f"{message}; CI=true requires it")
-        pytest.skip(message)
-    return found
+    """Chromium's path (`.ci/run` installs Debian's package)."""
+    return require_program(("chromium", "chromium-browser"), "apt-get install -y chromium")

@@ -3,7 +3,8 @@
 The project services must be the service table of `stack.services` (same argv, same
 environment), every command must exist in the image's venv, every MLOPS_* variable must be
 a setting, secrets must be required, and only the API, the UIs and Grafana are published,
-on 127.0.0.1, on ports that do not clash.
+on 127.0.0.1, on ports that do not clash. The networks allow every flow the configuration
+uses, and keep the Dask scheduler, the Evidently UI and the data stores from the rest.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from stack.services import (
     BOOTSTRAP_STEPS,
     DATABASES,
     INFRA_SERVICES,
+    INTERNAL_NETWORKS,
     LIVING_SETTINGS,
+    NETWORKS,
     PROFILES,
     Service,
     Topology,
+    role_password_variable,
     services,
 )
 
@@ -224,7 +228,8 @@ def test_the_api_environment_is_valid_stack_settings(
     settings = Settings()
     assert settings.profile == "stack"
     assert settings.tracking_uri == "http://mlflow:5000"
-    assert settings.feast_registry_url == "postgresql+psycopg://mlops:secret0@postgres:5432/feast"
+    # The Feast registry as its own role (infra/postgres/init.sql), not as the superuser.
+    assert settings.feast_registry_url == "postgresql+psycopg://feast:secret0@postgres:5432/feast"
 
     from features.store import _config_fields
 
@@ -345,14 +350,34 @@ def test_compose_and_native_stacks_run_the_same_commands(
         assert ours.health_url() == theirs.health_url(), ours.name
 
 
-def test_the_init_script_creates_the_databases() -> None:
-    init = ROOT / "infra" / "postgres" / "init.sql"
-    if not init.is_file():
-        pytest.skip(f"{init} is not there (it comes with the stack's infra files)")
-    created = {
-        name.lower() for name in re.findall(r"CREATE DATABASE\s+\"?(\w+)", init.read_text(), re.I)
-    }
-    assert set(DATABASES) <= created
+def test_each_database_is_reached_as_its_own_role(
+    compose: dict[str, Any], table: list[Service]
+) -> None:
+    """The init script makes a role per database from POSTGRES_<DATABASE>_PASSWORD
+    (tests/infra/test_postgres_roles.py runs it); compose gives the postgres service each
+    password and every client of a database that role's, never the superuser's."""
+    postgres = compose["services"]["postgres"]
+    assert (
+        "./infra/postgres/init.sql:/docker-entrypoint-initdb.d/init.sql:ro" in (postgres["volumes"])
+    )
+    init = (ROOT / "infra" / "postgres" / "init.sql").read_text()
+    for database in DATABASES:
+        variable = role_password_variable(database)
+        assert f"\\getenv {database}_password {variable}" in init
+        assert _plain(postgres["environment"][variable]) == "${" + variable + "}"
+    urls = [
+        value
+        for service in table
+        for value in service.environment.values()
+        if value.startswith("postgresql")
+    ]
+    assert urls, "the services reach their databases"
+    for url in urls:
+        database = url.rpartition("/")[2]
+        assert url.split("://")[1].startswith(
+            f"{database}:${{{role_password_variable(database)}}}@postgres:5432/"
+        ), url
+    assert "POSTGRES_PASSWORD" not in str([service.environment for service in table])
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
@@ -425,3 +450,99 @@ def test_grafana_finds_the_dashboards_where_compose_mounts_them(compose: dict[st
     (entry,) = provider["providers"]
     assert mounts[entry["options"]["path"]] == "infra/grafana/dashboards"
     assert mounts["/etc/grafana/provisioning"] == "infra/grafana/provisioning"
+
+
+# host:port in a URL, a connection string or an option: `http://mlflow:5000`, `@postgres:5432`,
+# `redis:6379,password=...`, `tcp://dask-scheduler:8786`.
+HOST_PORT = re.compile(r"(?:^|//|@|\[|\s|\")([a-z][a-z0-9-]*):\d+")
+
+
+def _hosts(value: Any) -> set[str]:
+    """Every host:port's host in `value`, a string or any YAML structure of them."""
+    if isinstance(value, dict):
+        return set().union(*(_hosts(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_hosts(item) for item in value))
+    return set(HOST_PORT.findall(str(value))) if isinstance(value, str) else set()
+
+
+def _flows(compose: dict[str, Any]) -> set[tuple[str, str]]:
+    """(client, server) for each service of the stack one calls: its dependencies, the hosts
+    of its environment and command, and the targets of the files Prometheus, Alertmanager
+    and Grafana read (mounted from infra/)."""
+    services = compose["services"]
+    flows = set()
+    for name, entry in services.items():
+        called = set(entry.get("depends_on", {}))
+        called |= _hosts(entry.get("environment", {})) | _hosts(entry.get("command", []))
+        for source in _mounts(entry).values():
+            path = ROOT / source
+            files = sorted(path.rglob("*.yml")) if path.is_dir() else [path]
+            files = [file for file in files if file.suffix == ".yml"]
+            called |= {host for file in files for host in _hosts(yaml.safe_load(file.read_text()))}
+        flows |= {(name, server) for server in called & set(services) if server != name}
+    return flows
+
+
+def _peers(compose: dict[str, Any], name: str) -> set[str]:
+    """The services that share a network with `name`: the only ones that can reach it."""
+    services = compose["services"]
+    mine = set(services[name]["networks"])
+    return {
+        other
+        for other, entry in services.items()
+        if other != name and mine & set(entry["networks"])
+    }
+
+
+def test_networks_follow_the_table(compose: dict[str, Any], table: list[Service]) -> None:
+    assert set(compose["networks"]) == set(NETWORKS)
+    internal = {name for name, spec in compose["networks"].items() if (spec or {}).get("internal")}
+    assert internal == set(INTERNAL_NETWORKS)
+    for name, entry in compose["services"].items():
+        assert entry["networks"], f"{name} is on no network of the stack's (compose's default)"
+    for service in table:
+        assert compose["services"][service.name]["networks"] == list(service.networks)
+        if service.published:
+            # Docker publishes no port of a container on internal networks only.
+            assert set(service.networks) - set(INTERNAL_NETWORKS), service.name
+
+
+def test_every_flow_of_the_stack_is_on_a_shared_network(compose: dict[str, Any]) -> None:
+    flows = _flows(compose)
+    # What the configuration says, found: a few flows of each kind.
+    assert {
+        ("api", "postgres"),
+        ("api", "redis"),
+        ("api", "mlflow"),
+        ("prefect-worker", "dask-scheduler"),
+        ("dask-worker", "dask-scheduler"),
+        ("prometheus", "api"),
+        ("prometheus", "stream-scorer"),
+        ("alertmanager", "api"),
+        ("grafana", "prometheus"),
+        ("mlflow", "postgres"),
+        ("bootstrap", "prefect-server"),
+    } <= flows
+    unreachable = {
+        (client, server) for client, server in flows if client not in _peers(compose, server)
+    }
+    assert not unreachable
+
+
+def test_the_dask_scheduler_evidently_and_the_data_stores_are_reached_only_by_their_clients(
+    compose: dict[str, Any],
+) -> None:
+    flows = _flows(compose)
+    clients = {
+        server: {client for client, called in flows if called == server}
+        for server in ("dask-scheduler", "postgres", "redis")
+    }
+    assert _peers(compose, "dask-scheduler") == clients["dask-scheduler"] | {"dask-worker"}
+    assert clients["dask-scheduler"] == {"dask-worker", "prefect-worker"}
+    # The Evidently UI shares no network: only its port published on 127.0.0.1 reaches it.
+    assert _peers(compose, "evidently-ui") == set()
+    assert compose["services"]["evidently-ui"]["ports"] == ["127.0.0.1:8001:8001"]
+    outsiders = {"dask-scheduler", "dask-worker", "evidently-ui", "prometheus", "grafana"}
+    for store in ("postgres", "redis"):
+        assert not _peers(compose, store) & (outsiders | {"alertmanager"}), store

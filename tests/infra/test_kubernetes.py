@@ -4,6 +4,7 @@ and consistent with the code (settings, commands, routes, ports, the image's use
 from __future__ import annotations
 
 import inspect
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -93,6 +94,8 @@ def test_the_rendered_overlay_is_valid_kubernetes(rendered: list[dict[str, Any]]
             "Deployment/prefect",
             "HorizontalPodAutoscaler/api",
             "Namespace/mlops",
+            "NetworkPolicy/api",
+            "NetworkPolicy/prefect",
             "PersistentVolumeClaim/prefect",
             "Secret/mlops",
             "Service/api",
@@ -109,6 +112,10 @@ def test_a_broken_manifest_is_caught() -> None:
     )
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(deployment)
+    policy = _documents(BASE / "api-networkpolicy.yaml")[0]
+    policy["spec"]["policyType"] = policy["spec"].pop("policyTypes")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(policy)
 
 
 def _by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -160,6 +167,8 @@ def test_pods_run_as_the_image_user_with_limits_and_no_service_links() -> None:
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         # A Service named like a setting's prefix would inject MLOPS_*/PREFECT_* variables.
         assert pod["enableServiceLinks"] is False
+        # Neither calls the Kubernetes API: a stolen pod holds no token for it.
+        assert pod["automountServiceAccountToken"] is False
         assert set(container["resources"]) == {"requests", "limits"}
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(container["resources"][kind])
@@ -227,13 +236,22 @@ def test_commands_probes_and_ports_match_the_code() -> None:
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert api[probe]["httpGet"]["path"] in routes
         assert api[probe]["httpGet"]["port"] == "http"
-    (port,) = api["ports"]
+    ports = {port["name"]: port["containerPort"] for port in api["ports"]}
     config = _env_file(BASE / "config.env")
-    assert port["containerPort"] == int(config["MLOPS_API_PORT"])
+    assert ports == {
+        "http": int(config["MLOPS_API_PORT"]),
+        "admin": int(config["MLOPS_ADMIN_PORT"]),
+    }
     service = _by_kind(BASE_DEPLOYMENTS, "Service")["api"]
     assert service["spec"]["selector"] == deployments["api"]["spec"]["selector"]["matchLabels"]
-    # Prometheus scrapes api:8000/metrics in compose; the Service gives the same name here.
-    assert service["spec"]["ports"][0]["port"] == port["containerPort"] and "/metrics" in routes
+    # The Service exposes the API port alone; /metrics and /admin are on the admin port
+    # (serving.admin_port), where the pods' scrape annotations point Prometheus.
+    (exposed,) = service["spec"]["ports"]
+    assert exposed["targetPort"] == "http" and exposed["port"] == ports["http"]
+    annotations = deployments["api"]["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == ports["admin"]
+    assert annotations["prometheus.io/path"] == "/metrics" and "/metrics" in routes
+    assert any(path.startswith("/admin/") for path in routes if path)
 
     worker = deployments["prefect-worker"]["spec"]["template"]["spec"]["containers"][0]
     env = {variable["name"]: variable["value"] for variable in worker["env"]}
@@ -258,3 +276,59 @@ def test_without_secrets_the_build_fails_instead_of_deploying_defaults(tmp_path:
         timeout=60,
     )
     assert result.returncode != 0 and "secrets.env" in result.stderr
+
+
+# What each component calls, by the name config.env and the secret give it: the API never
+# calls Prefect (only the worker's flows report to it).
+CALLS = {
+    "api": {"mlflow", "redis", "postgres"},
+    "prefect-worker": {"mlflow", "redis", "postgres", "prefect-server"},
+}
+# The cluster's DNS, in kube-system, which every component needs to find the others.
+KUBE_DNS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+# host:port in the configuration's URLs and connection strings.
+HOST_PORT = re.compile(r"(?:^|//|@)([a-z][a-z0-9-]*):(\d+)")
+
+
+def _configured_addresses() -> dict[str, int]:
+    """Host -> port of every address config.env and the secret example name."""
+    values = {**_env_file(BASE / "config.env"), **_env_file(BASE / "secrets.env.example")}
+    return {host: int(port) for value in values.values() for host, port in HOST_PORT.findall(value)}
+
+
+def _peer_names(peers: list[dict[str, Any]]) -> set[str]:
+    return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in peers}
+
+
+def test_each_component_has_a_network_policy_allowing_only_its_flows() -> None:
+    policies = _by_kind(BASE_DEPLOYMENTS, "NetworkPolicy")
+    deployments = _by_kind(BASE_DEPLOYMENTS, "Deployment")
+    assert set(policies) == set(deployments) == set(CALLS)
+    addresses = _configured_addresses()
+    assert set().union(*CALLS.values()) == set(addresses)
+    for name, policy in policies.items():
+        spec = policy["spec"]
+        # Selects its component's pods, both ways: what is not listed below is refused.
+        assert spec["podSelector"] == deployments[name]["spec"]["selector"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        dns, *calls = spec["egress"]
+        assert [port["port"] for port in dns["ports"]] == [53, 53]
+        assert dns["to"] == [KUBE_DNS], name
+        reached = {
+            (peer, port["port"])
+            for rule in calls
+            for peer in _peer_names(rule["to"])
+            for port in rule["ports"]
+        }
+        assert reached == {(host, addresses[host]) for host in CALLS[name]}, name
+
+    # The worker takes no connection (its probe comes from the node, which always passes).
+    assert policies["prefect-worker"]["spec"]["ingress"] == []
+    # The API: its port from anyone, the admin port from Prometheus and Alertmanager only.
+    public, admin = policies["api"]["spec"]["ingress"]
+    assert "from" not in public and public["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert admin["ports"] == [{"port": "admin", "protocol": "TCP"}]
+    assert _peer_names(admin["from"]) == {"prometheus", "alertmanager"}

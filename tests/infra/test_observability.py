@@ -1,13 +1,13 @@
-"""Prometheus, Grafana and the Postgres init script of the stack, checked against the code:
-every dashboard query names metrics and labels the API exports, so renaming a metric in
-serving/metrics.py breaks this test instead of silently emptying a panel."""
+"""Prometheus and Grafana of the stack, checked against the code: every dashboard query
+names metrics and labels the API exports, so renaming a metric in serving/metrics.py
+breaks this test instead of silently emptying a panel. (The Postgres init script is run
+by tests/infra/test_postgres_roles.py.)"""
 
 from __future__ import annotations
 
 import ast
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,7 @@ from mlops.monitoring_results import MonitoringCollector
 from mlops.settings import Settings
 from serving.app import create_app
 from serving.metrics import Metrics
-
-ROOT = Path(__file__).resolve().parents[2]
-INFRA = ROOT / "infra"
-DASHBOARDS = sorted((INFRA / "grafana" / "dashboards").glob("*.json"))
+from tests.helpers.dashboards import DASHBOARDS, INFRA, ROOT, grafana_queries, panels
 
 
 @dataclass(frozen=True)
@@ -169,30 +166,6 @@ def parse_promql(expr: str) -> Query:
     return Query(frozenset(metrics), frozenset(functions), frozenset(labels))
 
 
-def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    panels = []
-    for panel in dashboard["panels"]:
-        panels.append(panel)
-        panels += panel.get("panels", [])  # collapsed rows hold their panels
-    return panels
-
-
-def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(where, PromQL) of every panel target and every template variable."""
-    found = [
-        (f"{dashboard['uid']} / {panel['title']}", target["expr"])
-        for panel in _panels(dashboard)
-        for target in panel.get("targets", [])
-    ]
-    for variable in dashboard["templating"]["list"]:
-        query = variable["query"]["query"]
-        values = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query)
-        assert values, f"{dashboard['uid']} variable {variable['name']}: {query}"
-        metric, label = values.groups()
-        found.append((f"{dashboard['uid']} ${variable['name']}", f"max by ({label}) ({metric})"))
-    return found
-
-
 @pytest.fixture(scope="module", params=DASHBOARDS, ids=lambda path: path.stem)
 def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(request.param.read_text())
@@ -202,7 +175,7 @@ def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
 def test_every_query_uses_only_exported_metrics_and_their_labels(
     dashboard: dict[str, Any],
 ) -> None:
-    queries = _queries(dashboard)
+    queries = grafana_queries(dashboard)
     assert queries
     for where, expr in queries:
         query = parse_promql(expr)
@@ -216,7 +189,7 @@ def test_every_query_uses_only_exported_metrics_and_their_labels(
 
 def test_the_dashboards_show_what_the_issue_asks_for() -> None:
     exprs = " ".join(
-        expr for path in DASHBOARDS for _, expr in _queries(json.loads(path.read_text()))
+        expr for path in DASHBOARDS for _, expr in grafana_queries(json.loads(path.read_text()))
     )
     for needed in (
         "histogram_quantile(0.5, sum by (le, endpoint) (rate(mlops_http_request_duration",
@@ -260,7 +233,7 @@ def test_panels_use_the_provisioned_data_source(dashboard: dict[str, Any]) -> No
     )
     (source,) = provisioned["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
-    for panel in _panels(dashboard):
+    for panel in panels(dashboard):
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": source["uid"]}
             assert panel["targets"], panel["title"]
@@ -304,49 +277,6 @@ def test_every_alert_rule_uses_only_exported_metrics_and_is_loaded() -> None:
         assert query.functions <= PROMQL_FUNCTIONS, f"{rule['alert']}: {query.functions}"
         allowed = set(TARGET_LABELS).union(*(SERIES[m][1] for m in query.metrics))
         assert query.labels <= allowed, f"{rule['alert']}: {sorted(query.labels - allowed)}"
-
-
-INIT_SQL = INFRA / "postgres" / "init.sql"
-
-
-def _init_statements() -> list[str]:
-    text = "\n".join(
-        line for line in INIT_SQL.read_text().splitlines() if not line.startswith("--")
-    )
-    return [statement.strip() for statement in text.split(";") if statement.strip()]
-
-
-def test_postgres_init_creates_one_database_per_service() -> None:
-    names = [re.fullmatch(r"CREATE DATABASE (\w+)", s) for s in _init_statements()]
-    assert all(names)
-    assert sorted(m.group(1) for m in names if m) == ["feast", "mlflow", "predictions", "prefect"]
-
-
-@pytest.mark.services
-def test_postgres_runs_the_init_script(postgres_url: str) -> None:
-    """On the real server, under throwaway names (other stacks may own the real ones)."""
-    import sqlalchemy as sa
-
-    prefix = f"init_{uuid.uuid4().hex[:8]}_"
-    server = postgres_url.split("?")[0]
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    created = []
-    try:
-        with engine.connect() as connection:
-            for statement in _init_statements():
-                renamed = re.sub(r"DATABASE (\w+)", rf"DATABASE {prefix}\1", statement)
-                connection.execute(sa.text(renamed))
-                created.append(renamed.split()[-1])
-            present = connection.execute(
-                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
-                {"p": f"{prefix}%"},
-            ).scalars()
-            assert sorted(present) == sorted(created) and len(created) == 4
-    finally:
-        with engine.connect() as connection:
-            for name in created:
-                connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        engine.dispose()
 
 
 # What Grafana 11 provisions without plugins: its built-in panel types, and the unit ids of
@@ -419,10 +349,10 @@ def test_grafana_can_provision_each_dashboard(dashboard: dict[str, Any]) -> None
     source = yaml.safe_load((INFRA / "grafana/provisioning/datasources/prometheus.yml").read_text())
     uid = source["datasources"][0]["uid"]
     assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
-    ids = [panel["id"] for panel in _panels(dashboard)]
+    ids = [panel["id"] for panel in panels(dashboard)]
     assert len(ids) == len(set(ids)), f"{dashboard['uid']}: panel ids repeat"
     cells: set[tuple[int, int]] = set()
-    for panel in _panels(dashboard):
+    for panel in panels(dashboard):
         where = f"{dashboard['uid']} / {panel.get('title')}"
         assert panel["type"] in GRAFANA_PANEL_TYPES, f"{where}: panel type {panel['type']}"
         unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 
 from features.fraud_online import TerminalHistory, relabel_terminal_history
 from features.quarantine import QUARANTINE_REASON
+from mlops.payment_stream import parse_redis_url
 from mlops.prediction_log import Prediction, PredictionLog
 from monitoring import labels
+from monitoring.label_stream import LabelStream
 
 T0 = datetime(2018, 6, 10, 12, tzinfo=UTC)
 
@@ -75,26 +78,45 @@ def test_churn_labels_need_no_terminal() -> None:
     assert result.valid[labels.ENTITY_ID].tolist() == ["7590-VHVEG"]
 
 
-def test_only_due_rows_are_taken_and_each_only_once(tmp_path: Path) -> None:
-    folder = labels.feed_dir(tmp_path, "fraud")
-    rows = pd.DataFrame([_feed_row(f"r{h}", h % 2, h) for h in range(6)], dtype=str)
-    labels.write_feed(folder, "run-a", rows)
-    labels.write_feed(folder, "run-b", pd.DataFrame([_feed_row("x", 1, 0, due_at="soon")]))
+@pytest.fixture(params=["feed", pytest.param("stream", marks=pytest.mark.services)])
+def pending(request: pytest.FixtureRequest, tmp_path: Path) -> labels.PendingLabels:
+    """A model's pending labels in the feed's files, or as events in a Redis stream."""
+    if request.param == "feed":
+        return labels.LabelFeed(labels.feed_dir(tmp_path, "fraud"))
+    host, port, options = parse_redis_url(request.getfixturevalue("redis_url"))
+    client = redis.Redis(host=host, port=port, db=int(options["db"]))
+    request.addfinalizer(client.close)
+    return LabelStream(client, "test:labels:fraud")
 
-    assert labels.feed_clock(folder) == T0 + timedelta(hours=5)
+
+def test_only_due_rows_are_taken_and_each_only_once(pending: labels.PendingLabels) -> None:
+    rows = pd.DataFrame([_feed_row(f"r{h}", h % 2, h) for h in range(6)], dtype=str)
+    pending.file("run-a", rows)
+    pending.file("run-b", pd.DataFrame([_feed_row("x", 1, 0, due_at="soon")]))
+
+    assert pending.clock() == T0 + timedelta(hours=5)
     # Due 7 days after each event: by T0 + 7 days + 2.5 hours, events 0, 1 and 2.
-    due = labels.take_due(folder, T0 + timedelta(days=7, hours=2.5))
+    due = pending.take_due(T0 + timedelta(days=7, hours=2.5))
     assert sorted(due.rows[labels.REQUEST_ID]) == ["r0", "r1", "r2", "x"]  # "soon": unreadable
-    assert labels.pending_count(folder) == 7  # nothing leaves the feed before commit
+    assert due.rows.loc[due.rows[labels.REQUEST_ID] == "r1", labels.LABEL].tolist() == ["1"]
+    assert pending.pending_count() == 7  # nothing leaves before commit
+    # A flow that died before its commit is handed the same rows again.
+    again = pending.take_due(T0 + timedelta(days=7, hours=2.5))
+    assert sorted(again.rows[labels.REQUEST_ID]) == ["r0", "r1", "r2", "x"]
     due.commit()
-    assert labels.pending_count(folder) == 3
+    assert pending.pending_count() == 3
+    assert pending.take_due(T0 + timedelta(days=7, hours=2.5)).rows.empty
+    rest = pending.take_due(T0 + timedelta(days=30))
+    assert sorted(rest.rows[labels.REQUEST_ID]) == ["r3", "r4", "r5"]
+    rest.commit()
+    assert pending.pending_count() == 0 and pending.clock() is None
+
+
+def test_a_feed_file_goes_once_all_its_rows_are_delivered(tmp_path: Path) -> None:
+    folder = labels.feed_dir(tmp_path, "fraud")
+    labels.write_feed(folder, "run-b", pd.DataFrame([_feed_row("x", 1, 0)]))
+    labels.take_due(folder, T0 + timedelta(days=8)).commit()
     assert not (folder / "run-b.csv").exists()
-    assert labels.take_due(folder, T0 + timedelta(days=7, hours=2.5)).rows.empty
-    assert sorted(labels.take_due(folder, T0 + timedelta(days=30)).rows[labels.REQUEST_ID]) == [
-        "r3",
-        "r4",
-        "r5",
-    ]
 
 
 def _log_predictions(url: str, rows: list[tuple[str, str, float, datetime]]) -> None:

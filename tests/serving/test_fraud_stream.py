@@ -46,6 +46,10 @@ def test_stream_decisions_of_a_replayed_week_equal_the_http_route_scores(
     monkeypatch.setenv("MLOPS_STREAM_REDIS_URL", redis_url)
     settings = Settings()
     scorer = build_stream_scorer(settings)
+    # Its SQLite states are written as serving writes them: WAL, commits not synced (1).
+    store = scorer.features._store
+    connection = store.provider.online_store._get_conn(store.config)
+    assert connection.execute("PRAGMA synchronous").fetchone() == (1,)
     scorer.ensure_groups()
     scorer.log.start()
     scorer.holder.load_from_registry(settings)
