@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import CaseStudy, fail, prepare
 from mlops.case_studies import CASE_STUDIES
-from mlops.case_studies import case_study as case_study_of
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -27,22 +26,10 @@ def pages_address(settings: Settings) -> str:
     return f"http://{settings.api_host}:{settings.api_port}/reports/"
 
 
-def build_page(
-    settings: Settings, case_study: str, serving_bench: dict[str, Any] | None = None
-) -> Path:
-    """Gather the champion's evidence and write its page; raises `NoChampion` without one."""
-    from monitoring.decision_log import read_decisions
-    from reports.evidence import gather
-    from reports.page import write_page
-
-    study = case_study_of(case_study)
-    decisions = read_decisions(settings, study.model_name(settings))
-    evidence = gather(settings, study.name, decisions=decisions, serving_bench=serving_bench)
-    return write_page(evidence, settings)
-
-
 def build_pages(settings: Settings) -> list[Path]:
     """Both case studies' pages (what `mlops demo` ends with)."""
+    from reports.page import build_page
+
     return [build_page(settings, name) for name in CASE_STUDIES]
 
 
@@ -61,6 +48,7 @@ def report(
 ) -> None:
     """Build the case study's walkthrough page (plots and figures of its champion's run)."""
     from reports.evidence import NoChampion, read_serving_bench
+    from reports.page import build_page
 
     settings = prepare()
     if serving_bench is None and settings.serving_bench_file.is_file():

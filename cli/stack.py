@@ -97,8 +97,15 @@ def stack_env(
 @stack_app.command("bootstrap")
 def stack_bootstrap(
     force: Annotated[bool, typer.Option(help="Train even when a champion exists.")] = False,
+    pages: Annotated[
+        bool,
+        typer.Option(
+            help="Then build the walkthrough pages that are missing or show another champion."
+        ),
+    ] = True,
 ) -> None:
-    """Run each case study's pipeline once, unless its model already has a champion."""
+    """Run each case study's pipeline once, unless its model already has a champion; then
+    build the walkthrough pages the API serves under /reports/."""
 
     settings = prepare()
     from mlflow import MlflowClient
@@ -119,6 +126,55 @@ def stack_bootstrap(
         if result.returncode:
             typer.secho(f"error: {model} bootstrap failed", fg="red", err=True)
             raise typer.Exit(result.returncode)
+    if pages:
+        from reports.page import refresh_pages
+
+        for model, done in refresh_pages(settings).items():
+            typer.echo(f"{model}: walkthrough page {done}")
+
+
+@stack_app.command("traffic")
+def stack_traffic(
+    host: Annotated[str, typer.Option(help="Address of the metrics endpoint.")] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of /metrics (default MLOPS_STACK_TRAFFIC_PORT; 0: none)."),
+    ] = None,
+    round_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds of each round of traffic.")
+    ] = 30.0,
+    url: Annotated[
+        str | None, typer.Option(help="The API (default: MLOPS_API_HOST and MLOPS_API_PORT).")
+    ] = None,
+) -> None:
+    """The stack's traffic service: simulated churn and fraud traffic until stopped, baseline
+    first, then the drift scenarios (MLOPS_STACK_TRAFFIC_*); labels filed, due later."""
+    import logging
+    import signal
+    import threading
+
+    settings = prepare()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    from stack.traffic import TrafficError
+    from stack.traffic_service import serve_traffic
+
+    port = settings.stack_traffic_port if metrics_port is None else metrics_port
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        serve_traffic(
+            settings,
+            stop,
+            url=url or f"http://{settings.api_host}:{settings.api_port}",
+            host=host,
+            metrics_port=port or None,
+            round_s=round_seconds,
+        )
+    except TrafficError as error:
+        fail(str(error))
 
 
 @flows_app.command("serve")

@@ -211,6 +211,50 @@ class Settings(BaseSettings):
         description="How often the native stack's Prometheus scrapes the API and evaluates "
         "the alert rules (compose: infra/prometheus/prometheus.yml, 15 s).",
     )
+    stack_profile: Literal["core", "full"] = Field(
+        default="full",
+        description="What `mlops stack up` starts, as compose's profiles: core (PostgreSQL, "
+        "Redis, MLflow, Prefect, the bootstrap, the API) or full (everything).",
+    )
+    # The stack as a living system: its schedules and its traffic service.
+    stack_monitor_interval_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="How often the stack's monitoring and label deployments run (its "
+        "worker's MLOPS_MONITOR_INTERVAL_S): minutes, so a new stack shows checks soon.",
+    )
+    stack_traffic: bool = Field(
+        default=True,
+        description="The stack's traffic service sends simulated churn and fraud traffic "
+        "(false: natively it is not started; in compose it runs and sends nothing).",
+    )
+    stack_traffic_port: int = Field(
+        default=8003, description="Port of the traffic service's /metrics (its health)."
+    )
+    stack_traffic_rate: float = Field(
+        default=2.0, gt=0, description="Requests a second the traffic service sends each model."
+    )
+    stack_traffic_drift_after_s: float = Field(
+        default=180.0,
+        ge=0,
+        description="Seconds of baseline traffic before it switches to the drift scenarios.",
+    )
+    stack_traffic_churn_scenario: str = Field(
+        default="price_rise",
+        description="The churn simulator's scenario after the switch (the stack's churn "
+        "retraining draws fresh data from it too).",
+    )
+    stack_traffic_fraud_scenario: str = Field(
+        default="spending_shift",
+        description="The fraud simulator's scenario after the switch (the stack's fraud "
+        "retraining draws fresh data from it too).",
+    )
+    stack_traffic_label_delay_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds until a request's label is due: real time for churn, the "
+        "payments' simulated time for fraud.",
+    )
 
     # The payments stream (Redis Streams) and its scorer, `mlops stream fraud`.
     stream_redis_url: str | None = Field(
@@ -268,7 +312,10 @@ class Settings(BaseSettings):
     # Monitoring and continuous training: the declared thresholds of monitoring.decisions,
     # the promotion gate of monitoring.challenger_test and the online experiments of serving.
     monitor_interval_s: float = Field(
-        default=3600.0, gt=0, description="How often each model's monitoring deployment runs."
+        default=3600.0,
+        gt=0,
+        description="How often each model's monitoring and label deployments run "
+        "(the stack's: MLOPS_STACK_MONITOR_INTERVAL_S).",
     )
     monitor_window_hours: float | None = Field(
         default=None,

@@ -2,9 +2,10 @@
 
 One entry per deployment: the flow by import path, its default parameters and an optional
 schedule: each case study's pipeline (from `mlops.case_studies`), then each one's
-scheduled monitoring flow. Add a deployment by adding an entry to `DEPLOYMENTS`; the
-worker serves every entry, and `prefect deployment run '<flow name>/<deployment name>'`
-runs one on it.
+scheduled monitoring flow and label delivery (every `MLOPS_MONITOR_INTERVAL_S`; in the
+stack every `MLOPS_STACK_MONITOR_INTERVAL_S`, `stack.services`). Add a deployment by
+adding an entry to `DEPLOYMENTS`; the worker serves every entry, and `prefect deployment
+run '<flow name>/<deployment name>'` runs one on it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from mlops.case_studies import CASE_STUDIES
+from mlops.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,43 @@ def build(spec: DeploymentSpec) -> Any:
     )
 
 
-def all_deployments() -> list[DeploymentSpec]:
-    """`DEPLOYMENTS`, then the scheduled monitoring flow of each model (its interval is a
-    setting, so they are built when the runner starts, not when this module loads)."""
-    from pipelines.monitoring_flow import monitoring_deployments
+# Each model's scheduled flows, every MLOPS_MONITOR_INTERVAL_S: (deployment name prefix,
+# flow, description). The labels that fall due, then the check that reads them.
+SCHEDULED_FLOWS: tuple[tuple[str, str, str], ...] = (
+    (
+        "monitor",
+        "pipelines.monitoring_flow:monitor_model",
+        "Check the {model} champion's traffic, decide, retrain and test the challenger.",
+    ),
+    (
+        "labels",
+        "pipelines.label_flow:ingest_labels",
+        "Deliver the {model} labels that are due and join them to the predictions.",
+    ),
+)
 
-    return [*DEPLOYMENTS, *(DeploymentSpec(**entry) for entry in monitoring_deployments())]
+
+def scheduled_deployments(settings: Settings | None = None) -> list[DeploymentSpec]:
+    """`SCHEDULED_FLOWS` for each model, every `monitor_interval_s` (a setting: they are
+    built when the runner starts, not when this module loads)."""
+    settings = settings or Settings()
+    interval = timedelta(seconds=settings.monitor_interval_s)
+    return [
+        DeploymentSpec(
+            name=f"{prefix}-{model}",
+            flow=flow,
+            description=description.format(model=model),
+            parameters={"model": model},
+            interval=interval,
+        )
+        for prefix, flow, description in SCHEDULED_FLOWS
+        for model in CASE_STUDIES
+    ]
+
+
+def all_deployments() -> list[DeploymentSpec]:
+    """`DEPLOYMENTS`, then the scheduled ones: each model's monitoring, then its labels."""
+    return [*DEPLOYMENTS, *scheduled_deployments()]
 
 
 def serve_deployments(specs: list[DeploymentSpec] | None = None, *, limit: int = 1) -> None:

@@ -11,7 +11,8 @@ in `MLOPS_HOME/monitoring/decisions/<model>.jsonl`, `monitoring.decision_log`) -
 - **retrain**: the model's training flow on fresh data, registering a challenger
   without promoting it (`auto_promote=False`), then the challenger test
   (`monitoring.challenger_test`) on the recent labelled window, which promotes it if it
-  beats the champion on live labels. Serving follows `champion`.
+  beats the champion on live labels. Serving follows `champion`; the model's walkthrough
+  page, if one was built, is rebuilt for the new champion (`reports.page.refresh_pages`).
 
 Fresh data, honestly: the platform's worlds are simulators, so fresh data is the
 simulator run under the world as it now is: `MLOPS_RETRAIN_CHURN_SCENARIO` and
@@ -39,7 +40,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from mlops.case_studies import CASE_STUDIES, CHURN, FRAUD, CaseStudy, case_study
+from mlops.case_studies import CHURN, FRAUD, CaseStudy, case_study
 from mlops.model_bundle import RegisteredBundle
 from mlops.prediction_log import SHADOW_KEY
 from mlops.settings import Settings
@@ -331,32 +332,29 @@ def _act(
     if decision.action != "retrain":
         return {}
     summary = retrain(settings, study)
-    return {
+    done: dict[str, Any] = {
         "retrain": {
             key: summary.get(key)
             for key in ("run_id", "model_version", "aliases", "gate_reason", "test_metrics")
         },
         "challenger_test": challenger_test(settings, name, labelled, study.primary_metric),
     }
+    if done["challenger_test"]["promoted"]:
+        done["page"] = refresh_page(settings, study)
+    return done
 
 
-def monitoring_deployments(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """One scheduled deployment of `monitor_model` per model, every `monitor_interval_s`.
+@task(cache_policy=NO_CACHE)
+def refresh_page(settings: Settings, study: CaseStudy) -> str:
+    """Rebuild the case study's walkthrough page for its new champion, if it has one (the
+    stack's bootstrap builds them). A page that cannot be built is logged, not raised: the
+    promotion stands."""
+    from reports.page import refresh_pages
 
-    Each entry has the fields of `pipelines.deployments.DeploymentSpec` (name, flow by
-    import path, description, parameters, interval), so the deployment runner can serve
-    them with `DeploymentSpec(**entry)`.
-    """
-    settings = settings or Settings()
-    interval = timedelta(seconds=settings.monitor_interval_s)
-    return [
-        {
-            "name": f"monitor-{name}",
-            "flow": "pipelines.monitoring_flow:monitor_model",
-            "description": f"Check the {name} champion's traffic, decide, retrain and test "
-            "the challenger.",
-            "parameters": {"model": name},
-            "interval": interval,
-        }
-        for name in CASE_STUDIES
-    ]
+    try:
+        (done,) = refresh_pages(settings, [study.name], missing=False).values()
+    except Exception as error:  # the page is a view of the champion, not part of promoting it
+        get_run_logger().warning("walkthrough page of %s not rebuilt: %r", study.name, error)
+        return f"not rebuilt: {type(error).__name__}"
+    get_run_logger().info("walkthrough page of %s: %s", study.name, done)
+    return done

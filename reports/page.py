@@ -6,19 +6,30 @@ The page is a header (the champion, its test metrics, links to the MLflow run, t
 Evidently dashboard and the Grafana panels, each saying how to start it off the stack) and
 the sections of `reports.sections`.
 Every number is computed from the evidence.
+
+`build_page` gathers a champion's evidence and writes its page (`mlops report`, `mlops
+demo`); `refresh_pages` builds the pages whose champion has changed since, or that do not
+exist yet: the stack's bootstrap builds both, the monitoring flow rebuilds a model's page
+after it promotes a challenger.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
+from mlops.case_studies import CASE_STUDIES, CaseStudyName, case_study
 from mlops.settings import Settings
 from reports.evidence import ModelEvidence
 from reports.sections import page_sections
+
+# The champion version a page shows, in its head: `refresh_pages` compares it.
+CHAMPION_META: Final = "mlops-champion-version"
+_CHAMPION_META = re.compile(rf'<meta name="{CHAMPION_META}" content="([^"]*)">')
 
 # Grafana dashboards and panels of infra/grafana/dashboards (uid, panel id).
 GRAFANA_LATENCY_PANEL: Final = ("mlops-serving", 3)
@@ -56,6 +67,7 @@ def render_page(evidence: ModelEvidence, settings: Settings) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta name="{CHAMPION_META}" content="{html.escape(str(bundle.version))}">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body><main>"
         f"{_header(evidence, settings, title)}{sections}"
         f'<p class="note">Built {evidence.built_at:%Y-%m-%d %H:%M} UTC by '
@@ -194,3 +206,56 @@ def write_page(evidence: ModelEvidence, settings: Settings) -> Path:
     scratch.write_text(render_page(evidence, settings), encoding="utf-8")
     scratch.replace(path)
     return path
+
+
+def build_page(settings: Settings, name: str, serving_bench: dict[str, Any] | None = None) -> Path:
+    """Gather the champion's evidence (its monitoring decisions too) and write the case
+    study `name`'s page; raises `reports.evidence.NoChampion` without one."""
+    from monitoring.decision_log import read_decisions
+    from reports.evidence import gather
+
+    study = case_study(name)
+    decisions = read_decisions(settings, study.model_name(settings))
+    evidence = gather(settings, study.name, decisions=decisions, serving_bench=serving_bench)
+    return write_page(evidence, settings)
+
+
+def page_version(path: Path) -> str | None:
+    """The champion version the page at `path` shows; None without a page (or a version)."""
+    try:
+        head = path.read_text(encoding="utf-8")[:2000]
+    except FileNotFoundError:
+        return None
+    found = _CHAMPION_META.search(head)
+    return html.unescape(found[1]) if found else None
+
+
+def refresh_pages(
+    settings: Settings,
+    names: Iterable[CaseStudyName] = tuple(CASE_STUDIES),
+    *,
+    missing: bool = True,
+) -> dict[str, str]:
+    """Build each case study's page whose champion is not the one it shows; with `missing`,
+    also the pages not built yet (without, those stay unbuilt). What was done, by case
+    study: "built v3", "up to date (v3)", "no page", "no champion"."""
+    from mlflow import MlflowClient
+
+    from mlops.registry import champion_version
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    done: dict[str, str] = {}
+    for name in names:
+        champion = champion_version(client, case_study(name).model_name(settings))
+        page = settings.report_pages_dir / page_file_name(name)
+        shown = page_version(page)
+        if champion is None:
+            done[name] = "no champion"
+        elif not page.exists() and not missing:
+            done[name] = "no page"
+        elif shown == champion:
+            done[name] = f"up to date (v{champion})"
+        else:
+            build_page(settings, name)
+            done[name] = f"built v{champion}"
+    return done

@@ -205,9 +205,11 @@ def _start_services(
 
 
 def native_services(settings: Settings) -> list[Service]:
-    """The service table for this machine, then the installed Prometheus and Alertmanager."""
+    """The service table for this machine, then the installed Prometheus and Alertmanager,
+    less the services the settings turn off (outside MLOPS_STACK_PROFILE, or the traffic
+    service under MLOPS_STACK_TRAFFIC=false)."""
     extra = [service for service in observability_services(settings) if installed(service)]
-    return [*services(topology(settings)), *extra]
+    return [s for s in [*services(topology(settings)), *extra] if s.enabled(settings)]
 
 
 def _became_ready(
@@ -251,7 +253,7 @@ class ServiceStatus:
     """One row of `mlops stack status`."""
 
     name: str
-    state: str  # healthy, unhealthy, stopped, external, not installed
+    state: str  # healthy, unhealthy, stopped, external, not installed, off
     url: str | None
     pid: int | None
 
@@ -262,7 +264,8 @@ class ServiceStatus:
 def status(settings: Settings) -> list[ServiceStatus]:
     """PostgreSQL, Redis, then each long-running service of the table, Prometheus and
     Alertmanager: healthy, unhealthy, stopped, external (a database server the stack uses but
-    did not start), or not installed (Prometheus or Alertmanager)."""
+    did not start), not installed (Prometheus or Alertmanager) or off (outside
+    MLOPS_STACK_PROFILE, or the traffic service under MLOPS_STACK_TRAFFIC=false)."""
     state = StateFile(settings).read()
     rows: list[ServiceStatus] = []
     pg_host, pg_port, _ = postgres_address(settings)
@@ -282,6 +285,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
         if service.one_shot:
             continue
         run = state.get(service.name)
+        if not service.enabled(settings):
+            rows.append(ServiceStatus(service.name, "off", service.url(), None))
+            continue
         if service in optional and not installed(service):
             rows.append(ServiceStatus(service.name, "not installed", service.url(), None))
             continue

@@ -19,7 +19,7 @@ import yaml
 
 from mlops.settings import Settings
 from stack.processes import stack_dir
-from stack.services import Service, ports_of
+from stack.services import INFRA_SERVICES, Service, ports_of
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 PROMETHEUS_CONFIG = INFRA / "prometheus" / "prometheus.yml"
@@ -121,6 +121,8 @@ def observability_services(settings: Settings) -> list[Service]:
             port=alertmanager_port,
             health_path="/-/ready",
             published=True,
+            profiles=INFRA_SERVICES["alertmanager"][0],
+            memory=INFRA_SERVICES["alertmanager"][1],
         ),
         Service(
             name="prometheus",
@@ -137,6 +139,8 @@ def observability_services(settings: Settings) -> list[Service]:
             health_path="/-/ready",
             depends_on=("api", "alertmanager"),
             published=True,
+            profiles=INFRA_SERVICES["prometheus"][0],
+            memory=INFRA_SERVICES["prometheus"][1],
         ),
     ]
 

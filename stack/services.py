@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlops.case_studies import CASE_STUDIES
-from mlops.settings import Settings
+from mlops.settings import Settings, environment_variable
 from stack.mlflow_auth import (
     CONFIG_PATH_VAR,
     READER,
@@ -65,6 +65,55 @@ BOOTSTRAP_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
 )
 
 
+# Compose profiles (`COMPOSE_PROFILES`; natively MLOPS_STACK_PROFILE): `core` is the API
+# with its stores, MLflow, and the Prefect server and bootstrap that train its first
+# models; `full`, the default, is everything.
+PROFILES = ("core", "full")
+CORE = ("core", "full")
+FULL = ("full",)
+
+# Memory limits (compose's mem_limit): each service's peak resident memory in the native
+# stack test, with headroom; the bootstrap and the worker from the pipelines' peaks at the
+# stack's size (docs/benchmarks.md, "The native stack").
+
+# The services compose runs from official images, not the project's commands: their
+# profiles and memory limits (Prometheus and Alertmanager run natively too,
+# `stack.observability`; PostgreSQL and Redis are used where the settings point).
+INFRA_SERVICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "postgres": (CORE, "512m"),
+    "redis": (CORE, "256m"),
+    "prometheus": (FULL, "512m"),
+    "alertmanager": (FULL, "128m"),
+    "grafana": (FULL, "256m"),
+}
+
+# Services the others reach by name (in compose; natively on loopback).
+SERVICE_HOSTS = ("mlflow", "prefect-server", "dask-scheduler", "api")
+
+# The living stack's settings: its schedules, its traffic, and the world its retraining
+# draws from. Set in .env (compose interpolates them, each with the setting's default) or
+# in the environment of `mlops stack up`.
+LIVING_SETTINGS = (
+    "stack_monitor_interval_s",
+    "stack_traffic",
+    "stack_traffic_rate",
+    "stack_traffic_drift_after_s",
+    "stack_traffic_churn_scenario",
+    "stack_traffic_fraud_scenario",
+    "stack_traffic_label_delay_s",
+)
+TRAFFIC_PREFIX = "MLOPS_STACK_TRAFFIC"
+
+
+def environment_value(value: object) -> str:
+    """A setting's value as its variable spells it (booleans: true, false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Service:
     """One process of the stack, as the compose service and the native process both run it."""
@@ -79,6 +128,17 @@ class Service:
     published: bool = False  # reachable from the host (API, UIs); the rest stay internal
     networks: tuple[str, ...] = ()  # the compose networks it is on (NETWORKS)
     description: str = ""
+    # The boolean setting that turns the service off (`mlops stack up` then does not start
+    # it; in compose it runs and idles): None, always on.
+    switch: str | None = None
+    profiles: tuple[str, ...] = FULL  # the compose profiles that start it (PROFILES)
+    memory: str = ""  # compose's mem_limit, e.g. "768m"
+
+    def enabled(self, settings: Settings) -> bool:
+        """Whether the settings leave the service on: in MLOPS_STACK_PROFILE, not switched
+        off."""
+        switched_on = self.switch is None or bool(getattr(settings, self.switch))
+        return switched_on and settings.stack_profile in self.profiles
 
     def health_url(self, host: str = "127.0.0.1") -> str | None:
         """Where the service answers 2xx once ready, from `host`; None without port or path."""
@@ -114,6 +174,8 @@ class Topology:
     mlflow_writer_password: str = ""
     mlflow_reader_password: str = ""
     mlflow_secret_key: str = ""
+    # The living stack's settings (LIVING_SETTINGS), as the services' environment gets them.
+    living: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def compose(cls) -> Topology:
@@ -129,7 +191,7 @@ class Topology:
             },
             # Redis runs with `requirepass`: Feast's connection string carries the password.
             redis_url="redis:6379,password=${REDIS_PASSWORD}",
-            hosts={name: name for name in ("mlflow", "prefect-server", "dask-scheduler")},
+            hosts={name: name for name in SERVICE_HOSTS},
             ports=default_ports(),
             admin_token="${MLOPS_ADMIN_TOKEN}",
             prefect_auth_string="${PREFECT_AUTH_STRING}",
@@ -137,6 +199,11 @@ class Topology:
             mlflow_writer_password="${MLFLOW_WRITER_PASSWORD}",
             mlflow_reader_password="${MLFLOW_READER_PASSWORD}",
             mlflow_secret_key="${MLFLOW_SECRET_KEY}",
+            # Compose interpolates each from .env, with the setting's default.
+            living={
+                environment_variable(name): "${" + environment_variable(name) + "}"
+                for name in LIVING_SETTINGS
+            },
         )
 
     @classmethod
@@ -155,7 +222,7 @@ class Topology:
             home=str(settings.home),
             postgres_url=settings.stack_postgres_url.rstrip("/"),
             redis_url=settings.redis_url,
-            hosts={name: "127.0.0.1" for name in ("mlflow", "prefect-server", "dask-scheduler")},
+            hosts={name: "127.0.0.1" for name in SERVICE_HOSTS},
             ports=ports_of(settings),
             admin_token=admin_token,
             prefect_auth_string=prefect_auth_string,
@@ -164,6 +231,10 @@ class Topology:
             mlflow_writer_password=mlflow_passwords[1],
             mlflow_reader_password=mlflow_passwords[2],
             mlflow_secret_key=mlflow_passwords[3],
+            living={
+                environment_variable(name): environment_value(getattr(settings, name))
+                for name in LIVING_SETTINGS
+            },
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
@@ -200,6 +271,7 @@ def ports_of(settings: Settings) -> dict[str, int]:
         "dask-http": settings.stack_dask_http_port,
         "dask-worker": settings.stack_dask_worker_port,
         "stream-scorer": settings.stream_metrics_port,
+        "traffic": settings.stack_traffic_port,
     }
 
 
@@ -216,6 +288,7 @@ def default_ports() -> dict[str, int]:
         "dask-http": defaults["stack_dask_http_port"],
         "dask-worker": defaults["stack_dask_worker_port"],
         "stream-scorer": defaults["stream_metrics_port"],
+        "traffic": defaults["stack_traffic_port"],
     }
 
 
@@ -270,6 +343,8 @@ def services(topology: Topology) -> list[Service]:
     return [
         Service(
             name="mlflow",
+            profiles=CORE,
+            memory="1g",
             description="MLflow tracking server and registry; runs, metrics, plots, models",
             # Makes the two users, then runs `mlflow server --app-name basic-auth` with these.
             command=(
@@ -306,6 +381,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="prefect-server",
+            profiles=CORE,
+            memory="512m",
             description="Prefect server and UI: deployments, flow runs, task logs",
             command=(
                 "prefect",
@@ -332,6 +409,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="dask-scheduler",
+            profiles=FULL,
+            memory="256m",
             description="Dask scheduler: the cluster of the flows run with MLOPS_TASK_RUNNER=dask",
             command=(
                 "dask",
@@ -350,6 +429,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="dask-worker",
+            profiles=FULL,
+            memory="2g",
             description="a Dask worker; more with `docker compose up --scale dask-worker=N`",
             # One thread per worker: add workers (processes), not threads (see
             # pipelines.task_runners). 0.0.0.0 is advertised as the container's own address.
@@ -372,6 +453,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="prefect-worker",
+            profiles=FULL,
+            memory="3g",
             description="serves the flows as Prefect deployments and runs them",
             command=("mlops", "flows", "serve"),
             environment={
@@ -382,14 +465,35 @@ def services(topology: Topology) -> list[Service]:
                 "PREFECT_RUNNER_SERVER_ENABLE": "true",
                 "PREFECT_RUNNER_SERVER_HOST": bind,
                 "PREFECT_RUNNER_SERVER_PORT": str(ports["prefect-worker"]),
+                # Monitoring and label delivery every few minutes, not hourly.
+                "MLOPS_MONITOR_INTERVAL_S": topology.living[
+                    environment_variable("stack_monitor_interval_s")
+                ],
+                # Retraining draws fresh data from the world the traffic drifts to.
+                "MLOPS_RETRAIN_CHURN_SCENARIO": topology.living[
+                    environment_variable("stack_traffic_churn_scenario")
+                ],
+                "MLOPS_RETRAIN_FRAUD_SCENARIO": topology.living[
+                    environment_variable("stack_traffic_fraud_scenario")
+                ],
             },
             port=ports["prefect-worker"],
             health_path="/health",
-            depends_on=("postgres", "redis", "mlflow", "prefect-server", "dask-scheduler"),
+            # After the bootstrap: the schedules start once both models have a champion.
+            depends_on=(
+                "postgres",
+                "redis",
+                "mlflow",
+                "prefect-server",
+                "dask-scheduler",
+                "bootstrap",
+            ),
             networks=(BACKEND, DASK),
         ),
         Service(
             name="bootstrap",
+            profiles=CORE,
+            memory="2g",
             description="trains both models once, so the stack serves them on first start",
             command=("mlops", "stack", "bootstrap"),
             environment={**platform, **prefect_client},
@@ -399,6 +503,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="api",
+            profiles=CORE,
+            memory="768m",
             description="prediction API: /docs, /v1/churn/predict, /v1/fraud/score, /metrics",
             command=("mlops", "serve", "--host", bind, "--port", str(ports["api"])),
             environment={**platform, **mlflow_reader(topology)},
@@ -410,6 +516,8 @@ def services(topology: Topology) -> list[Service]:
         ),
         Service(
             name="stream-scorer",
+            profiles=FULL,
+            memory="768m",
             description="fraud payments from the Redis stream, each decided once: "
             "decisions stream, prediction log, /metrics (lag, latency)",
             command=(
@@ -428,7 +536,39 @@ def services(topology: Topology) -> list[Service]:
             networks=(BACKEND, METRICS),
         ),
         Service(
+            name="traffic",
+            profiles=FULL,
+            memory="512m",
+            description="simulated churn and fraud traffic to the API, drifting after "
+            "MLOPS_STACK_TRAFFIC_DRIFT_AFTER_S; labels filed, due later; /metrics",
+            command=(
+                "mlops",
+                "stack",
+                "traffic",
+                "--host",
+                bind,
+                "--metrics-port",
+                str(ports["traffic"]),
+            ),
+            # Nothing but the home (the fraud world, the label feeds) and the API's address:
+            # it is a client, with no store's password.
+            environment={
+                "MLOPS_HOME": home,
+                "MLOPS_API_HOST": topology.hosts["api"],
+                "MLOPS_API_PORT": str(ports["api"]),
+                **{k: v for k, v in topology.living.items() if k.startswith(TRAFFIC_PREFIX)},
+            },
+            port=ports["traffic"],
+            health_path="/metrics",
+            depends_on=("api",),
+            # Where the API's clients reach it.
+            networks=(BACKEND,),
+            switch="stack_traffic",
+        ),
+        Service(
             name="evidently-ui",
+            profiles=FULL,
+            memory="768m",
             description="Evidently UI on the monitoring workspace: drift reports per model",
             command=(
                 "evidently",

@@ -100,7 +100,8 @@ class TrafficResult:
         return {**asdict(self), "succeeded": self.succeeded}
 
 
-def _check_scenario(model: str, scenario: str) -> None:
+def check_scenario(model: str, scenario: str) -> None:
+    """Raises `TrafficError` unless `scenario` is one of the case study's simulator's."""
     known = churn_simulator.SCENARIOS if model == CHURN.name else fraud_simulator.SCENARIOS
     if scenario not in known:
         raise TrafficError(f"unknown {model} scenario {scenario!r}; known: {', '.join(known)}")
@@ -108,7 +109,7 @@ def _check_scenario(model: str, scenario: str) -> None:
 
 def churn_plan(count: int, scenario: str, seed: int, run_id: str) -> list[PlannedRequest]:
     """`count` new customers, scored by their raw fields, labelled by the simulator."""
-    _check_scenario(CHURN.name, scenario)
+    check_scenario(CHURN.name, scenario)
     frame = churn_simulator.simulate_customers(count, seed=seed, scenario=scenario)
     fields = list(ChurnCustomer.model_fields)
     plan = []
@@ -241,7 +242,7 @@ def _fraud_traffic(
 ) -> list[PlannedRequest]:
     """The next `count` payments of the served world as requests; the world's end moves
     past them (`sources.fraud_world.record_sent`)."""
-    _check_scenario(FRAUD.name, scenario)
+    check_scenario(FRAUD.name, scenario)
     try:
         history = fraud_world.fraud_history(settings, history_file)
     except fraud_world.NoFraudHistory as error:

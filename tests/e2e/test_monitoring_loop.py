@@ -7,7 +7,8 @@ later, and the monitoring flow runs:
 - under a price rise (every bill 15% higher, churn twice as sensitive to price), the
   charges features and the score drift: the flow retrains on fresh data of that world,
   registers a challenger, the challenger test rescores the labelled traffic with both
-  models and promotes the better one, and the API answers with it;
+  models and promotes the better one, the API answers with it and the walkthrough page
+  shows it;
 - with no drift, the same steps end in "nothing" and the champion stays.
 
 Seeded throughout (simulators, splits, models, the drift sample, the bootstrap), so the
@@ -35,6 +36,7 @@ from mlops.settings import Settings
 from monitoring.decision_log import read_decisions
 from pipelines.label_flow import ingest_labels
 from pipelines.monitoring_flow import monitor_model
+from reports.page import CHAMPION_META, page_file_name, page_version
 from stack.traffic import run_traffic
 from tests.helpers.live_api import live_api
 from tests.helpers.runs import run_mlops
@@ -104,6 +106,10 @@ def test_drift_retrains_promotes_and_the_api_serves_the_new_champion(
 ) -> None:
     settings = _serve_settings(_copy_home(churn_run, tmp_path / "home"), monkeypatch)
     assert _champion(settings) == "1"
+    # A walkthrough page of the champion before (as the stack's bootstrap builds it).
+    page = settings.report_pages_dir / page_file_name("churn")
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(f'<meta name="{CHAMPION_META}" content="1">the page of v1')
     with live_api(settings) as url:
         sent = _send_and_label(settings, url, "price_rise")
         monkeypatch.setenv("MLOPS_RETRAIN_CHURN_SCENARIO", "price_rise")
@@ -131,6 +137,10 @@ def test_drift_retrains_promotes_and_the_api_serves_the_new_champion(
         assert verdict["promoted"], verdict["reason"]
         assert verdict["challenger_metric"] > verdict["champion_metric"]
         assert _champion(settings) == new_version
+        # The page is rebuilt for the new champion.
+        assert summary["page"] == f"built v{new_version}"
+        assert page_version(page) == new_version
+        assert "the page of v1" not in page.read_text()
 
         # The API follows the alias: no restart, no reload call.
         deadline = time.monotonic() + 30

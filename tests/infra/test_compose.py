@@ -24,12 +24,15 @@ import typer
 import yaml
 
 from cli.main import app
-from mlops.settings import Settings
+from mlops.settings import Settings, environment_variable
 from stack.services import (
     BOOTSTRAP_STEPS,
     DATABASES,
+    INFRA_SERVICES,
     INTERNAL_NETWORKS,
+    LIVING_SETTINGS,
     NETWORKS,
+    PROFILES,
     Service,
     Topology,
     role_password_variable,
@@ -41,7 +44,6 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 VENV_BIN = Path(sys.executable).parent
-INFRA_SERVICES = {"postgres", "redis", "prometheus", "alertmanager", "grafana"}
 PUBLISHED = {"api", "mlflow", "prefect-server", "evidently-ui", "grafana"}
 # ${VAR}, ${VAR:?message}, ${VAR:-default}: compose's interpolation.
 INTERPOLATION = re.compile(r"\$\{(\w+)(:?[?-][^}]*)?\}")
@@ -87,7 +89,7 @@ def test_the_schema_check_rejects_a_broken_service(compose: dict[str, Any]) -> N
 
 def test_project_services_run_the_table(compose: dict[str, Any], table: list[Service]) -> None:
     declared = compose["services"]
-    assert set(declared) == {service.name for service in table} | INFRA_SERVICES
+    assert set(declared) == {service.name for service in table} | set(INFRA_SERVICES)
     for service in table:
         entry = declared[service.name]
         assert entry["command"] == list(service.command), service.name
@@ -163,17 +165,41 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     assert used == set(compose["volumes"])
 
 
+def _env_example(commented: bool = False) -> dict[str, str]:
+    """The variables .env.example sets (or, `commented`, shows commented out)."""
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    if commented:
+        lines = [line[2:] for line in lines if re.match(r"# [A-Z_]+=", line)]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
 def test_secrets_are_required_and_listed_in_env_example() -> None:
-    text = COMPOSE_FILE.read_text()
-    found = INTERPOLATION.findall(text)
+    found = INTERPOLATION.findall(COMPOSE_FILE.read_text())
     assert found, "the stack has secrets"
-    assert all(modifier.startswith(":?") for _, modifier in found), found
-    example = dict(
-        line.split("=", 1)
-        for line in ENV_EXAMPLE.read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    assert {name for name, _ in found} == set(example)
+    secrets = {name for name, modifier in found if modifier.startswith(":?")}
+    defaulted = {name for name, modifier in found if modifier.startswith(":-")}
+    assert secrets | defaulted == {name for name, _ in found}, found
+    example = _env_example()
+    # Besides the secrets, the one compose variable: the default profile.
+    assert example.pop("COMPOSE_PROFILES") == "full"
+    assert secrets == set(example)
+
+
+def test_the_living_settings_default_to_the_settings_defaults() -> None:
+    """Each `${MLOPS_...:-default}` is a living setting, its default the setting's own, and
+    .env.example shows it (commented out) with that default."""
+    found = {
+        name: modifier[2:]
+        for name, modifier in INTERPOLATION.findall(COMPOSE_FILE.read_text())
+        if modifier.startswith(":-")
+    }
+    assert set(found) == {environment_variable(name) for name in LIVING_SETTINGS}
+    defaults = Settings()
+    for name in LIVING_SETTINGS:
+        default = found[environment_variable(name)]
+        parsed = Settings.model_validate({name: default})
+        assert getattr(parsed, name) == getattr(defaults, name), name
+        assert _env_example(commented=True)[environment_variable(name)] == default, name
 
 
 def _known_settings() -> set[str]:
@@ -255,6 +281,55 @@ def test_every_command_exists_in_the_image(table: list[Service]) -> None:
             assert result.returncode == 0, result.stderr
             for option in (word for word in argv if word.startswith("--")):
                 assert option in result.stdout, f"{argv[0]} {' '.join(words)}: no {option}"
+
+
+def test_profiles_and_memory_limits_are_the_tables(
+    compose: dict[str, Any], table: list[Service]
+) -> None:
+    """Every service has the profiles and the mem_limit of the service table (of
+    INFRA_SERVICES for the official images), so a profile starts what the table says."""
+    wanted = {s.name: (s.profiles, s.memory) for s in table} | INFRA_SERVICES
+    assert set(wanted) == set(compose["services"])
+    for name, entry in compose["services"].items():
+        profiles, memory = wanted[name]
+        assert entry["profiles"] == list(profiles), name
+        assert set(profiles) <= set(PROFILES) and "full" in profiles, name
+        assert entry["mem_limit"] == memory, name
+        assert re.fullmatch(r"\d+[mg]", memory), name
+
+
+def test_each_profile_has_every_service_its_services_depend_on(
+    compose: dict[str, Any],
+) -> None:
+    """Compose refuses a service whose dependency its profiles leave out."""
+    started = {
+        profile: {n for n, e in compose["services"].items() if profile in e["profiles"]}
+        for profile in PROFILES
+    }
+    assert started["full"] == set(compose["services"])
+    assert {"postgres", "redis", "mlflow", "prefect-server", "bootstrap", "api"} == (
+        started["core"]
+    )
+    for profile, names in started.items():
+        for name in names:
+            needed = set(compose["services"][name].get("depends_on", {}))
+            assert needed <= names, (profile, name, needed - names)
+
+
+def test_the_native_stack_starts_the_profile_of_the_settings(tmp_path: Path) -> None:
+    """MLOPS_STACK_PROFILE is `mlops stack up`'s COMPOSE_PROFILES: core starts the table's
+    core services only, and status says the others are off."""
+    from stack.native import native_services
+
+    core = Settings(home=tmp_path, stack_profile="core")
+    assert [s.name for s in native_services(core)] == [
+        "mlflow",
+        "prefect-server",
+        "bootstrap",
+        "api",
+    ]
+    full = {s.name for s in native_services(Settings(home=tmp_path))}
+    assert {s.name for s in services(Topology.compose())} <= full
 
 
 def test_compose_and_native_stacks_run_the_same_commands(

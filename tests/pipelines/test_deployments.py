@@ -1,4 +1,5 @@
-"""The monitoring deployments: one per model, on the declared interval, built by Prefect."""
+"""The scheduled deployments (monitoring, labels): one per model, on the declared interval,
+built by Prefect."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from typing import Any
 import pytest
 
 from mlops.settings import Settings
-from pipelines.monitoring_flow import monitoring_deployments
+from pipelines.deployments import scheduled_deployments
 
 
 def test_one_deployment_per_model_hourly_by_default(settings: Settings) -> None:
-    entries = monitoring_deployments(settings)
-    assert [e["name"] for e in entries] == ["monitor-churn", "monitor-fraud"]
-    assert {e["interval"] for e in entries} == {timedelta(hours=1)}
-    assert [e["parameters"] for e in entries] == [{"model": "churn"}, {"model": "fraud"}]
+    entries = scheduled_deployments(settings)
+    assert [e.name for e in entries] == [
+        "monitor-churn",
+        "monitor-fraud",
+        "labels-churn",
+        "labels-fraud",
+    ]
+    assert {e.interval for e in entries} == {timedelta(hours=1)}
+    assert [e.parameters for e in entries] == [{"model": "churn"}, {"model": "fraud"}] * 2
 
 
 def test_the_runner_serves_them_on_the_interval_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,3 +53,32 @@ def test_the_bootstrap_trains_each_case_study_at_its_deployment_size() -> None:
         options = command.make_context(name, list(argv[3:])).params
         for key, value in spec.parameters.get("simulation", {}).items():
             assert options[key] == value, f"{name}: --{key}"
+
+
+def test_in_the_stack_monitoring_and_labels_run_every_few_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stack's worker (its environment from the service table) builds the monitoring
+    and label deployments on MLOPS_STACK_MONITOR_INTERVAL_S, 3 minutes by default."""
+    from pipelines.deployments import DEPLOYMENTS, all_deployments, build
+    from stack.services import Topology, service_table
+
+    assert Settings().stack_monitor_interval_s == 180
+    topology = Topology.native(Settings(), admin_token="a" * 32, prefect_auth_string="u:p")
+    for key, value in service_table(topology)["prefect-worker"].environment.items():
+        if key.startswith("MLOPS_"):
+            monkeypatch.setenv(key, value)
+    scheduled = all_deployments()[len(DEPLOYMENTS) :]
+    assert [spec.name for spec in scheduled] == [
+        "monitor-churn",
+        "monitor-fraud",
+        "labels-churn",
+        "labels-fraud",
+    ]
+    for spec in scheduled:
+        deployment = build(spec)
+        (schedule,) = deployment.schedules
+        assert schedule.schedule.interval == timedelta(minutes=3), spec.name
+        assert deployment.parameters == {"model": spec.name.split("-")[1]}
+    labels = build(scheduled[2])
+    assert labels.entrypoint == "pipelines.label_flow.ingest_labels"

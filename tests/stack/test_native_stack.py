@@ -130,6 +130,11 @@ def native_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeSta
         "MLOPS_SEED": "7",
         "MLOPS_FRAUD_SEARCH_TRIALS": "3",
         "MLOPS_MODEL_REFRESH_S": "0",  # the test reloads by hand, through the admin endpoint
+        # The steps drive their own traffic: no traffic service (it would start before any
+        # champion exists and change what the checks read).
+        "MLOPS_STACK_TRAFFIC": "false",
+        # Nor scheduled checks or label runs: the steps run their own, and count flow runs.
+        "MLOPS_STACK_MONITOR_INTERVAL_S": "3600",
     }
     stack = NativeStack(tmp_path / "home", env, {}, prefix, redis_db)
     try:
@@ -176,6 +181,7 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         "api": "healthy",
         "evidently-ui": "healthy",
         "stream-scorer": "healthy",
+        "traffic": "off",
         "alertmanager": OBSERVABILITY,
         "prometheus": OBSERVABILITY,
     }
@@ -276,9 +282,10 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
         time.sleep(0.5)
     assert dict(logged) == {"churn": 1, "fraud": 1}
 
-    # The bootstrap (compose's one-shot) trains nothing once both models have a champion.
+    # The bootstrap (compose's one-shot) trains nothing once both models have a champion
+    # (its pages: tests/stack/test_bootstrap_pages.py).
     bootstrap = _run(
-        [sys.executable, "-m", "cli", "stack", "bootstrap"],
+        [sys.executable, "-m", "cli", "stack", "bootstrap", "--no-pages"],
         {**stack.env, **stack.client},
         300,
     )
@@ -534,6 +541,7 @@ def test_down_stops_every_process_the_stack_started(native_stack: NativeStack) -
         "api": "stopped",
         "evidently-ui": "stopped",
         "stream-scorer": "stopped",
+        "traffic": "off",
         **{name: OBSERVABILITY.replace("healthy", "stopped") for name in OBSERVABILITY_NAMES},
     }
 
