@@ -25,6 +25,7 @@ entries count as genuine.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -143,13 +144,26 @@ def epoch_ns(moment: datetime) -> int:
 
 
 def _window_stats(
-    times: IntArray, values: FloatArray | IntArray, end: int, days: tuple[int, ...]
-) -> tuple[npt.NDArray[np.intp], FloatArray]:
-    """Per window of w days, the count and sum of `values` at times in [end - w, end)."""
-    edges = np.searchsorted(times, [end - w * NS_PER_DAY for w in days] + [end], side="left")
-    lo, hi = edges[:-1], edges[-1]
-    prefix = np.concatenate(([0.0], np.cumsum(values, dtype=np.float64)))
-    return hi - lo, prefix[hi] - prefix[lo]
+    times: IntArray, values: FloatArray | IntArray, end: int, days: Sequence[int]
+) -> tuple[list[int], list[float], list[int]]:
+    """Per window of w days: the count and the sum of `values` at times in [end - w, end),
+    and the window's first index; one `searchsorted` and one cumulative sum in all.
+
+    Sums are differences of the cumulative sum from the state's first entry, as
+    `features.fraud_windows` takes them. The states hold tens of entries: past numpy's
+    call overhead the work is the few Python operations below, not the arrays.
+    """
+    points = [end - w * NS_PER_DAY for w in days]
+    points.append(end)
+    edges = times.searchsorted(points).tolist()
+    hi = edges.pop()
+    if hi == 0:
+        return [0] * len(days), [0.0] * len(days), edges
+    prefix = values[:hi].cumsum(dtype=np.float64).tolist()
+    top = prefix[-1]
+    counts = [hi - lo for lo in edges]
+    totals = [top - prefix[lo - 1] if lo else top for lo in edges]
+    return counts, totals, edges
 
 
 def online_fraud_features(
@@ -162,47 +176,51 @@ def online_fraud_features(
     label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
     windows: tuple[int, ...] = DEFAULT_WINDOWS,
 ) -> dict[str, float]:
-    """Every feature of `fraud_feature_names(windows)` for one transaction, as floats.
+    """Every feature of `fraud_feature_names(windows)` for one transaction, as floats, in
+    that order.
 
     The states may hold transactions at or after `tx_time_ns` (ties, or the transaction
     itself once recorded): windows end strictly before it, so they are never counted.
     """
-    out: dict[str, float] = {"tx_amount": float(tx_amount)}
+    amount = float(tx_amount)
     day, time_of_day = divmod(tx_time_ns, NS_PER_DAY)
-    out["tx_during_weekend"] = float((day + EPOCH_WEEKDAY) % 7 >= 5)
-    out["tx_during_night"] = float(time_of_day // NS_PER_HOUR < NIGHT_END_HOUR)
-
-    habit = (*windows, HABIT_WINDOW_DAYS)
-    counts, totals = _window_stats(customer.times_ns, customer.amounts, tx_time_ns, habit)
-    means = np.divide(totals, counts, out=np.zeros_like(totals), where=counts > 0)
-    for w, count, mean in zip(windows, counts[:-1].tolist(), means[:-1].tolist(), strict=True):
-        out[f"customer_nb_tx_{w}d"] = float(count)
-        out[f"customer_avg_amount_{w}d"] = mean
-
+    values = [
+        amount,
+        float((day + EPOCH_WEEKDAY) % 7 >= 5),
+        float(time_of_day // NS_PER_HOUR < NIGHT_END_HOUR),
+    ]
+    # The customer's windows, then the habit window (30 days) last.
+    counts, totals, starts = _window_stats(
+        customer.times_ns, customer.amounts, tx_time_ns, (*windows, HABIT_WINDOW_DAYS)
+    )
+    for count, total in zip(counts[:-1], totals[:-1], strict=True):
+        values += (float(count), total / count if count else 0.0)
     delay_ns = label_delay_days * NS_PER_DAY
-    counts_t, frauds = _window_stats(
+    counts_t, frauds, _ = _window_stats(
         terminal.times_ns, terminal.frauds, tx_time_ns - delay_ns, windows
     )
-    risks = np.divide(frauds, counts_t, out=np.zeros_like(frauds), where=counts_t > 0)
-    for w, count, risk in zip(windows, counts_t.tolist(), risks.tolist(), strict=True):
-        out[f"terminal_nb_tx_{w}d"] = float(count)
-        out[f"terminal_risk_{w}d"] = risk
+    for count, fraud in zip(counts_t, frauds, strict=True):
+        values += (float(count), fraud / count if count else 0.0)
 
-    habit_mean = float(means[-1])
-    out["amount_to_customer_avg_30d"] = tx_amount / habit_mean if habit_mean > 0 else 1.0
+    habit_count, habit_total = counts[-1], totals[-1]
+    habit_mean = habit_total / habit_count if habit_count else 0.0
+    values.append(amount / habit_mean if habit_mean > 0 else 1.0)
     # Entries before `hi` are strictly earlier than the transaction; the last one is the
     # previous transaction, if it is within the state (older ones are capped anyway).
-    lo, hi = np.searchsorted(
-        customer.times_ns, [tx_time_ns - HABIT_WINDOW_DAYS * NS_PER_DAY, tx_time_ns]
-    ).tolist()
+    lo = starts[-1]
+    hi = lo + habit_count
     if hi > 0:
         gap = (tx_time_ns - int(customer.times_ns[hi - 1])) / NS_PER_SECOND
-        out["seconds_since_customer_prev_tx"] = min(gap, SECONDS_SINCE_PREV_CAP)
+        values.append(min(gap, SECONDS_SINCE_PREV_CAP))
     else:
-        out["seconds_since_customer_prev_tx"] = SECONDS_SINCE_PREV_CAP
-    at_terminal = np.count_nonzero(customer.terminal_ids[lo:hi] == terminal_id)
-    out["customer_nb_tx_at_terminal_30d"] = float(at_terminal)
-    return {name: out[name] for name in fraud_feature_names(windows)}
+        values.append(SECONDS_SINCE_PREV_CAP)
+    values.append(float(customer.terminal_ids[lo:hi].tolist().count(terminal_id)))
+    return dict(zip(_feature_names(windows), values, strict=True))
+
+
+@functools.cache
+def _feature_names(windows: tuple[int, ...]) -> tuple[str, ...]:
+    return fraud_feature_names(windows)
 
 
 def features_from_feast_inputs(inputs: Mapping[str, Sequence[Any]]) -> dict[str, list[float]]:

@@ -28,7 +28,6 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 from feast import FeatureStore, FeatureView, PushSource
-from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.infra.provider import Provider
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -62,8 +61,6 @@ _TERMINAL_STATE = (TERMINAL_TIMES, TERMINAL_FRAUDS)
 _State = dict[str, npt.NDArray[np.int64] | npt.NDArray[np.float64]]
 # Two writes of one state must carry distinct stamps, or Redis keeps the first one.
 _STAMP_STEP = timedelta(microseconds=1)
-# Serialized entity keys kept (cards and terminals); the cache starts over beyond it.
-_ENTITY_KEYS_KEPT = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +108,6 @@ class FraudOnlineFeatures:
         self._record_lock = threading.Lock()
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._push_targets: dict[str, list[tuple[FeatureView, SqliteViewWriter | None]]] = {}
-        self._entity_keys: dict[tuple[str, int], bytes] = {}
 
     @cached_property
     def local(self) -> bool:
@@ -149,12 +145,14 @@ class FraudOnlineFeatures:
         terminal_keys = list(dict.fromkeys(terminal_ids))
         return (
             {
-                key: CustomerHistory.from_lists(*((state or {}).get(n) for n in _CUSTOMER_STATE))
-                for key, state in zip(card_ids, customers.read(card_ids), strict=True)
+                key: _customer(state)
+                for key, state in zip(card_ids, customers.read_protos(card_ids), strict=True)
             },
             {
-                key: TerminalHistory.from_lists(*((state or {}).get(n) for n in _TERMINAL_STATE))
-                for key, state in zip(terminal_keys, terminals.read(terminal_keys), strict=True)
+                key: _terminal(state)
+                for key, state in zip(
+                    terminal_keys, terminals.read_protos(terminal_keys), strict=True
+                )
             },
         )
 
@@ -321,9 +319,8 @@ class FraudOnlineFeatures:
         """
         _, terminals = self._state_readers()
         with self._record_lock:
-            [state] = terminals.read([terminal_id])
-            state = state or {}
-            history = TerminalHistory.from_lists(*(state.get(name) for name in _TERMINAL_STATE))
+            [state] = terminals.read_protos([terminal_id])
+            history = _terminal(state)
             relabelled, matched = relabel_terminal_history(history, times_ns, frauds)
             if matched:
                 self._push(
@@ -376,8 +373,12 @@ class FraudOnlineFeatures:
                 if writer is not None:
                     writer.write(
                         [
-                            (self._entity_key(join_key, key), name, value.SerializeToString())
-                            for key, state in values.items()
+                            (entity_key, name, value.SerializeToString())
+                            for entity_key, state in zip(
+                                self._serialized_keys(join_key, list(values)),
+                                values.values(),
+                                strict=True,
+                            )
                             for name, value in state.items()
                         ],
                         stamp,
@@ -395,17 +396,11 @@ class FraudOnlineFeatures:
                 f"online feature store refused a write: {type(error).__name__}"
             ) from error
 
-    def _entity_key(self, join_key: str, key: int) -> bytes:
-        """Feast's serialized entity key of `key`, computed once per entity."""
-        cache_key = (join_key, key)
-        found = self._entity_keys.get(cache_key)
-        if found is None:
-            version = self._store.config.entity_key_serialization_version
-            found = serialize_entity_key(_entity_key_proto(join_key, key), version)
-            if len(self._entity_keys) >= _ENTITY_KEYS_KEPT:
-                self._entity_keys.clear()
-            self._entity_keys[cache_key] = found
-        return found
+    def _serialized_keys(self, join_key: str, keys: list[int]) -> list[bytes]:
+        """Feast's serialized keys of these cards or terminals, from the state's reader,
+        which computes each once."""
+        reader = next(r for r in self._state_readers() if r.join_key == join_key)
+        return reader.serialized_keys(keys)
 
     def _views_fed_by(self, push_source: str) -> list[tuple[FeatureView, SqliteViewWriter | None]]:
         """The views `push_source` feeds, each with its direct SQLite writer (None where
@@ -434,6 +429,27 @@ def _list_value(array: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> Value
     if array.dtype.kind == "i":
         return ValueProto(int64_list_val=Int64List(val=array.tolist()))
     return ValueProto(double_list_val=DoubleList(val=array.tolist()))
+
+
+def _customer(state: Mapping[str, ValueProto] | None) -> CustomerHistory:
+    """A card's history from its stored values; never seen (None) is an empty one."""
+    if state is None or CUSTOMER_TIMES not in state:
+        return CustomerHistory.empty()
+    return CustomerHistory(
+        np.array(state[CUSTOMER_TIMES].int64_list_val.val, dtype=np.int64),
+        np.array(state[CUSTOMER_AMOUNTS].double_list_val.val, dtype=np.float64),
+        np.array(state[CUSTOMER_TERMINALS].int64_list_val.val, dtype=np.int64),
+    )
+
+
+def _terminal(state: Mapping[str, ValueProto] | None) -> TerminalHistory:
+    """A terminal's history from its stored values; never seen (None) is an empty one."""
+    if state is None or TERMINAL_TIMES not in state:
+        return TerminalHistory.empty()
+    return TerminalHistory(
+        np.array(state[TERMINAL_TIMES].int64_list_val.val, dtype=np.int64),
+        np.array(state[TERMINAL_FRAUDS].int64_list_val.val, dtype=np.int64),
+    )
 
 
 def _entity_key_proto(join_key: str, key: int) -> EntityKeyProto:

@@ -47,6 +47,8 @@ from serving.errors import FeatureStoreUnavailable, UnknownEntity
 
 logger = logging.getLogger(__name__)
 
+# Serialized entity keys a reader keeps (`ViewReader.serialized_keys`); it starts over past it.
+_KEYS_KEPT = 200_000
 # The ValueProto field that holds a join key of each entity value type.
 _KEY_FIELDS = {ValueType.STRING: "string_val", ValueType.INT64: "int64_val"}
 
@@ -100,6 +102,15 @@ class ViewReader:
 
         Any failure of the store is a `FeatureStoreUnavailable` (503), never a 500.
         """
+        return [
+            None if values is None else _known({k: _python(v) for k, v in values.items()})
+            for values in self.read_protos(entity_ids)
+        ]
+
+    def read_protos(self, entity_ids: Sequence[Any]) -> list[dict[str, ValueProto] | None]:
+        """`read`'s values as Feast's `ValueProto`s, for a caller that turns lists into
+        arrays without Python lists in between; an entity unknown to SQLite is None
+        (Redis gives it a row of empty values)."""
         online = self.store.provider.online_store
         try:
             if self.sqlite_table is not None:
@@ -109,12 +120,13 @@ class ViewReader:
             )
         except Exception as error:  # any store failure is a dependency failure, not a 500
             raise _unavailable(error) from error
-        return _rows(rows)
+        return [values for _, values in rows]
 
-    def _read_sqlite(self, online: Any, entity_ids: Sequence[Any]) -> list[dict[str, Any] | None]:
+    def _read_sqlite(
+        self, online: Any, entity_ids: Sequence[Any]
+    ) -> list[dict[str, ValueProto] | None]:
         """Feast's SQLite lookup (a row per entity and feature), less the timestamps."""
-        version = self.store.config.entity_key_serialization_version
-        keys = [serialize_entity_key(key, version) for key in self._keys(entity_ids)]
+        keys = self.serialized_keys(entity_ids)
         marks = ",".join("?" * len(keys))
         rows = (
             online._get_conn(self.store.config)
@@ -126,11 +138,31 @@ class ViewReader:
             .fetchall()
         )
         wanted = self._wanted
-        found: dict[bytes, dict[str, Any]] = {}
+        found: dict[bytes, dict[str, ValueProto]] = {}
         for key, name, value in rows:
             if name in wanted:
-                found.setdefault(key, {})[name] = _python(ValueProto.FromString(value))
-        return [_known(found.get(key)) for key in keys]
+                found.setdefault(key, {})[name] = ValueProto.FromString(value)
+        return [found.get(key) for key in keys]
+
+    def serialized_keys(self, entity_ids: Sequence[Any]) -> list[bytes]:
+        """Feast's serialized entity keys of these ids (what its tables are keyed by), each
+        computed once: a scoring path reads and writes the same cards again and again."""
+        cache = self._serialized
+        found = []
+        for entity_id in entity_ids:
+            key = cache.get(entity_id)
+            if key is None:
+                if len(cache) >= _KEYS_KEPT:
+                    cache.clear()
+                version = self.store.config.entity_key_serialization_version
+                [proto] = self._keys([entity_id])
+                key = cache[entity_id] = serialize_entity_key(proto, version)
+            found.append(key)
+        return found
+
+    @cached_property
+    def _serialized(self) -> dict[Any, bytes]:
+        return {}
 
     @cached_property
     def _wanted(self) -> frozenset[str]:

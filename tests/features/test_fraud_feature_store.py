@@ -307,7 +307,7 @@ def test_the_direct_sqlite_write_leaves_the_rows_feast_writes(
     features._write_states(states, {})
     connection = store.provider.online_store._get_conn(store.config)
 
-    keys = [features._entity_key(CUSTOMER_KEY, key) for key in states]
+    keys = features._serialized_keys(CUSTOMER_KEY, list(states))
 
     def table() -> list[tuple[object, ...]]:
         # The times as stored (Feast's adapter keeps epoch seconds), not converted back.
