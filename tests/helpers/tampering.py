@@ -43,8 +43,8 @@ def register_then_tamper(
         ONNX_DIGEST_TAG: file_sha256(good.onnx_path),
         PARITY_DIGEST_TAG: file_sha256(good.folder / PARITY_FILE),
     }
-    assert champion.source is not None
-    version = client.create_model_version(name, champion.source, run_id=run_id, tags=digests)
+    source = f"runs:/{run_id}/{BUNDLE_ARTIFACT_PATH}"
+    version = client.create_model_version(name, source, run_id=run_id, tags=digests)
     tampered = work / f"{name}-tampered" / ONNX_FILE
     tampered.parent.mkdir(parents=True)
     shutil.copy(good.onnx_path, tampered)
