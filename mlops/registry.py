@@ -27,9 +27,18 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException as error:
-        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        return None
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        # MLflow's basic-auth app (the stack's) answers 403, not 404, for an alias of a
+        # model that does not exist; a model that does exist keeps its 403.
+        if error.error_code == "PERMISSION_DENIED" and not _registered(client, name):
+            return None
+        raise
+
+
+def _registered(client: MlflowClient, name: str) -> bool:
+    quoted = name.replace("'", "\\'")
+    return bool(client.search_registered_models(filter_string=f"name = '{quoted}'"))
 
 
 def champion_history(client: MlflowClient, name: str) -> list[str]:

@@ -26,20 +26,19 @@ from typing import Any
 
 import httpx
 import mlflow
-import onnx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from features.feature_repo.churn import CHURN_FEATURES_FILE
-from mlops.digests import ONNX_DIGEST_TAG, PARITY_DIGEST_TAG, file_sha256
 from mlops.model_bundle import BUNDLE_ARTIFACT_PATH, ONNX_FILE, PARITY_FILE, download_bundle
 from mlops.names import CHAMPION
 from mlops.settings import Settings
 from serving.app import create_app
 from tests.helpers.live_api import live_api
 from tests.helpers.runs import forget_mlflow_uris
+from tests.helpers.tampering import register_then_tamper
 
 pytestmark = pytest.mark.slow
 
@@ -59,14 +58,6 @@ WAIT_S = 15.0
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-
-
-def _tamper(path: Path) -> None:
-    """Rewrite a valid ONNX model into another valid one that scores the same: only its
-    bytes differ, so loading and parity would accept it."""
-    model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {"tampered": "after registration"})
-    onnx.save(model, str(path))
 
 
 @pytest.fixture
@@ -109,7 +100,9 @@ class Registry:
         """A new version of `name`, from a run whose bundle is the champion's broken by `fault`."""
         run = self.client.create_run(self.experiment)
         if fault == "tampered_onnx":
-            return self._register_then_tamper(name, run.info.run_id, tmp_path)
+            uri = self.settings.tracking_uri
+            run_id = run.info.run_id
+            return register_then_tamper(self.client, uri, name, self.champion, run_id, tmp_path)
         if fault != "missing_artifacts":
             champion = str(self.champion.version)
             uri = self.settings.tracking_uri
@@ -124,29 +117,6 @@ class Registry:
         version = self.client.create_model_version(
             name, self.champion.source, run_id=run.info.run_id
         )
-        return str(version.version)
-
-    def _register_then_tamper(self, name: str, run_id: str, tmp_path: Path) -> str:
-        """A version registered as training does, with its files' digests in its tags,
-        whose ONNX file is then replaced in the artifact store."""
-        uri = self.settings.tracking_uri
-        good = download_bundle(uri, "churn", tmp_path / "good", version=str(self.champion.version))
-        self.client.log_artifacts(run_id, str(good.folder), BUNDLE_ARTIFACT_PATH)
-        self.client.set_terminated(run_id)
-        if name != "churn" and not self.client.search_registered_models(f"name = '{name}'"):
-            self.client.create_registered_model(name)
-        digests = {
-            ONNX_DIGEST_TAG: file_sha256(good.onnx_path),
-            PARITY_DIGEST_TAG: file_sha256(good.folder / PARITY_FILE),
-        }
-        version = self.client.create_model_version(
-            name, self.champion.source, run_id=run_id, tags=digests
-        )
-        tampered = tmp_path / f"{name}-tampered" / ONNX_FILE
-        tampered.parent.mkdir()
-        shutil.copy(good.onnx_path, tampered)
-        _tamper(tampered)
-        self.client.log_artifact(run_id, str(tampered), BUNDLE_ARTIFACT_PATH)
         return str(version.version)
 
     def register_good(self) -> str:

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -517,6 +518,95 @@ def test_mlflow_lets_only_the_writer_register_or_move_an_alias(native_stack: Nat
     assert answers(writer) == (200, 200, 200)
     champion = httpx.get(f"{stack.api}/v1/churn/model", timeout=30).json()["version"]
     assert champion == "1"
+    # A model that does not exist has no champion, to either user; the auth app answers
+    # its alias with 403 rather than 404 (the bootstrap asks before training).
+    from mlflow import MlflowClient
+
+    from mlops.registry import champion_version
+
+    for user, password in (reader, writer):
+        with _mlflow_user(user, password):
+            client = MlflowClient(tracking_uri=stack.client["MLFLOW_TRACKING_URI"])
+            assert champion_version(client, "no-such-model") is None
+            assert champion_version(client, "churn") == "1"
+
+
+def test_a_version_changed_after_registration_is_refused_while_the_champion_answers(
+    native_stack: NativeStack, tmp_path: Path
+) -> None:
+    """The writer registers a version as training does, with its files' digests, then its
+    ONNX file is replaced in MLflow's artifact store and the alias moved to it: the API
+    refuses to load it (the digest differs) and v1 answers every request meanwhile."""
+    import threading
+
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from features.feature_repo.churn import CHURN_FEATURES_FILE
+    from mlops.names import CHAMPION
+    from tests.helpers.tampering import register_then_tamper
+
+    stack = native_stack
+    uri = stack.client["MLFLOW_TRACKING_URI"]
+    token = stack.client["MLOPS_ADMIN_TOKEN"]
+    features = pd.read_parquet(stack.home / "features" / CHURN_FEATURES_FILE)
+    customer = {"customer_id": str(features["customer_id"].iloc[0])}
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def clients() -> None:
+        with httpx.Client(base_url=stack.api, timeout=30) as client:
+            while not stop.is_set():
+                answer = client.post("/v1/churn/predict", json=customer)
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    versions.add(answer.json()["model"]["version"])
+
+    with _mlflow_user(
+        stack.client["MLFLOW_TRACKING_USERNAME"], stack.client["MLFLOW_TRACKING_PASSWORD"]
+    ):
+        client = MlflowClient(tracking_uri=uri)
+        champion = client.get_model_version_by_alias("churn", CHAMPION)
+        experiment = client.get_experiment_by_name("churn")
+        assert experiment is not None
+        run = client.create_run(experiment.experiment_id)
+        tampered = register_then_tamper(client, uri, "churn", champion, run.info.run_id, tmp_path)
+        loop = threading.Thread(target=clients)
+        loop.start()
+        try:
+            client.set_registered_model_alias("churn", CHAMPION, tampered)
+            reload = httpx.post(
+                f"{stack.api}/admin/reload",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            )
+        finally:
+            client.set_registered_model_alias("churn", CHAMPION, champion.version)
+            stop.set()
+            loop.join(30)
+    assert reload.status_code == 502, reload.text
+    assert "DigestMismatch" in reload.text or "digest" in reload.text.lower(), reload.text
+    model = httpx.get(f"{stack.api}/v1/churn/model", timeout=30).json()
+    assert model["version"] == "1"
+    assert model["last_load_error"]["version"] == tampered
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert versions == {"1"}
+
+
+@contextmanager
+def _mlflow_user(user: str, password: str) -> Iterator[None]:
+    """MLflow's client reads its user from the environment: this one, for the block."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def test_down_stops_every_process_the_stack_started(native_stack: NativeStack) -> None:
