@@ -78,6 +78,37 @@ def _print_status(as_json: bool) -> None:
         typer.echo(f"{row.name:<17} {row.state:<10} {row.url or '':<28} {pid}")
 
 
+@stack_app.command("panels")
+def stack_panels(
+    prometheus: Annotated[
+        str | None,
+        typer.Option(help="Prometheus's URL (default: the native stack's, on its port)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line.")] = False,
+) -> None:
+    """What each Grafana panel shows now: its queries run on the stack's Prometheus.
+
+    The native stack has no Grafana (no Debian package); its Prometheus has the same series.
+    """
+    import httpx
+
+    from stack.dashboards import describe, panel_values
+
+    settings = prepare()
+    url = prometheus or f"http://127.0.0.1:{settings.stack_prometheus_port}"
+    try:
+        values = panel_values(url)
+    except httpx.HTTPError as error:
+        fail(f"cannot query Prometheus at {url}: {error}")
+    if as_json:
+        rows = [{"panel": v.where, "query": v.query, "series": v.series} for v in values]
+        typer.echo(json.dumps(rows))
+        return
+    width = max(len(v.where) for v in values)
+    for value in values:
+        typer.echo(f"{value.where:<{width}}  {describe(value.series)}")
+
+
 @stack_app.command("env")
 def stack_env(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,

@@ -8,7 +8,8 @@ Commands added since were written into the snapshot on purpose, with the help of
 groups that list them (the root, `ui`): `mlops config`, `mlops screenshots`, `mlops ui
 mlflow`, `mlops ui prefect`, `mlops evaluate` (fraud, churn), `mlops stream fraud`,
 `mlops bench stream` (and `simulate traffic --to`), `mlops stack traffic` (and `stack
-bootstrap --pages`), and the root's --version, --install-completion and --show-completion.
+bootstrap --pages`), `mlops stack panels`, and the root's --version, --install-completion
+and --show-completion.
 """
 
 from __future__ import annotations

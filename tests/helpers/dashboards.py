@@ -1,56 +1,24 @@
 """The provisioned Grafana dashboards' queries and the alert rules' series, as Prometheus runs them.
 
 Shared by the static checks (tests/infra/test_observability.py) and the live one against
-the native stack's Prometheus (tests/stack/test_native_stack.py).
+the native stack's Prometheus (tests/stack/test_native_stack.py). The dashboards are read
+as `mlops stack panels` reads them (`stack.dashboards`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stack.dashboards import DASHBOARDS_DIR, grafana_queries, instant_expr, panels
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-DASHBOARDS = sorted((INFRA / "grafana" / "dashboards").glob("*.json"))
+DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 RULES: dict[str, Any] = yaml.safe_load((INFRA / "prometheus" / "rules.yml").read_text())
-# What Grafana puts for its variables: every value of a multi-value variable ("All"), and
-# $__rate_interval as four scrape intervals of the data source's timeInterval (15 s).
-RATE_INTERVAL = "1m"
-
-
-def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every panel, those inside collapsed rows too."""
-    found = []
-    for panel in dashboard["panels"]:
-        found.append(panel)
-        found += panel.get("panels", [])
-    return found
-
-
-def grafana_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(where, PromQL) of every panel target and every template variable."""
-    found = [
-        (f"{dashboard['uid']} / {panel['title']} / {target.get('refId', '')}", target["expr"])
-        for panel in panels(dashboard)
-        for target in panel.get("targets", [])
-    ]
-    for variable in dashboard["templating"]["list"]:
-        query = variable["query"]["query"]
-        values = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query)
-        assert values, f"{dashboard['uid']} variable {variable['name']}: {query}"
-        metric, label = values.groups()
-        found.append((f"{dashboard['uid']} ${variable['name']}", f"max by ({label}) ({metric})"))
-    return found
-
-
-def instant_expr(expr: str) -> str:
-    """A panel's PromQL as Grafana sends it with every variable at "All"."""
-    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
-    return re.sub(r'=~"\$\w+"', '=~".*"', expr)
 
 
 def rule_operands(expr: str) -> list[str]:
@@ -67,5 +35,14 @@ def vector_selectors(expr: str) -> list[str]:
     return [name + matchers for name, matchers in found]
 
 
-def all_dashboards() -> list[dict[str, Any]]:
-    return [json.loads(path.read_text()) for path in DASHBOARDS]
+__all__ = [
+    "DASHBOARDS",
+    "INFRA",
+    "ROOT",
+    "RULES",
+    "grafana_queries",
+    "instant_expr",
+    "panels",
+    "rule_operands",
+    "vector_selectors",
+]

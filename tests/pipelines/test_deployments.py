@@ -4,6 +4,7 @@ built by Prefect."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,3 +83,37 @@ def test_in_the_stack_monitoring_and_labels_run_every_few_minutes(
         assert deployment.parameters == {"model": spec.name.split("-")[1]}
     labels = build(scheduled[2])
     assert labels.entrypoint == "pipelines.label_flow.ingest_labels"
+
+
+def test_the_prefect_server_turns_a_schedule_into_flow_runs(tmp_path: Path) -> None:
+    """Prefect's own scheduler code (what its server runs every minute) on a database of
+    its own: with SQLAlchemy 2.1 it failed on every deployment, and no schedule ran."""
+    import asyncio
+
+    from prefect.server import models, schemas
+    from prefect.server.database import provide_database_interface
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
+
+    async def schedule() -> int:
+        db = provide_database_interface()
+        await db.create_db()
+        async with db.session_context(begin_transaction=True) as session:
+            flow = await models.flows.create_flow(session=session, flow=schemas.core.Flow(name="f"))
+            every = schemas.schedules.IntervalSchedule(interval=timedelta(minutes=3))
+            deployment = await models.deployments.create_deployment(
+                session=session,
+                deployment=schemas.core.Deployment(
+                    name="d",
+                    flow_id=flow.id,
+                    schedules=[schemas.core.DeploymentSchedule(schedule=every, active=True)],
+                ),
+            )
+            assert deployment is not None
+            runs = await models.deployments.schedule_runs(
+                session=session, deployment_id=deployment.id
+            )
+        return len(runs)
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
+    with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: url}):
+        assert asyncio.run(schedule()) > 0

@@ -431,15 +431,14 @@ def _evidently_panels_agree_with_the_decision_log(stack: NativeStack) -> None:
 
 
 def _dashboard_values(prometheus: str) -> list[tuple[str, str, list[str]]]:
-    """(panel, expression, values) of every target and variable of every dashboard."""
-    from tests.helpers.dashboards import DASHBOARDS, grafana_queries, instant_expr
+    """(panel, expression, values) of every target and variable of every dashboard, as
+    `mlops stack panels` reads them."""
+    from stack.dashboards import describe, panel_values
 
-    rows = []
-    for path in DASHBOARDS:
-        for where, expr in grafana_queries(json.loads(path.read_text())):
-            query = instant_expr(expr)
-            rows.append((where, query, _values(_instant(prometheus, query))))
-    return rows
+    return [
+        (panel.where, panel.query, [describe([one]) for one in panel.series])
+        for panel in panel_values(prometheus)
+    ]
 
 
 def _rule_operand_values(prometheus: str) -> list[tuple[str, str, list[str]]]:
