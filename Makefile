@@ -88,9 +88,7 @@ redis-server:
 
 # wrk drives the serving benchmark (and its test); installed from Debian when missing.
 wrk:
-	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; } || \
-		{ echo "cannot install wrk: run 'sudo apt-get install -y wrk'"; exit 1; }
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
 bench: install wrk
 	$(RUN) mlops bench pipeline fraud

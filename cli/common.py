@@ -16,6 +16,7 @@ from mlops.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 
 # The case studies of the registry, as a choice of `--help` and of validation.
@@ -78,6 +79,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Stop the command: `message` in red on stderr, exit `code` (2: the command cannot run)."""
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
+
+
+def check_source(source: Path | None) -> None:
+    """Stop at once (exit 2) on a source file that cannot be read, before a flow's imports
+    and its run cost seconds; what is inside the file is the flow's to check."""
+    from features.quarantine import UnusableSource
+    from features.raw_files import check_source_path
+
+    if source is None:
+        return
+    try:
+        check_source_path(source)
+    except UnusableSource as error:
+        fail(f"cannot use {error.path}: {error.problem}")
 
 
 def run_flow(flow: Callable[..., dict[str, Any]], **arguments: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.common import echo_json, fail, prepare, run_flow
+from cli.common import check_source, echo_json, fail, prepare, run_flow
 from cli.progress import showing_progress
 from mlops.case_studies import CHURN, FRAUD
 from sources.churn_simulator import SCENARIOS
@@ -30,6 +30,7 @@ def run_churn(
     source: Path | None, customers: int, scenario: str, current_scenario: str | None
 ) -> dict[str, Any]:
     """The churn flow's summary (`pipelines.churn_flow.churn_pipeline`)."""
+    check_source(source)
     from pipelines.churn_flow import churn_pipeline
 
     return run_flow(
@@ -44,6 +45,7 @@ def run_churn(
 def run_fraud(source: Path | None, simulation: Any, periods: Any) -> dict[str, Any]:
     """The fraud flow's summary; `simulation` and `periods` are the flow's `Simulation` and
     `Periods`."""
+    check_source(source)
     from pipelines.fraud_flow import fraud_pipeline
 
     return run_flow(fraud_pipeline, source=source, simulation=simulation, periods=periods)

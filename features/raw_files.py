@@ -39,14 +39,9 @@ def read_raw_file(path: Path) -> pd.DataFrame:
     return raw if isinstance(raw, pd.DataFrame) else text_frame(raw)
 
 
-def read_raw_source(path: Path) -> pd.DataFrame | pa.Table:
-    """The file's rows as stored: a CSV's as strings (see `read_raw_file`), a parquet
-    file's as its Arrow table, typed, for a contract that checks typed columns without
-    turning millions of values into Python strings first (`text_frame` gives the strings
-    `read_raw_file` would).
-
-    Raises `UnusableSource` as `read_raw_file` does.
-    """
+def check_source_path(path: Path) -> str:
+    """The file's lower-case suffix, once it is a regular file of a supported type; else
+    `UnusableSource`. Commands call it before they start a flow, to fail at once."""
     path = Path(path)
     if not path.exists():
         raise UnusableSource(path, "file not found")
@@ -59,6 +54,19 @@ def read_raw_source(path: Path) -> pd.DataFrame | pa.Table:
             f"unsupported file type {path.suffix or '(no suffix)'!r}; "
             f"expected one of {', '.join(SUPPORTED_SUFFIXES)}",
         )
+    return suffix
+
+
+def read_raw_source(path: Path) -> pd.DataFrame | pa.Table:
+    """The file's rows as stored: a CSV's as strings (see `read_raw_file`), a parquet
+    file's as its Arrow table, typed, for a contract that checks typed columns without
+    turning millions of values into Python strings first (`text_frame` gives the strings
+    `read_raw_file` would).
+
+    Raises `UnusableSource` as `read_raw_file` does.
+    """
+    path = Path(path)
+    suffix = check_source_path(path)
 
     raw = _read_csv(path) if suffix == ".csv" else _read_parquet(path)
     empty = raw.empty if isinstance(raw, pd.DataFrame) else not (raw.num_rows and raw.num_columns)
