@@ -249,6 +249,11 @@ class Settings(BaseSettings):
         description="The fraud simulator's scenario after the switch (the stack's fraud "
         "retraining draws fresh data from it too).",
     )
+    stack_traffic_fraud_to: Literal["api", "stream", "alternate"] = Field(
+        default="alternate",
+        description="Where the traffic service sends fraud payments: the API's route, the "
+        "payments stream (the stream scorer decides them), or each in turn, a round at a time.",
+    )
     stack_traffic_label_delay_s: float = Field(
         default=120.0,
         ge=0,

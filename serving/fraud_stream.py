@@ -107,6 +107,10 @@ def entry_ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
 
+# Why an entry is acknowledged without a new decision (the `reason` of mlops_stream_skipped).
+SKIP_REASONS = ("duplicate", "rejected", "deleted")
+
+
 class StreamMetrics:
     """The scorer's Prometheus metrics: throughput, event-to-decision latency and, read at
     each scrape, the consumer group's lag and pending entries per partition."""
@@ -141,6 +145,9 @@ class StreamMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # Each reason exported from the start, at 0: "none skipped" is a value, not a gap.
+        for reason in SKIP_REASONS:
+            self.skipped.labels(reason)
         self.redelivered = Counter(
             "mlops_stream_redelivered",
             "Entries read again after a crash or an error: pending, or claimed.",
@@ -448,10 +455,8 @@ class StreamScorer:
             self.metrics.latency.observe(max(latency, 0) / 1000)
         for score in scores:
             self._decision_counter(model.version, bool(score >= model.threshold)).inc()
-        for reason, count in (
-            ("duplicate", outcome.duplicates),
-            ("rejected", outcome.rejected),
-            ("deleted", outcome.deleted),
+        for reason, count in zip(
+            SKIP_REASONS, (outcome.duplicates, outcome.rejected, outcome.deleted), strict=True
         ):
             if count:
                 self.metrics.skipped.labels(reason).inc(count)

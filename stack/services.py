@@ -35,6 +35,27 @@ def role_password_variable(database: str) -> str:
     return f"POSTGRES_{database.upper()}_PASSWORD"
 
 
+# Redis's users in compose: the default one (REDIS_PASSWORD, `requirepass`) for the stores
+# and the stream scorer, and `traffic` for the traffic service, a producer only: it may
+# XADD to the payment and label streams of the default stream prefix, and nothing else
+# (no read, no delete, no other key). Natively the stack uses the settings' Redis as it
+# finds it, like PostgreSQL.
+TRAFFIC_REDIS_USER = "traffic"
+TRAFFIC_REDIS_PASSWORD_VAR = "REDIS_TRAFFIC_PASSWORD"
+
+
+def traffic_redis_rules(stream_prefix: str) -> tuple[str, ...]:
+    """The ACL rules of the traffic user (after `on >password`): its keys, then its commands."""
+    return (
+        "resetkeys",
+        f"~{stream_prefix}:payments:*",
+        f"~{stream_prefix}:labels:*",
+        "resetchannels",
+        "-@all",
+        "+xadd",
+    )
+
+
 # The compose networks: a service reaches another only on a network both are on, so each
 # holds one group of servers and the services that are their clients (natively everything
 # is on loopback). Published ports (the API and the UIs, `Service.published`) are bound to
@@ -100,6 +121,7 @@ LIVING_SETTINGS = (
     "stack_traffic_drift_after_s",
     "stack_traffic_churn_scenario",
     "stack_traffic_fraud_scenario",
+    "stack_traffic_fraud_to",
     "stack_traffic_label_delay_s",
 )
 TRAFFIC_PREFIX = "MLOPS_STACK_TRAFFIC"
@@ -176,6 +198,9 @@ class Topology:
     mlflow_secret_key: str = ""
     # The living stack's settings (LIVING_SETTINGS), as the services' environment gets them.
     living: dict[str, str] = field(default_factory=dict)
+    # The traffic service's connection to the payments stream: as the `traffic` user in
+    # compose (TRAFFIC_REDIS_USER), the settings' stream Redis natively.
+    traffic_redis_url: str = ""
 
     @classmethod
     def compose(cls) -> Topology:
@@ -204,6 +229,8 @@ class Topology:
                 environment_variable(name): "${" + environment_variable(name) + "}"
                 for name in LIVING_SETTINGS
             },
+            traffic_redis_url=f"redis:6379,username={TRAFFIC_REDIS_USER},"
+            f"password=${{{TRAFFIC_REDIS_PASSWORD_VAR}}}",
         )
 
     @classmethod
@@ -235,6 +262,7 @@ class Topology:
                 environment_variable(name): environment_value(getattr(settings, name))
                 for name in LIVING_SETTINGS
             },
+            traffic_redis_url=settings.stream_redis_url or settings.redis_url,
         )
 
     def database_url(self, database: str, driver: str = "psycopg") -> str:
@@ -550,17 +578,18 @@ def services(topology: Topology) -> list[Service]:
                 "--metrics-port",
                 str(ports["traffic"]),
             ),
-            # Nothing but the home (the fraud world, the label feeds) and the API's address:
-            # it is a client, with no store's password.
+            # The home (the fraud world, the label feeds), the API's address and the payments
+            # stream as a producer (TRAFFIC_REDIS_USER): no store's password.
             environment={
                 "MLOPS_HOME": home,
                 "MLOPS_API_HOST": topology.hosts["api"],
                 "MLOPS_API_PORT": str(ports["api"]),
+                "MLOPS_STREAM_REDIS_URL": topology.traffic_redis_url,
                 **{k: v for k, v in topology.living.items() if k.startswith(TRAFFIC_PREFIX)},
             },
             port=ports["traffic"],
             health_path="/metrics",
-            depends_on=("api",),
+            depends_on=("redis", "api"),
             # Where the API's clients reach it.
             networks=(BACKEND,),
             switch="stack_traffic",

@@ -1,7 +1,8 @@
 """The stack's traffic service (`mlops stack traffic`): steady simulated traffic that drifts.
 
 A stack nobody calls shows empty dashboards. This service sends both case studies'
-simulated traffic to the API at a low steady rate (`MLOPS_STACK_TRAFFIC_RATE` requests a
+simulated traffic to the API (fraud payments to the payments stream too, in turn:
+`MLOPS_STACK_TRAFFIC_FRAUD_TO`) at a low steady rate (`MLOPS_STACK_TRAFFIC_RATE` requests a
 second each), in rounds of `round_s` seconds, with `stack.traffic.run_traffic`: each
 answered request's label is filed in the pending-label feed, due
 `MLOPS_STACK_TRAFFIC_LABEL_DELAY_S` later (the label flow delivers it). After
@@ -54,6 +55,8 @@ class TrafficPlan:
     label_delay_s: float
     models: tuple[str, ...] = tuple(CASE_STUDIES)
     concurrency: int = 2
+    # Fraud payments to the API's route, to the payments stream, or to each in turn.
+    fraud_to: str = "api"
 
     @classmethod
     def from_settings(cls, settings: Settings, round_s: float = DEFAULT_ROUND_S) -> TrafficPlan:
@@ -66,6 +69,7 @@ class TrafficPlan:
                 FRAUD.name: settings.stack_traffic_fraud_scenario,
             },
             label_delay_s=settings.stack_traffic_label_delay_s,
+            fraud_to=settings.stack_traffic_fraud_to,
         )
 
     def check(self) -> None:
@@ -80,6 +84,16 @@ class TrafficPlan:
         drifting = round_number * self.round_s >= self.drift_after_s
         return self.drift[model] if drifting else BASELINE
 
+    def destination(self, model: str, round_number: int) -> str:
+        """Where `model`'s requests go in round `round_number`: "api", or "stream" (fraud
+        payments on the payments stream, decided by the stream scorer). "alternate" sends
+        even rounds to the API and odd ones to the stream: one world continued by both."""
+        if model != FRAUD.name or self.fraud_to == "api":
+            return "api"
+        if self.fraud_to == "stream":
+            return "stream"
+        return "api" if round_number % 2 == 0 else "stream"
+
     @property
     def drift_round(self) -> int:
         """The first round that sends the drift scenarios."""
@@ -88,16 +102,20 @@ class TrafficPlan:
 
 @dataclass
 class Round:
-    """One round: its number, each model's scenario and result (or why it sent nothing)."""
+    """One round: its number, each model's scenario, destination and result (or why it
+    sent nothing)."""
 
     number: int
     scenarios: dict[str, str]
+    destinations: dict[str, str] = field(default_factory=dict)
     results: dict[str, TrafficResult] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = []
         for model, scenario in self.scenarios.items():
+            to = self.destinations.get(model, "api")
+            scenario = scenario if to == "api" else f"{scenario} to the {to}"
             if model in self.results:
                 statuses = self.results[model].statuses
                 said = ", ".join(f"{s}: {n}" for s, n in statuses.items())
@@ -121,6 +139,7 @@ def _send(
         seed=settings.seed + 1 + number if model == CHURN.name else None,
         concurrency=plan.concurrency,
         label_delay_days=plan.label_delay_s / 86_400,
+        to=plan.destination(model, number),
     )
 
 
@@ -146,7 +165,8 @@ def traffic_rounds(
                 model: pool.submit(_send, settings, plan, url, model, number, scenario)
                 for model, scenario in scenarios.items()
             }
-            done = Round(number, scenarios)
+            destinations = {model: plan.destination(model, number) for model in plan.models}
+            done = Round(number, scenarios, destinations)
             for model, future in futures.items():
                 try:
                     done.results[model] = future.result()
@@ -167,8 +187,9 @@ class TrafficMetrics:
         self.registry: CollectorRegistry = CollectorRegistry()
         self.requests = Counter(
             "mlops_traffic_requests",
-            "Simulated requests sent by the traffic service, by answer status.",
-            ["model", "scenario", "status"],
+            "Simulated requests sent by the traffic service, by destination (api, stream) "
+            "and answer status (a payment the stream acknowledged counts as 200).",
+            ["model", "scenario", "to", "status"],
             registry=self.registry,
         )
         self.drifting = Gauge(
@@ -188,8 +209,9 @@ class TrafficMetrics:
         for model, scenario in done.scenarios.items():
             self.drifting.labels(model).set(0 if scenario == BASELINE else 1)
             result = done.results.get(model)
+            to = done.destinations.get(model, "api")
             for status, count in (result.statuses if result else {}).items():
-                self.requests.labels(model, scenario, status).inc(count)
+                self.requests.labels(model, scenario, to, status).inc(count)
 
 
 def serve_traffic(
@@ -215,7 +237,8 @@ def serve_traffic(
         return 0
     plan = TrafficPlan.from_settings(settings, round_s)
     log(
-        f"sending {plan.rate:g} requests/s per model to {url} in {plan.round_s:g} s rounds; "
+        f"sending {plan.rate:g} requests/s per model to {url} in {plan.round_s:g} s rounds "
+        f"(fraud: {plan.fraud_to}); "
         f"drift ({', '.join(f'{m}: {s}' for m, s in plan.drift.items())}) from round "
         f"{plan.drift_round} ({plan.drift_after_s:g} s); labels due {plan.label_delay_s:g} s later"
     )

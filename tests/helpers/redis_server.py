@@ -25,10 +25,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """redis-server on 127.0.0.1:`port`, its data in `folder`; `kill` and `start` at will."""
+    """redis-server on 127.0.0.1:`port`, its data in `folder`; `kill` and `start` at will.
+    `arguments`: more of its options (a password, users)."""
 
-    def __init__(self, binary: str, folder: Path, port: int) -> None:
+    def __init__(
+        self, binary: str, folder: Path, port: int, arguments: tuple[str, ...] = ()
+    ) -> None:
         self.binary, self.folder, self.port = binary, folder, port
+        self.arguments = arguments
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,6 +51,7 @@ class RedisServer:
                 "--appendfsync", "always",
                 "--save", "",
                 "--logfile", str(self.folder / "redis.log"),
+                *self.arguments,
             ],
         )  # fmt: skip
         deadline = time.monotonic() + 10
@@ -67,8 +72,9 @@ class RedisServer:
 
 
 @contextmanager
-def own_redis(folder: Path) -> Iterator[RedisServer]:
-    """A durable Redis of the test's own; skipped (failed under CI=true) without redis-server."""
+def own_redis(folder: Path, arguments: tuple[str, ...] = ()) -> Iterator[RedisServer]:
+    """A durable Redis of the test's own, with more `arguments` to redis-server; skipped
+    (failed under CI=true) without redis-server."""
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (apt-get install redis-server)"
@@ -76,7 +82,7 @@ def own_redis(folder: Path) -> Iterator[RedisServer]:
             pytest.fail(f"{message}; CI=true requires it")
         pytest.skip(message)
     folder.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(binary, folder, free_port())
+    server = RedisServer(binary, folder, free_port(), arguments)
     server.start()
     try:
         yield server

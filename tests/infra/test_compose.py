@@ -33,10 +33,13 @@ from stack.services import (
     LIVING_SETTINGS,
     NETWORKS,
     PROFILES,
+    TRAFFIC_REDIS_PASSWORD_VAR,
+    TRAFFIC_REDIS_USER,
     Service,
     Topology,
     role_password_variable,
     services,
+    traffic_redis_rules,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -378,6 +381,29 @@ def test_each_database_is_reached_as_its_own_role(
             f"{database}:${{{role_password_variable(database)}}}@postgres:5432/"
         ), url
     assert "POSTGRES_PASSWORD" not in str([service.environment for service in table])
+
+
+def test_redis_gives_the_traffic_service_a_user_that_only_publishes(
+    compose: dict[str, Any], table: list[Service]
+) -> None:
+    """Compose's Redis defines the traffic user with the table's rules, and only the traffic
+    service logs in as it (what the rules allow: tests/stack/test_traffic_service.py)."""
+    command = [_plain(part) for part in compose["services"]["redis"]["command"]]
+    at = command.index("--user")
+    user = [TRAFFIC_REDIS_USER, "on", f">${{{TRAFFIC_REDIS_PASSWORD_VAR}}}"]
+    rules = list(traffic_redis_rules(Settings().stream_prefix))
+    assert command[at + 1 : at + 4 + len(rules)] == user + rules
+    logged_in = {
+        service.name
+        for service in table
+        if f"username={TRAFFIC_REDIS_USER}," in str(service.environment)
+    }
+    assert logged_in == {"traffic"}
+    traffic = compose["services"]["traffic"]["environment"]
+    assert _plain(traffic["MLOPS_STREAM_REDIS_URL"]) == (
+        f"redis:6379,username={TRAFFIC_REDIS_USER},password=${{{TRAFFIC_REDIS_PASSWORD_VAR}}}"
+    )
+    assert "${REDIS_PASSWORD" not in str(traffic)
 
 
 def test_docker_compose_config_accepts_the_file() -> None:

@@ -19,7 +19,7 @@ from features.fraud_schema import TX_DATETIME
 from mlops.payment_stream import GROUP, Payment, StreamKeys, stream_redis
 from mlops.settings import Settings
 from serving.app import create_app
-from serving.fraud_stream import build_stream_scorer
+from serving.fraud_stream import StreamScorer, build_stream_scorer
 from stack.payment_producer import payment_of, publish
 from stack.traffic import fraud_plan
 from tests.helpers.stream_home import stream_home, valid_history
@@ -92,6 +92,8 @@ def test_a_payment_published_twice_or_malformed_is_acknowledged_not_decided_agai
     client = stream_redis(settings)
     keys = StreamKeys.of(settings)
     payment = Payment(10**9, 7, 11, 42.5, (end + pd.Timedelta(hours=1)).value)
+    # Each reason is exported from the start, at 0 (a dashboard panel with data).
+    assert _skipped(scorer) == {"duplicate": 0, "rejected": 0, "deleted": 0}
     publish(client, keys, [payment, payment])
     client.xadd(keys.payments(0), {"tx": "1", "amount": "lots"})
     try:
@@ -101,9 +103,21 @@ def test_a_payment_published_twice_or_malformed_is_acknowledged_not_decided_agai
     assert sum(o.decided for o in outcomes) == 1
     assert sum(o.duplicates for o in outcomes) == 1
     assert sum(o.rejected for o in outcomes) == 1
+    assert _skipped(scorer) == {"duplicate": 1, "rejected": 1, "deleted": 0}
     assert client.xlen(keys.decisions) == 1
     [(_, rejected)] = client.xrange(f"{keys.prefix}:rejected")
     assert rejected[b"reason"].startswith(b"KeyError")
     # The card's window counts the payment once.
     customers, _ = scorer.features.read_states([7], [])
     assert customers[7].times_ns.tolist().count(payment.time_ns) == 1
+
+
+def _skipped(scorer: StreamScorer) -> dict[str, float]:
+    """mlops_stream_skipped_total by reason, as the scorer's /metrics exports it."""
+    return {
+        sample.labels["reason"]: sample.value
+        for metric in scorer.metrics.registry.collect()
+        if metric.name == "mlops_stream_skipped"
+        for sample in metric.samples
+        if sample.name == "mlops_stream_skipped_total"
+    }

@@ -306,10 +306,10 @@ def test_both_pipelines_through_the_native_stack(native_stack: NativeStack) -> N
 def test_dashboards_and_alert_rules_have_data_and_the_drift_alert_reaches_the_api(
     native_stack: NativeStack,
 ) -> None:
-    """Drifted churn traffic with its labels, a monitoring check, fraud traffic; then every
-    expression of every provisioned Grafana dashboard and every series an alert rule reads
-    has data in the stack's Prometheus, the drift alert fires through Alertmanager into
-    the API's log, and the serving SLO alerts stay quiet."""
+    """Drifted churn traffic with its labels, a monitoring check, fraud traffic to the API and
+    to the payments stream; then every expression of every provisioned Grafana dashboard
+    and every series an alert rule reads has data in the stack's Prometheus, the drift alert
+    fires through Alertmanager into the API's log, and the serving SLO alerts stay quiet."""
     if OBSERVABILITY != "healthy":
         pytest.skip(
             "Prometheus is not installed (apt-get install prometheus prometheus-alertmanager)"
@@ -338,6 +338,12 @@ def test_dashboards_and_alert_rules_have_data_and_the_drift_alert_reaches_the_ap
     assert fraud.returncode == 0, fraud.stdout[-2000:] + fraud.stderr[-2000:]
     bad = httpx.post(f"{stack.api}/v1/fraud/score", json={"amount": "lots"}, timeout=30)
     assert bad.status_code == 422
+    # More of the world's payments, on the payments stream: the stream scorer decides them.
+    streamed = stack.mlops(
+        "simulate", "traffic", "--model", "fraud", "--to", "stream",
+        "--rate", "40", "--duration", "3",
+    )  # fmt: skip
+    assert streamed.returncode == 0, streamed.stdout[-2000:] + streamed.stderr[-2000:]
 
     prometheus = f"http://127.0.0.1:{stack.env['MLOPS_STACK_PROMETHEUS_PORT']}"
     time.sleep(3 * SCRAPE_INTERVAL_S)  # scraped after the last request, rules evaluated
@@ -345,11 +351,7 @@ def test_dashboards_and_alert_rules_have_data_and_the_drift_alert_reaches_the_ap
     print("\npanel values at the end of the run:")
     for where, _, values in table:
         print(f"  {where:<60} {values}")
-    # This step sends no payment to the Redis stream: the stream scorer's panels are printed,
-    # not required (issue 18's tests drive the scorer).
-    empty = [
-        (where, expr) for where, expr, values in table if not values and "mlops_stream_" not in expr
-    ]
+    empty = [(where, expr) for where, expr, values in table if not values]
     assert not empty, f"panels without data: {empty}"
     for rule, operand, values in _rule_operand_values(prometheus):
         print(f"  rule {rule:<27} {operand[:70]:<70} {values}")
