@@ -9,7 +9,7 @@ monitoring flow read these types; `json_ready` makes their figures strict JSON.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
 
@@ -141,10 +141,12 @@ class MonitoringResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Every figure but the snapshots, as strict JSON (times in ISO 8601)."""
+        # Field by field: `asdict(self)` would deep-copy the snapshots too, and with them
+        # the frames their reports ran on (at a million rows, 750 MB and 2.5 s).
         data = {
-            name: value
-            for name, value in asdict(self).items()
-            if name not in ("reports", "checked_at", "window_start", "window_end")
+            item.name: _plain(getattr(self, item.name))
+            for item in fields(self)
+            if item.name not in ("reports", "checked_at", "window_start", "window_end")
         }
         return json_ready(
             {
@@ -166,6 +168,11 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_ready(item) for item in value]
     return value
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass's `asdict`; any other value as it is."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
 def _iso(moment: datetime | None) -> str | None:
