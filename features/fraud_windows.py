@@ -23,16 +23,21 @@ Conventions (the tests pin each of them):
   transaction: a first purchase then looks like a long gap, never like a recent one.
 - Output rows follow the input rows (same order, same index); the input need not be sorted.
 
-How: transactions are sorted by (entity, time, transaction id) and given one int64 key
-(entity code x stride + rank of the timestamp among all distinct timestamps), so a single
-`np.searchsorted` finds the window edges of every transaction of every entity at once, and
-per-entity cumulative sums turn the edges into counts and sums. No loop per transaction.
+How: transactions are sorted by time (ties by transaction id) once, then stably by
+entity (a radix sort), and given one int64 key (entity number x stride + rank of the
+timestamp among all distinct timestamps), so a single `np.searchsorted` finds the window
+edges of every transaction of every entity at once, and per-entity cumulative sums turn
+the edges into counts and sums. No loop per transaction. The customers', terminals' and
+(customer, terminal) pairs' timelines are built once per frame and shared by the
+features that read them, as are the searches of each window length and the running sums
+of each column. The numbers are those of the formula the models were trained with, to
+the last bit (tests/features/test_fraud_windows_frozen.py).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -56,10 +61,15 @@ HABIT_WINDOW_DAYS = 30
 NIGHT_END_HOUR = 6  # night is [00:00, 06:00) UTC
 
 NS_PER_SECOND = 1_000_000_000
+NS_PER_HOUR = 3_600 * NS_PER_SECOND
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 SECONDS_SINCE_PREV_CAP = float(HABIT_WINDOW_DAYS * 86_400)
+NAT = np.iinfo(np.int64).min  # how a missing timestamp reads as epoch nanoseconds
 
 FeatureColumns = dict[str, npt.NDArray[np.float64]]
+# Radix-sortable digits: numpy sorts 16-bit integers stably in linear time.
+_DIGIT_BITS = 16
+_DIGIT_MASK = (1 << _DIGIT_BITS) - 1
 
 
 def fraud_feature_names(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> tuple[str, ...]:
@@ -80,7 +90,38 @@ def fraud_feature_names(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> tuple[str
 FRAUD_FEATURES: tuple[str, ...] = fraud_feature_names(DEFAULT_WINDOWS)
 
 
-@dataclass(frozen=True)
+class _Clock:
+    """Every transaction in time order (ties by transaction id), with the rank of its
+    timestamp among the distinct ones: shared by the timelines of one frame's entities.
+
+    `ranks_at_or_after(lag)` is, per row in time order, the rank of the first distinct
+    timestamp at or after t - lag; each lag is searched once, whichever entities use it.
+    """
+
+    def __init__(self, times: npt.NDArray[np.int64], transaction_ids: npt.NDArray[np.int64]):
+        self.by_time: npt.NDArray[np.intp] = np.lexsort((transaction_ids, times))
+        self.times_by_time = times[self.by_time]
+        is_new = np.ones(self.times_by_time.size, dtype=bool)
+        is_new[1:] = self.times_by_time[1:] != self.times_by_time[:-1]
+        self.distinct = self.times_by_time[is_new]
+        # A row's rank is the number of distinct timestamps before its own.
+        self.ranks_by_time = np.cumsum(is_new, dtype=np.int64) - 1
+        self._ranks: dict[int, npt.NDArray[np.int64]] = {0: self.ranks_by_time}
+
+    @property
+    def stride(self) -> int:
+        """A key stride that keeps entities' key ranges apart (ranks run 0..len(distinct));
+        keys stay far below int64 limits, codes and ranks being below the row count."""
+        return int(self.distinct.size) + 1
+
+    def ranks_at_or_after(self, lag_ns: int) -> npt.NDArray[np.int64]:
+        if lag_ns not in self._ranks:
+            # Ascending queries keep the binary search cache-friendly.
+            ranks = np.searchsorted(self.distinct, self.times_by_time - lag_ns)
+            self._ranks[lag_ns] = ranks.astype(np.int64, copy=False)
+        return self._ranks[lag_ns]
+
+
 class _Timeline:
     """One entity's transactions sorted by (entity, time), searchable by time window.
 
@@ -88,49 +129,40 @@ class _Timeline:
     the input row at sorted position j.
     """
 
-    order: npt.NDArray[np.intp]
-    from_time_order: npt.NDArray[np.intp]  # per sorted row: its position in time order
-    times_by_time: npt.NDArray[np.int64]  # every timestamp, ascending
-    times_sorted: npt.NDArray[np.int64]
-    keys: npt.NDArray[np.int64]  # sorted: entity code * stride + rank of the timestamp
-    base: npt.NDArray[np.int64]  # per sorted row: its entity's smallest possible key
-    start: npt.NDArray[np.intp]  # per sorted row: sorted position of its entity's first row
-    clock: npt.NDArray[np.int64]  # every distinct timestamp, ascending
+    def __init__(self, codes: npt.NDArray[np.int64], clock: _Clock) -> None:
+        """`codes`: per input row, a non-negative integer naming its entity."""
+        self.clock = clock
+        codes_by_time = codes[clock.by_time]
+        # A stable sort by entity of the rows in time order: the row order inside every
+        # entity, hence every cumulative sum to the last bit, is the same whatever order
+        # the input rows come in.
+        self.from_time_order = _stable_order(codes_by_time)
+        self.order: npt.NDArray[np.intp] = clock.by_time[self.from_time_order]
+        codes_sorted = codes_by_time[self.from_time_order]
+        size = codes_sorted.size
+        positions = np.arange(size)
+        new_entity = np.ones(size, dtype=bool)
+        new_entity[1:] = codes_sorted[1:] != codes_sorted[:-1]
+        # Per sorted row: the position of its entity's first row.
+        self.start = np.maximum.accumulate(np.where(new_entity, positions, 0))
+        # Keys: entity number (in sorted order) x stride + rank of the timestamp, so a
+        # single search finds the window edges of every row of every entity at once.
+        self.base = (np.cumsum(new_entity, dtype=np.int64) - 1) * clock.stride
+        self.keys = self.base + clock.ranks_by_time[self.from_time_order]
+        new_key = new_entity.copy()
+        new_key[1:] |= self.keys[1:] != self.keys[:-1]
+        # Lag 0's edges: per sorted row, the first row of its entity at its own timestamp.
+        self._edges: dict[int, npt.NDArray[np.intp]] = {
+            0: np.maximum.accumulate(np.where(new_key, positions, 0))
+        }
 
     @classmethod
-    def build(
-        cls,
-        entity: npt.ArrayLike,
-        times: npt.NDArray[np.int64],
-        transaction_ids: npt.NDArray[np.int64],
-    ) -> _Timeline:
-        codes = pd.factorize(np.asarray(entity))[0].astype(np.int64)
-        # Time order with ties broken by transaction id, then a stable sort by entity: the
-        # row order inside every entity, hence every cumulative sum to the last bit, is the
-        # same whatever order the input rows come in.
-        by_time = np.lexsort((transaction_ids, times))
-        times_by_time = times[by_time]
-        is_new = np.ones(times_by_time.size, dtype=bool)
-        is_new[1:] = times_by_time[1:] != times_by_time[:-1]
-        clock = times_by_time[is_new]
-        # Ranks run 0..len(clock), so this stride keeps entities' key ranges apart and the
-        # key stays far below int64 limits (codes and ranks are both < number of rows).
-        stride = clock.size + 1
-        keys_by_time = codes[by_time] * stride + np.searchsorted(clock, times_by_time)
-        from_time_order = np.argsort(keys_by_time, kind="stable")
-        order = by_time[from_time_order]
-        keys = keys_by_time[from_time_order]
-        base = codes[order] * stride
-        return cls(
-            order=order,
-            from_time_order=from_time_order,
-            times_by_time=times_by_time,
-            times_sorted=times[order],
-            keys=keys,
-            base=base,
-            start=np.searchsorted(keys, base),
-            clock=clock,
-        )
+    def of_entity(cls, entity: npt.ArrayLike, clock: _Clock) -> _Timeline:
+        return cls(pd.factorize(np.asarray(entity))[0].astype(np.int64), clock)
+
+    @property
+    def times_sorted(self) -> npt.NDArray[np.int64]:
+        return self.clock.times_by_time[self.from_time_order]
 
     def first_at_or_after(self, lag_ns: int) -> npt.NDArray[np.intp]:
         """Per transaction (sorted order): position of its entity's first row at or after t - lag.
@@ -139,24 +171,32 @@ class _Timeline:
         every transaction at the same timestamp. When no row qualifies, the position is the
         end of the entity's block, which makes the window empty.
         """
-        # Both searches get ascending queries (time order, then key order), which keeps the
-        # binary searches cache-friendly: several times faster than random queries.
-        ranks = np.searchsorted(self.clock, self.times_by_time - lag_ns)[self.from_time_order]
-        return np.searchsorted(self.keys, self.base + ranks)
+        if lag_ns not in self._edges:
+            ranks = self.clock.ranks_at_or_after(lag_ns)[self.from_time_order]
+            self._edges[lag_ns] = np.searchsorted(self.keys, self.base + ranks)
+        return self._edges[lag_ns]
 
-    def window_sum(
-        self, values: npt.NDArray[np.float64], lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]
-    ) -> npt.NDArray[np.float64]:
-        """Per transaction (sorted order): sum of `values` (input order) over rows [lo, hi)."""
+    def running_sums(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per sorted row: the sum of `values` (input order) over its entity's rows up to
+        and including it; what `window_sum` reads, computed once per column."""
         # Cumulative sums restart for each entity so rounding errors stay at the scale of one
         # entity's history, not of the whole frame; an empty window is then exactly 0.
-        within = (
+        return (
             pd.Series(np.asarray(values, dtype=np.float64)[self.order])
             .groupby(self.base, sort=False)
             .cumsum()
             .to_numpy()
         )
-        return self._prefix(within, hi) - self._prefix(within, lo)
+
+    def window_sum(
+        self,
+        running: npt.NDArray[np.float64],
+        lo: npt.NDArray[np.intp],
+        hi: npt.NDArray[np.intp],
+    ) -> npt.NDArray[np.float64]:
+        """Per transaction (sorted order): the sum over rows [lo, hi) of the values whose
+        `running_sums` are `running`."""
+        return self._prefix(running, hi) - self._prefix(running, lo)
 
     def _prefix(
         self, within: npt.NDArray[np.float64], position: npt.NDArray[np.intp]
@@ -171,6 +211,21 @@ class _Timeline:
         return out
 
 
+def _stable_order(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """`np.argsort(codes, kind="stable")` of non-negative codes, as a radix sort over
+    16-bit digits (least significant first): linear time where the int64 merge sort is
+    not, the same permutation (a stable order is unique)."""
+    order: npt.NDArray[np.intp] | None = None
+    remaining = codes
+    while True:
+        digit = (remaining & _DIGIT_MASK).astype(np.uint16)
+        step = np.argsort(digit if order is None else digit[order], kind="stable")
+        order = step if order is None else order[step]
+        remaining = remaining >> _DIGIT_BITS
+        if not remaining.any():
+            return order
+
+
 def epoch_ns_values(stamps: pd.Series) -> npt.NDArray[np.int64]:
     """Nanoseconds since the epoch of each timestamp; naive ones raise `ValueError` (night and
     weekend features need UTC)."""
@@ -179,13 +234,48 @@ def epoch_ns_values(stamps: pd.Series) -> npt.NDArray[np.int64]:
     return pd.DatetimeIndex(stamps).tz_convert("UTC").as_unit("ns").asi8
 
 
-def _times_and_ids(
-    transactions: pd.DataFrame,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    return (
-        epoch_ns_values(transactions[TX_DATETIME]),
-        transactions[TRANSACTION_ID].to_numpy(dtype=np.int64),
-    )
+class _History:
+    """One frame's transactions, with the timelines its features share, each built once:
+    the customers', the terminals' and the (customer, terminal) pairs'."""
+
+    def __init__(self, transactions: pd.DataFrame) -> None:
+        self.transactions = transactions
+        self.times = epoch_ns_values(transactions[TX_DATETIME])
+        self.clock = _Clock(self.times, transactions[TRANSACTION_ID].to_numpy(dtype=np.int64))
+        self.amounts = transactions[TX_AMOUNT].to_numpy(dtype=np.float64)
+
+    @functools.cached_property
+    def customer_codes(self) -> npt.NDArray[np.int64]:
+        return _codes(self.transactions[CUSTOMER_ID])
+
+    @functools.cached_property
+    def terminal_codes(self) -> npt.NDArray[np.int64]:
+        return _codes(self.transactions[TERMINAL_ID])
+
+    @functools.cached_property
+    def customers(self) -> _Timeline:
+        return _Timeline(self.customer_codes, self.clock)
+
+    @functools.cached_property
+    def terminals(self) -> _Timeline:
+        return _Timeline(self.terminal_codes, self.clock)
+
+    @functools.cached_property
+    def pairs(self) -> _Timeline:
+        # One entity per (customer, terminal) pair; codes below rows squared fit in int64.
+        pair_codes = (
+            self.customer_codes * (self.terminal_codes.max(initial=0) + 1) + self.terminal_codes
+        )
+        return _Timeline(pair_codes, self.clock)
+
+    @functools.cached_property
+    def customer_amount_sums(self) -> npt.NDArray[np.float64]:
+        return self.customers.running_sums(self.amounts)
+
+
+def _codes(entity: pd.Series) -> npt.NDArray[np.int64]:
+    """A small non-negative integer per row naming its entity."""
+    return pd.factorize(entity.to_numpy())[0].astype(np.int64)
 
 
 def _mean(
@@ -197,12 +287,21 @@ def _mean(
 
 def calendar_features(transactions: pd.DataFrame) -> FeatureColumns:
     """The amount, and whether the transaction happened at a weekend or at night (UTC)."""
-    stamps = pd.DatetimeIndex(transactions[TX_DATETIME]).tz_convert("UTC")
+    return _calendar(epoch_ns_values(transactions[TX_DATETIME]), transactions)
+
+
+def _calendar(times: npt.NDArray[np.int64], transactions: pd.DataFrame) -> FeatureColumns:
+    # Integer arithmetic on the UTC epoch: what pandas' dayofweek and hour give, without
+    # building their calendar fields. 1970-01-01 was a Thursday (day 3, Monday being 0).
+    present = times != NAT
+    days = times // NS_PER_DAY
+    weekend = present & ((days + 3) % 7 >= 5)
+    night = present & (times - days * NS_PER_DAY < NIGHT_END_HOUR * NS_PER_HOUR)
     return {
         # A copy: the output frame is built without copying, and must not alias the input.
         "tx_amount": transactions[TX_AMOUNT].to_numpy(dtype=np.float64, copy=True),
-        "tx_during_weekend": np.asarray(stamps.dayofweek >= 5, dtype=np.float64),
-        "tx_during_night": np.asarray(stamps.hour < NIGHT_END_HOUR, dtype=np.float64),
+        "tx_during_weekend": weekend.astype(np.float64),
+        "tx_during_night": night.astype(np.float64),
     }
 
 
@@ -210,14 +309,17 @@ def customer_spending_windows(
     transactions: pd.DataFrame, windows: tuple[int, ...] = DEFAULT_WINDOWS
 ) -> FeatureColumns:
     """Per window of w days, the customer's number of transactions and mean amount in [t-w, t)."""
-    timeline = _Timeline.build(transactions[CUSTOMER_ID], *_times_and_ids(transactions))
-    amounts = transactions[TX_AMOUNT].to_numpy(dtype=np.float64)
+    return _customer_spending(_History(transactions), windows)
+
+
+def _customer_spending(history: _History, windows: tuple[int, ...]) -> FeatureColumns:
+    timeline = history.customers
     hi = timeline.first_at_or_after(0)
     out: FeatureColumns = {}
     for w in windows:
         lo = timeline.first_at_or_after(w * NS_PER_DAY)
         count = (hi - lo).astype(np.float64)
-        total = timeline.window_sum(amounts, lo, hi)
+        total = timeline.window_sum(history.customer_amount_sums, lo, hi)
         out[f"customer_nb_tx_{w}d"] = timeline.to_input_order(count)
         out[f"customer_avg_amount_{w}d"] = timeline.to_input_order(_mean(total, count))
     return out
@@ -233,15 +335,21 @@ def terminal_risk_windows(
     The window is [t - delay - w, t - delay): labels arrive `label_delay_days` late, so
     more recent transactions of the terminal cannot be used.
     """
-    timeline = _Timeline.build(transactions[TERMINAL_ID], *_times_and_ids(transactions))
-    frauds = transactions[TX_FRAUD].to_numpy(dtype=np.float64)
+    return _terminal_risk(_History(transactions), label_delay_days, windows)
+
+
+def _terminal_risk(
+    history: _History, label_delay_days: int, windows: tuple[int, ...]
+) -> FeatureColumns:
+    timeline = history.terminals
+    fraud_sums = timeline.running_sums(history.transactions[TX_FRAUD].to_numpy(dtype=np.float64))
     delay_ns = label_delay_days * NS_PER_DAY
     hi = timeline.first_at_or_after(delay_ns)
     out: FeatureColumns = {}
     for w in windows:
         lo = timeline.first_at_or_after(delay_ns + w * NS_PER_DAY)
         count = (hi - lo).astype(np.float64)
-        nb_frauds = timeline.window_sum(frauds, lo, hi)
+        nb_frauds = timeline.window_sum(fraud_sums, lo, hi)
         out[f"terminal_nb_tx_{w}d"] = timeline.to_input_order(count)
         out[f"terminal_risk_{w}d"] = timeline.to_input_order(_mean(nb_frauds, count))
     return out
@@ -256,28 +364,26 @@ def customer_habit_features(transactions: pd.DataFrame) -> FeatureColumns:
     - `customer_nb_tx_at_terminal_30d`: the customer's transactions at this terminal in
       [t-30d, t); 0 flags a terminal new to the customer, a classic card-theft pattern.
     """
-    times, ids = _times_and_ids(transactions)
-    amounts = transactions[TX_AMOUNT].to_numpy(dtype=np.float64)
-    window_ns = HABIT_WINDOW_DAYS * NS_PER_DAY
+    return _customer_habits(_History(transactions))
 
-    customers = _Timeline.build(transactions[CUSTOMER_ID], times, ids)
+
+def _customer_habits(history: _History) -> FeatureColumns:
+    window_ns = HABIT_WINDOW_DAYS * NS_PER_DAY
+    customers = history.customers
     hi = customers.first_at_or_after(0)
     lo = customers.first_at_or_after(window_ns)
     count = (hi - lo).astype(np.float64)
-    mean = _mean(customers.window_sum(amounts, lo, hi), count)
-    amounts_sorted = amounts[customers.order]
+    mean = _mean(customers.window_sum(history.customer_amount_sums, lo, hi), count)
+    amounts_sorted = history.amounts[customers.order]
     ratio = np.divide(amounts_sorted, mean, out=np.ones_like(mean), where=mean > 0)
 
     has_prev = hi > customers.start
-    prev_times = customers.times_sorted[np.maximum(hi - 1, 0)]
-    gap = (customers.times_sorted - prev_times) / NS_PER_SECOND
+    times_sorted = customers.times_sorted
+    prev_times = times_sorted[np.maximum(hi - 1, 0)]
+    gap = (times_sorted - prev_times) / NS_PER_SECOND
     seconds = np.where(has_prev, np.minimum(gap, SECONDS_SINCE_PREV_CAP), SECONDS_SINCE_PREV_CAP)
 
-    # One entity per (customer, terminal) pair; factorize the pair so codes stay small.
-    customer_codes = pd.factorize(transactions[CUSTOMER_ID].to_numpy())[0].astype(np.int64)
-    terminal_codes = pd.factorize(transactions[TERMINAL_ID].to_numpy())[0].astype(np.int64)
-    pair_codes = customer_codes * (terminal_codes.max(initial=0) + 1) + terminal_codes
-    pairs = _Timeline.build(pair_codes, times, ids)
+    pairs = history.pairs
     at_terminal = pairs.first_at_or_after(0) - pairs.first_at_or_after(window_ns)
 
     return {
@@ -300,6 +406,25 @@ def _check_input(
     epoch_ns_values(transactions[TX_DATETIME])
 
 
+def fraud_feature_columns(
+    transactions: pd.DataFrame,
+    *,
+    label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
+    windows: tuple[int, ...] = DEFAULT_WINDOWS,
+) -> FeatureColumns:
+    """The features of `fraud_feature_names(windows)`, each a float64 array in input row
+    order: `fraud_window_features`' numbers without the frame (a batch job copies them
+    straight into its matrix)."""
+    _check_input(transactions, label_delay_days, windows)
+    history = _History(transactions)
+    return {
+        **_calendar(history.times, transactions),
+        **_customer_spending(history, windows),
+        **_terminal_risk(history, label_delay_days, windows),
+        **_customer_habits(history),
+    }
+
+
 def fraud_window_features(
     transactions: pd.DataFrame,
     *,
@@ -312,13 +437,9 @@ def fraud_window_features(
     `fraud_feature_names(windows)` (`FRAUD_FEATURES` with the defaults), all float64.
     Extra input columns are ignored.
     """
-    _check_input(transactions, label_delay_days, windows)
-    features: dict[str, npt.NDArray[np.float64]] = {
-        **calendar_features(transactions),
-        **customer_spending_windows(transactions, windows),
-        **terminal_risk_windows(transactions, label_delay_days, windows),
-        **customer_habit_features(transactions),
-    }
+    features = fraud_feature_columns(
+        transactions, label_delay_days=label_delay_days, windows=windows
+    )
     columns: Mapping[str, object] = {
         **{column: transactions[column].copy() for column in KEY_COLUMNS},
         **{name: features[name] for name in fraud_feature_names(windows)},
