@@ -99,8 +99,14 @@ class _Clock:
     """
 
     def __init__(self, times: npt.NDArray[np.int64], transaction_ids: npt.NDArray[np.int64]):
-        self.by_time: npt.NDArray[np.intp] = np.lexsort((transaction_ids, times))
-        self.times_by_time = times[self.by_time]
+        # Rows already in that order (a validated file is) need no reordering at all.
+        self.in_time_order = _in_time_order(times, transaction_ids)
+        if self.in_time_order:
+            self.by_time: npt.NDArray[np.intp] = np.arange(times.size)
+            self.times_by_time = times
+        else:
+            self.by_time = np.lexsort((transaction_ids, times))
+            self.times_by_time = times[self.by_time]
         is_new = np.ones(self.times_by_time.size, dtype=bool)
         is_new[1:] = self.times_by_time[1:] != self.times_by_time[:-1]
         self.distinct = self.times_by_time[is_new]
@@ -132,12 +138,14 @@ class _Timeline:
     def __init__(self, codes: npt.NDArray[np.int64], clock: _Clock) -> None:
         """`codes`: per input row, a non-negative integer naming its entity."""
         self.clock = clock
-        codes_by_time = codes[clock.by_time]
+        codes_by_time = codes if clock.in_time_order else codes[clock.by_time]
         # A stable sort by entity of the rows in time order: the row order inside every
         # entity, hence every cumulative sum to the last bit, is the same whatever order
         # the input rows come in.
         self.from_time_order = _stable_order(codes_by_time)
-        self.order: npt.NDArray[np.intp] = clock.by_time[self.from_time_order]
+        self.order: npt.NDArray[np.intp] = (
+            self.from_time_order if clock.in_time_order else clock.by_time[self.from_time_order]
+        )
         codes_sorted = codes_by_time[self.from_time_order]
         size = codes_sorted.size
         positions = np.arange(size)
@@ -156,10 +164,6 @@ class _Timeline:
             0: np.maximum.accumulate(np.where(new_key, positions, 0))
         }
 
-    @classmethod
-    def of_entity(cls, entity: npt.ArrayLike, clock: _Clock) -> _Timeline:
-        return cls(pd.factorize(np.asarray(entity))[0].astype(np.int64), clock)
-
     @property
     def times_sorted(self) -> npt.NDArray[np.int64]:
         return self.clock.times_by_time[self.from_time_order]
@@ -176,39 +180,52 @@ class _Timeline:
             self._edges[lag_ns] = np.searchsorted(self.keys, self.base + ranks)
         return self._edges[lag_ns]
 
-    def running_sums(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Per sorted row: the sum of `values` (input order) over its entity's rows up to
-        and including it; what `window_sum` reads, computed once per column."""
-        # Cumulative sums restart for each entity so rounding errors stay at the scale of one
-        # entity's history, not of the whole frame; an empty window is then exactly 0.
-        return (
-            pd.Series(np.asarray(values, dtype=np.float64)[self.order])
-            .groupby(self.base, sort=False)
-            .cumsum()
-            .to_numpy()
-        )
-
-    def window_sum(
-        self,
-        running: npt.NDArray[np.float64],
-        lo: npt.NDArray[np.intp],
-        hi: npt.NDArray[np.intp],
-    ) -> npt.NDArray[np.float64]:
-        """Per transaction (sorted order): the sum over rows [lo, hi) of the values whose
-        `running_sums` are `running`."""
-        return self._prefix(running, hi) - self._prefix(running, lo)
-
-    def _prefix(
-        self, within: npt.NDArray[np.float64], position: npt.NDArray[np.intp]
-    ) -> npt.NDArray[np.float64]:
-        """Sum of the entity's rows before `position` (0 at the start of the block)."""
-        before = within[np.maximum(position - 1, 0)]
-        return np.where(position > self.start, before, 0.0)
+    def running_sums(self, values: npt.NDArray[np.float64]) -> _RunningSums:
+        """`values` (input order) summed over windows of this timeline's entities."""
+        return _RunningSums(self, values)
 
     def to_input_order(self, values_sorted: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         out = np.empty(values_sorted.size, dtype=np.float64)
         out[self.order] = values_sorted
         return out
+
+
+class _RunningSums:
+    """One column's sums over windows of a timeline, from its running sums per entity."""
+
+    def __init__(self, timeline: _Timeline, values: npt.NDArray[np.float64]) -> None:
+        self.timeline = timeline
+        # Cumulative sums restart for each entity so rounding errors stay at the scale of one
+        # entity's history, not of the whole frame; an empty window is then exactly 0.
+        self.within = (
+            pd.Series(np.asarray(values, dtype=np.float64)[timeline.order])
+            .groupby(timeline.base, sort=False)
+            .cumsum()
+            .to_numpy()
+        )
+        self._before: dict[int, npt.NDArray[np.float64]] = {}
+
+    def window(self, lo_lag_ns: int, hi_lag_ns: int) -> npt.NDArray[np.float64]:
+        """Per transaction (sorted order): the sum over its entity's rows in
+        [t - lo_lag, t - hi_lag), as `first_at_or_after` draws the edges."""
+        return self._sum_before(hi_lag_ns) - self._sum_before(lo_lag_ns)
+
+    def _sum_before(self, lag_ns: int) -> npt.NDArray[np.float64]:
+        """Sum of the entity's rows before the edge of `lag_ns` (0 at the block's start)."""
+        if lag_ns not in self._before:
+            position = self.timeline.first_at_or_after(lag_ns)
+            before = self.within[np.maximum(position - 1, 0)]
+            self._before[lag_ns] = np.where(position > self.timeline.start, before, 0.0)
+        return self._before[lag_ns]
+
+
+def _in_time_order(times: npt.NDArray[np.int64], transaction_ids: npt.NDArray[np.int64]) -> bool:
+    """Whether the rows are sorted by time, ties by transaction id (what lexsort gives)."""
+    later = times[1:] >= times[:-1]
+    if not later.all():
+        return False
+    tied = times[1:] == times[:-1]
+    return bool((transaction_ids[1:][tied] >= transaction_ids[:-1][tied]).all())
 
 
 def _stable_order(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
@@ -269,7 +286,7 @@ class _History:
         return _Timeline(pair_codes, self.clock)
 
     @functools.cached_property
-    def customer_amount_sums(self) -> npt.NDArray[np.float64]:
+    def customer_amount_sums(self) -> _RunningSums:
         return self.customers.running_sums(self.amounts)
 
 
@@ -319,7 +336,7 @@ def _customer_spending(history: _History, windows: tuple[int, ...]) -> FeatureCo
     for w in windows:
         lo = timeline.first_at_or_after(w * NS_PER_DAY)
         count = (hi - lo).astype(np.float64)
-        total = timeline.window_sum(history.customer_amount_sums, lo, hi)
+        total = history.customer_amount_sums.window(w * NS_PER_DAY, 0)
         out[f"customer_nb_tx_{w}d"] = timeline.to_input_order(count)
         out[f"customer_avg_amount_{w}d"] = timeline.to_input_order(_mean(total, count))
     return out
@@ -349,7 +366,7 @@ def _terminal_risk(
     for w in windows:
         lo = timeline.first_at_or_after(delay_ns + w * NS_PER_DAY)
         count = (hi - lo).astype(np.float64)
-        nb_frauds = timeline.window_sum(fraud_sums, lo, hi)
+        nb_frauds = fraud_sums.window(delay_ns + w * NS_PER_DAY, delay_ns)
         out[f"terminal_nb_tx_{w}d"] = timeline.to_input_order(count)
         out[f"terminal_risk_{w}d"] = timeline.to_input_order(_mean(nb_frauds, count))
     return out
@@ -373,7 +390,7 @@ def _customer_habits(history: _History) -> FeatureColumns:
     hi = customers.first_at_or_after(0)
     lo = customers.first_at_or_after(window_ns)
     count = (hi - lo).astype(np.float64)
-    mean = _mean(customers.window_sum(history.customer_amount_sums, lo, hi), count)
+    mean = _mean(history.customer_amount_sums.window(window_ns, 0), count)
     amounts_sorted = history.amounts[customers.order]
     ratio = np.divide(amounts_sorted, mean, out=np.ones_like(mean), where=mean > 0)
 

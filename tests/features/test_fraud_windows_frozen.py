@@ -30,10 +30,11 @@ def random_history(
     terminals: int,
     days: int,
     tick_ns: int = 1_000_000_000,
-    shuffled: bool = True,
+    order: str = "shuffled",
 ) -> pd.DataFrame:
     """`rows` transactions over `days` days, times on a grid of `tick_ns` (coarse grids
-    give many ties), ids unique but not in time order, about 3% frauds."""
+    give many ties), ids unique, about 3% frauds; rows in `order`: "shuffled", "time,
+    then id" or "time, then id descending"."""
     rng = np.random.default_rng(seed)
     ticks = rng.integers(0, days * 86_400 * 1_000_000_000 // tick_ns, rows)
     # A few entities much busier than the rest, as in the simulator.
@@ -49,7 +50,11 @@ def random_history(
             "TX_FRAUD": (rng.random(rows) < 0.03).astype(np.int64),
         }
     )
-    return frame.sample(frac=1.0, random_state=seed) if shuffled else frame
+    if order == "shuffled":
+        return frame.sample(frac=1.0, random_state=seed)
+    # In time order, ties by id ascending (as a validated file is) or descending.
+    by_id = order == "time, then id"
+    return frame.sort_values(["TX_DATETIME", "TRANSACTION_ID"], ascending=[True, by_id])
 
 
 def assert_bit_identical(
@@ -74,7 +79,17 @@ HISTORIES: dict[str, dict[str, Any]] = {
     ),
     "sub-second times": dict(rows=20_000, customers=300, terminals=400, days=35, tick_ns=1_000),
     "pairs past 16 bits": dict(rows=50_000, customers=3_000, terminals=3_000, days=60),
-    "in time order": dict(rows=30_000, customers=200, terminals=300, days=45, shuffled=False),
+    "in time order": dict(
+        rows=30_000, customers=200, terminals=300, days=45, tick_ns=10**10, order="time, then id"
+    ),
+    "in time order, ties by id descending": dict(
+        rows=30_000,
+        customers=200,
+        terminals=300,
+        days=45,
+        tick_ns=10**10,
+        order="time, then id descending",
+    ),
 }
 
 

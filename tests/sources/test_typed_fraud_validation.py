@@ -153,3 +153,25 @@ def test_columns_of_other_types_are_checked_through_their_text(
         pa.Table.from_pandas(frame, preserve_index=False), typed_checks=False
     )
     assert len(quarantined) >= 1
+
+
+def test_a_file_in_time_order_and_the_same_rows_shuffled_give_the_same_valid_rows(
+    simulated: pd.DataFrame,
+) -> None:
+    # The simulator's file is in time order with increasing ids: its rows are taken as
+    # they are, without sorting or looking for repeats. Shuffled, they are sorted and
+    # checked for repeated ids, to the same valid rows; a repeat of the last id in an
+    # otherwise increasing file is still caught.
+    in_order = validate_fraud_table(pa.Table.from_pandas(simulated, preserve_index=False), "x")
+    shuffled = simulated.sample(frac=1.0, random_state=5)
+    mixed = validate_fraud_table(pa.Table.from_pandas(shuffled, preserve_index=False), "x")
+    assert in_order.quarantined.empty and mixed.quarantined.empty
+    pd.testing.assert_frame_equal(in_order.valid, mixed.valid, check_exact=True)
+    pd.testing.assert_frame_equal(
+        in_order.valid, simulated.reset_index(drop=True), check_exact=True
+    )
+    repeated = pd.concat([simulated, simulated.iloc[[-1]]], ignore_index=True)
+    checked = assert_same_verdict(
+        pa.Table.from_pandas(repeated, preserve_index=False), typed_checks=True
+    )
+    assert checked[QUARANTINE_REASON].tolist() == ["TRANSACTION_ID: duplicate"]
