@@ -98,18 +98,28 @@ class BatchCaseStudy(ABC):
             ]
         )
 
-    def scored_frame(
-        self, chunk: FeatureChunk, probabilities: np.ndarray, bundle: RegisteredBundle
-    ) -> pd.DataFrame:
-        """The output rows of `chunk`: its ids, `probabilities`, the decisions at the
-        model's threshold, the model's name and version, then the trailing columns."""
-        return pd.DataFrame(
-            {
-                self.id_field.name: chunk.ids,
-                self.probability_column: probabilities,
-                self.decision_column: probabilities >= bundle.meta.threshold,
-                MODEL_NAME: bundle.name,
-                MODEL_VERSION: bundle.version,
-                **chunk.trailing,
-            }
-        )
+    def scored_table(
+        self,
+        chunk: FeatureChunk,
+        probabilities: np.ndarray,
+        bundle: RegisteredBundle,
+        schema: pa.Schema,
+    ) -> pa.Table:
+        """The output rows of `chunk` with the columns of `schema` (`output_schema`): its
+        ids, `probabilities`, the decisions at the model's threshold, the model's name and
+        version, then the trailing columns. Built from the arrays, without a DataFrame:
+        pandas held the name and the version as one Python string per row."""
+        rows = len(chunk.ids)
+        decisions = np.asarray(probabilities >= bundle.meta.threshold, dtype=bool)
+        columns = [
+            pa.array(chunk.ids, type=self.id_field.type),
+            pa.array(np.asarray(probabilities, dtype=np.float32)),
+            pa.array(decisions),
+            pa.repeat(pa.scalar(bundle.name, pa.string()), rows),
+            pa.repeat(pa.scalar(bundle.version, pa.string()), rows),
+        ]
+        trailing = schema.names[len(columns) :]
+        columns += [
+            pa.array(chunk.trailing[name], type=schema.field(name).type) for name in trailing
+        ]
+        return pa.Table.from_arrays(columns, schema=schema)

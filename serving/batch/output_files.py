@@ -64,8 +64,8 @@ def write_quarantine(quarantined: pd.DataFrame, path: Path, clock: StageClock) -
 @contextmanager
 def chunk_writer(
     output: Path, schema: pa.Schema, clock: StageClock
-) -> Iterator[Callable[[pd.DataFrame], None]]:
-    """Yield a function that appends a scored chunk (columns as in `schema`) to `output`'s
+) -> Iterator[Callable[[pa.Table], None]]:
+    """Yield a function that appends a scored chunk (a table of `schema`) to `output`'s
     partial file.
 
     On a clean exit the partial file replaces `output`; on an error it is removed, so a
@@ -75,13 +75,18 @@ def chunk_writer(
     partial = _partial_path(output)
     as_csv = output.suffix.lower() == ".csv"
     timestamps = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    # Dictionary pages for the text columns only (the model's name and version repeat on
+    # every row): trying them on ids and probabilities, which rarely repeat, cost more
+    # than encoding them.
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
     parquet_writer: pq.ParquetWriter | None = None
     wrote_header = False
 
-    def write(scored: pd.DataFrame) -> None:
+    def write(table: pa.Table) -> None:
         nonlocal parquet_writer, wrote_header
         with clock.timed("write"):
             if as_csv:
+                scored = table.to_pandas()
                 for column in timestamps:
                     scored[column] = _timestamp_text(scored[column])
                 scored.to_csv(
@@ -93,9 +98,8 @@ def chunk_writer(
                 )
                 wrote_header = True
                 return
-            table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
             if parquet_writer is None:
-                parquet_writer = pq.ParquetWriter(partial, schema)
+                parquet_writer = pq.ParquetWriter(partial, schema, use_dictionary=strings)
             parquet_writer.write_table(table)
 
     try:

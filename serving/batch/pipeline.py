@@ -202,10 +202,11 @@ def _score_in_chunks(
 ) -> None:
     """Score `valid`'s rows chunk by chunk and write them to `output`."""
     chunks = parts.feature_chunks(valid, bundle.meta.feature_names, chunk_rows, clock)
-    with chunk_writer(output, parts.output_schema(valid), clock) as write_chunk:
+    schema = parts.output_schema(valid)
+    with chunk_writer(output, schema, clock) as write_chunk:
         for chunk in chunks:
             with clock.timed("score"):
                 probabilities = scorer.predict_proba(chunk.matrix)
             with clock.timed("write"):
-                scored = parts.scored_frame(chunk, probabilities, bundle)
+                scored = parts.scored_table(chunk, probabilities, bundle, schema)
             write_chunk(scored)
