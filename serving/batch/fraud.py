@@ -35,7 +35,7 @@ from features.fraud_schema import (
     validate_fraud_frame,
     validate_fraud_table,
 )
-from features.fraud_windows import FRAUD_FEATURES, fraud_window_features
+from features.fraud_windows import FRAUD_FEATURES, fraud_feature_columns
 from features.quarantine import ValidationResult
 from mlops.case_studies import FRAUD
 from serving.batch.case_study import BatchCaseStudy, FeatureChunk
@@ -83,11 +83,13 @@ class FraudBatch(BatchCaseStudy):
         """The window features of the whole file, computed now, then handed out in chunks
         of rows in time order (see `BatchCaseStudy.feature_chunks`)."""
         with clock.timed("features"):
-            features = fraud_window_features(valid)
-            matrix = np.empty((len(features), len(feature_names)), dtype=np.float32)
+            # The feature arrays themselves, not the frame `fraud_window_features` makes
+            # of them: each goes straight into its column of the model's matrix.
+            features = fraud_feature_columns(valid)
+            matrix = np.empty((len(valid), len(feature_names)), dtype=np.float32)
             for position, name in enumerate(feature_names):
-                matrix[:, position] = features[name].to_numpy()
-            ids = features[ID_COLUMN].to_numpy()
+                matrix[:, position] = features.pop(name)
+            ids = valid[ID_COLUMN].to_numpy()
             del features
         return (
             FeatureChunk(ids[start : start + chunk_rows], matrix[start : start + chunk_rows])
