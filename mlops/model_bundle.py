@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlops.digests import ONNX_DIGEST_TAG, PARITY_DIGEST_TAG, verify_file
+from mlops.registry_reader import RegistryReader, VersionNotFound, registry_reader
 
 BUNDLE_ARTIFACT_PATH = "onnx"
 ONNX_FILE = "model.onnx"
@@ -122,26 +123,23 @@ def download_bundle(
     Raises `LookupError` when the alias or version does not exist, `DigestMismatch` when a
     file differs from the one registered.
     """
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    reader = registry_reader(tracking_uri)
     try:
         if alias is not None:
-            model_version = client.get_model_version_by_alias(name, alias)
+            model_version = reader.version_by_alias(name, alias)
         elif version is not None:
-            model_version = client.get_model_version(name, version)
+            model_version = reader.version(name, version)
         else:
             raise ValueError("give an alias or a version")
-    except MlflowException as error:
+    except VersionNotFound as error:
         wanted = f"alias '{alias}'" if alias is not None else f"version {version}"
         raise LookupError(f"registered model '{name}' has no {wanted}") from error
     if model_version.run_id is None:
         raise LookupError(f"{name} version {model_version.version} has no source run")
     folder = dest_root / f"{name}-v{model_version.version}"
     if not (folder / META_FILE).exists():
-        _fetch(tracking_uri, model_version.run_id, folder)
-    tags = dict(model_version.tags or {})
+        _fetch(reader, model_version.run_id, folder)
+    tags = dict(model_version.tags)
     label = f"{name} v{model_version.version}"
     for file, tag in ((ONNX_FILE, ONNX_DIGEST_TAG), (PARITY_FILE, PARITY_DIGEST_TAG)):
         verify_file(folder / file, tags, tag, model=label, require=require_digests)
@@ -160,7 +158,7 @@ def download_bundle(
     )
 
 
-def _fetch(tracking_uri: str, run_id: str, folder: Path) -> None:
+def _fetch(reader: RegistryReader, run_id: str, folder: Path) -> None:
     """Download into a scratch folder, then move in with the metadata last.
 
     The metadata file marks a complete bundle, so a crash mid-download is retried.
@@ -168,17 +166,9 @@ def _fetch(tracking_uri: str, run_id: str, folder: Path) -> None:
     import shutil
     import tempfile
 
-    from mlflow.artifacts import download_artifacts
-
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        download_artifacts(
-            run_id=run_id,
-            artifact_path=BUNDLE_ARTIFACT_PATH,
-            dst_path=scratch,
-            tracking_uri=tracking_uri,
-        )
-        fetched = Path(scratch) / BUNDLE_ARTIFACT_PATH
+        fetched = reader.download_artifacts(run_id, BUNDLE_ARTIFACT_PATH, Path(scratch))
         for item in sorted(fetched.iterdir(), key=lambda p: p.name == META_FILE):
             shutil.move(str(item), folder / item.name)
 

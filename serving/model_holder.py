@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from mlflow import MlflowClient
 
 from mlops.model_bundle import RegisteredBundle, download_bundle
 from mlops.names import CHAMPION
 from mlops.onnx_scorer import OnnxScorer
+from mlops.registry_reader import registry_reader
 from mlops.settings import Settings
 from serving.errors import ModelNotReady
 
@@ -175,11 +175,10 @@ class ModelHolder:
     def _resolve(self, settings: Settings) -> str | None:
         """The alias's version now, remembered in `alias_version`; None if it cannot be read."""
         try:
-            # The registry too: the process may have set another globally (set_registry_uri).
-            client = MlflowClient(
-                tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
-            )
-            version = str(client.get_model_version_by_alias(self.name, self.alias).version)
+            # MLflow's REST API or its SQLite store, not its client: that one imports most
+            # of MLflow (see `mlops.registry_reader`).
+            reader = registry_reader(settings.tracking_uri)
+            version = reader.version_by_alias(self.name, self.alias).version
         except Exception as error:  # no such alias yet, the registry down, ...
             failure = LoadFailure.of(None, error)
             previous = self.last_failure

@@ -1,11 +1,11 @@
 """Bad model versions in a real registry: the API keeps serving and says so, and recovers.
 
 Each fault is a registered version whose bundle is broken the way a real one breaks: its
-ONNX file truncated (onnxruntime's InvalidProtobuf), its artifacts missing (MLflow cannot
-download them), its parity sample a truncated zip (BadZipFile), or its ONNX file replaced
-in the artifact store after registration by another valid model that would pass parity
-(only the digest registered in the version's tags catches it: DigestMismatch). Promoted
-while the API serves, the version is refused, the old one keeps answering, readiness, the
+ONNX file truncated (onnxruntime's InvalidProtobuf), its artifacts missing (nothing to
+download: ArtifactsMissing), its parity sample a truncated zip (BadZipFile), or its ONNX
+file replaced in the artifact store after registration by another valid model that would
+pass parity (only the digest registered in the version's tags catches it: DigestMismatch).
+Promoted while the API serves, the version is refused, the old one keeps answering, readiness, the
 model-info route and the metrics say which version failed and why, and the next good
 promotion is followed. At startup, a bad champion leaves the API up with the other model
 serving.
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.slow
 # What each fault makes the load fail with: the error's type, as the metric labels it.
 FAULT_ERRORS = {
     "truncated_onnx": "InvalidProtobuf",
-    "missing_artifacts": "MlflowException",
+    "missing_artifacts": "ArtifactsMissing",
     "corrupt_parity_sample": "BadZipFile",
     "tampered_onnx": "DigestMismatch",
 }
