@@ -48,7 +48,13 @@ SQLITE_READ_BUSY_MS = 5
 
 def repo_config(settings: Settings) -> RepoConfig:
     """Feast's configuration for these settings: the online store and registry they name."""
-    return RepoConfig(repo_path=settings.features_dir, **_config_fields(settings))
+    fields = _config_fields(settings)
+    # The offline store named, not configured: Feast imports a configured store's module
+    # while it validates the configuration (the file store's is Dask's, and SciPy with it:
+    # ~28 MB), which serving, reading online only, never uses. Named, the same store is
+    # built when first used (materializing, a training set).
+    fields["offline_store"] = fields["offline_store"]["type"]
+    return RepoConfig(repo_path=settings.features_dir, **fields)
 
 
 def _config_fields(settings: Settings) -> dict[str, Any]:
