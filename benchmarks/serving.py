@@ -57,9 +57,10 @@ CONCURRENCIES = (1, 16)
 WARMUP_SECONDS = 2
 READY_TIMEOUT_S = 180.0
 SAMPLE_CUSTOMERS = 64
-# The native libraries the serving process must not load; the API imports only
-# numpy + onnxruntime to score (see mlops/onnx_scorer.py).
-TRAINING_LIBRARIES = ("sklearn", "xgboost", "prefect", "scipy", "torch")
+# The libraries the serving process must not load; the API imports only numpy +
+# onnxruntime to score (see mlops/onnx_scorer.py), and reads the registry without MLflow
+# (mlops/registry_reader.py). tests/serving/test_serving_imports.py forbids more.
+TRAINING_LIBRARIES = ("sklearn", "xgboost", "prefect", "scipy", "torch", "mlflow", "dask")
 
 WRK_INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian/Ubuntu)"
 
