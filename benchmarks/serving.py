@@ -8,7 +8,9 @@ process on a free port, and wrk drives each at concurrency 1 and 16 for a fixed 
 - mlflow: `POST /invocations` with the customer's features as a one-row
   `dataframe_split` (MLflow's pyfunc answers `predict`, the class, for these flavours);
 - naive: `POST /predict` with the features; the native model's `predict_proba` on a
-  one-row DataFrame built per request (`benchmarks.naive_app`).
+  one-row DataFrame built per request (`benchmarks.naive_app`);
+- ceiling: our route's request and response models in a FastAPI app that does no work
+  (`benchmarks.ceiling_app`), given our bodies: what the HTTP stack alone serves.
 
 Then the Open Inference Protocol ("V2") section: the same rows as one-row FP32 tensors,
 the same body for every V2 server (the input named as each server's metadata says), to
@@ -343,7 +345,14 @@ def _targets(
         "/v1/churn/predict",
         [json.dumps({"customer_id": i}) for i in ids],
     )
-    return [ours, *_peer_targets(model_uri, feature_names, features, ports)]
+    ceiling = Target(
+        "ceiling",
+        [sys.executable, "-m", "benchmarks.ceiling_app", str(ports["ceiling"])],
+        "/health",
+        CHURN.score_route,
+        ours.bodies,
+    )
+    return [ours, *_peer_targets(model_uri, feature_names, features, ports), ceiling]
 
 
 def has_champion(settings: Settings, name: str) -> bool:
@@ -377,7 +386,7 @@ def bench_serving(
         "load_avg_before": os.getloadavg()[0],
         "servers": {},
     }
-    ports = {name: free_port() for name in ("ours", "mlflow", "naive", "ours_both")}
+    ports = {name: free_port() for name in ("ours", "mlflow", "naive", "ceiling", "ours_both")}
     ids, rows = sample_customers(settings, names)
     with tempfile.TemporaryDirectory(prefix="mlops-bench-serving-") as scratch:
         workdir = Path(scratch)

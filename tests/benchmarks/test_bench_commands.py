@@ -113,6 +113,15 @@ def test_bench_serving(bench: Any, churn_run: dict[str, Any], tmp_path: Path) ->
     # MLServer's environment is a download of its own: tests/benchmarks/test_mlserver_peer.py.
     figures = bench("serving", "--home", str(home), "--seconds", "1", "--no-mlserver")
     assert figures["servers"]["ours"]["c1"]["rps"] > 0
+    # The ceiling took our bodies, validated them as ours does and did nothing else.
+    ceiling = figures["servers"]["ceiling"]
+    assert ceiling["c16"]["rps"] > 0
+    assert ceiling["first_response"]["churn_probability"] == 0.5
+    assert (
+        ceiling["first_response"]["customer_id"]
+        == (figures["servers"]["ours"]["first_response"]["customer_id"])
+    )
+    assert figures["ratios"]["rps_c16_ours_over_ceiling"] > 0
     v2 = figures["v2"]["churn"]["servers"]
     assert v2["mlserver"] == "skipped (--no-mlserver)"
     # Until the V2 routes exist, our leg says so instead of failing the benchmark.
