@@ -7,7 +7,8 @@ per entity, with exactly the same conventions (see the `fraud_windows` docstring
 - a customer's state is its transactions of the last 30 days (times, amounts, terminals),
   enough for every customer window and for the capped time since the previous one;
 - a terminal's state is its transactions of the last `label_delay_days + 30` days (times
-  and fraud labels), enough for the windows [t - delay - w, t - delay).
+  and fraud labels), enough for the windows [t - delay - w, t - delay) and for the open
+  run of known frauds in the longest of them.
 
 States are kept sorted by time, so every window edge is one `np.searchsorted` and every
 window sum a difference of one cumulative sum. Pure numpy, no Feast: the Feast on-demand
@@ -26,6 +27,7 @@ entries count as genuine.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +47,7 @@ from features.fraud_schema import (
     TX_FRAUD,
 )
 from features.fraud_windows import (
+    AMOUNT_SPREAD_FLOOR,
     DEFAULT_LABEL_DELAY_DAYS,
     DEFAULT_WINDOWS,
     HABIT_WINDOW_DAYS,
@@ -196,11 +199,13 @@ def online_fraud_features(
     for count, total in zip(counts[:-1], totals[:-1], strict=True):
         values += (float(count), total / count if count else 0.0)
     delay_ns = label_delay_days * NS_PER_DAY
-    counts_t, frauds, _ = _window_stats(
+    counts_t, frauds, starts_t = _window_stats(
         terminal.times_ns, terminal.frauds, tx_time_ns - delay_ns, windows
     )
     for count, fraud in zip(counts_t, frauds, strict=True):
         values += (float(count), fraud / count if count else 0.0)
+    longest = _longest(windows)
+    run = _fraud_run_start(terminal, starts_t[longest], starts_t[longest] + counts_t[longest])
 
     habit_count, habit_total = counts[-1], totals[-1]
     habit_mean = habit_total / habit_count if habit_count else 0.0
@@ -215,7 +220,39 @@ def online_fraud_features(
     else:
         values.append(SECONDS_SINCE_PREV_CAP)
     values.append(float(customer.terminal_ids[lo:hi].tolist().count(terminal_id)))
+    if habit_count:
+        recent = customer.amounts[lo:hi]
+        variance = float(np.dot(recent, recent)) / habit_count - habit_mean * habit_mean
+        spread = max(math.sqrt(max(variance, 0.0)), AMOUNT_SPREAD_FLOOR)
+        values.append((amount - habit_mean) / spread)
+    else:
+        values.append(0.0)
+    if run is None:
+        values += (0.0, 0.0)
+    else:
+        values += (1.0, (tx_time_ns - run) / NS_PER_DAY)
     return dict(zip(_feature_names(windows), values, strict=True))
+
+
+def _fraud_run_start(terminal: TerminalHistory, lo: int, hi: int) -> int | None:
+    """The time of the first of the frauds that end the terminal's known entries [lo, hi)
+    after every genuine one's timestamp (`terminal_in_fraud_run`), or None."""
+    labels = terminal.frauds[lo:hi].tolist()
+    k = len(labels)
+    while k and labels[k - 1] == 1:
+        k -= 1
+    if k == len(labels):  # no known entry, or the latest one is genuine: the usual case
+        return None
+    if k == 0:
+        return int(terminal.times_ns[lo])
+    # Entries at the genuine one's time are not later than it: the run begins after them.
+    start = int(terminal.times_ns.searchsorted(terminal.times_ns[lo + k - 1], "right"))
+    return int(terminal.times_ns[start]) if start < hi else None
+
+
+@functools.cache
+def _longest(windows: tuple[int, ...]) -> int:
+    return windows.index(max(windows))
 
 
 @functools.cache

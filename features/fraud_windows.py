@@ -21,6 +21,17 @@ Conventions (the tests pin each of them):
   is 0): with nothing to compare with, the amount is treated as typical.
 - `seconds_since_customer_prev_tx` is capped at 30 days, also when there is no earlier
   transaction: a first purchase then looks like a long gap, never like a recent one.
+- `amount_zscore_to_customer_30d` divides by the spread of the customer's 30-day amounts
+  floored at `AMOUNT_SPREAD_FLOOR` (one unit of currency): a card paying the same amount
+  every time would otherwise divide by zero, or by rounding noise. 0 without history.
+- `terminal_in_fraud_run` is 1 when the terminal's latest known payments (in the 30-day
+  window of known labels, [t - delay - 30d, t - delay)) are frauds with no genuine payment
+  at or after their time; `terminal_fraud_run_days` is then the time from the first of
+  them to t, in days, else 0. A compromised terminal (a skimmer) turns every payment into
+  a fraud until it is found: once its first fraud is known, a run still open says it may
+  still be compromised, and its length says for how long. Payments at one timestamp count
+  together (a genuine one at the same time as a fraud ends the run), so row order never
+  matters.
 - Output rows follow the input rows (same order, same index); the input need not be sorted.
 
 How: transactions are sorted by time (ties by transaction id) once, then stably by
@@ -64,6 +75,7 @@ NS_PER_SECOND = 1_000_000_000
 NS_PER_HOUR = 3_600 * NS_PER_SECOND
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 SECONDS_SINCE_PREV_CAP = float(HABIT_WINDOW_DAYS * 86_400)
+AMOUNT_SPREAD_FLOOR = 1.0
 NAT = np.iinfo(np.int64).min  # how a missing timestamp reads as epoch nanoseconds
 
 FeatureColumns = dict[str, npt.NDArray[np.float64]]
@@ -83,6 +95,9 @@ def fraud_feature_names(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> tuple[str
         "amount_to_customer_avg_30d",
         "seconds_since_customer_prev_tx",
         "customer_nb_tx_at_terminal_30d",
+        "amount_zscore_to_customer_30d",
+        "terminal_in_fraud_run",
+        "terminal_fraud_run_days",
     )
 
 
@@ -347,10 +362,12 @@ def terminal_risk_windows(
     label_delay_days: int = DEFAULT_LABEL_DELAY_DAYS,
     windows: tuple[int, ...] = DEFAULT_WINDOWS,
 ) -> FeatureColumns:
-    """Per window of w days, the terminal's number of transactions and share of frauds.
+    """Per window of w days, the terminal's number of transactions and share of frauds,
+    and its open run of known frauds (`terminal_in_fraud_run`, `terminal_fraud_run_days`).
 
     The window is [t - delay - w, t - delay): labels arrive `label_delay_days` late, so
-    more recent transactions of the terminal cannot be used.
+    more recent transactions of the terminal cannot be used. The run is looked for in the
+    longest window.
     """
     return _terminal_risk(_History(transactions), label_delay_days, windows)
 
@@ -369,7 +386,38 @@ def _terminal_risk(
         nb_frauds = fraud_sums.window(delay_ns + w * NS_PER_DAY, delay_ns)
         out[f"terminal_nb_tx_{w}d"] = timeline.to_input_order(count)
         out[f"terminal_risk_{w}d"] = timeline.to_input_order(_mean(nb_frauds, count))
+    lo = timeline.first_at_or_after(delay_ns + max(windows) * NS_PER_DAY)
+    in_run, run_days = _fraud_run(timeline, history.transactions[TX_FRAUD].to_numpy(), lo, hi)
+    out["terminal_in_fraud_run"] = timeline.to_input_order(in_run)
+    out["terminal_fraud_run_days"] = timeline.to_input_order(run_days)
     return out
+
+
+def _fraud_run(
+    timeline: _Timeline,
+    labels: npt.NDArray[np.int64],
+    lo: npt.NDArray[np.intp],
+    hi: npt.NDArray[np.intp],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per transaction (sorted order), whether the known rows [lo, hi) of its terminal end
+    in frauds after every genuine one's timestamp, and the days from the first of them."""
+    genuine = labels[timeline.order] != 1
+    if genuine.size == 0:
+        return np.zeros(0), np.zeros(0)
+    positions = np.arange(genuine.size)
+    # Per sorted row: the last genuine row at or before it (-1 if none, or another entity's).
+    last_genuine = np.maximum.accumulate(np.where(genuine, positions, -1))
+    g = last_genuine[np.maximum(hi - 1, 0)]
+    seen = (hi > lo) & (g >= lo)
+    # The run begins at the first row later than that genuine row's timestamp (its ties,
+    # all known too, are not later), or at the window's start when no genuine row is in it.
+    after_genuine = np.searchsorted(timeline.keys, timeline.keys[np.maximum(g, 0)], side="right")
+    start = np.where(seen, after_genuine, lo)
+    in_run = start < hi
+    times = timeline.times_sorted
+    first = times[np.minimum(start, times.size - 1)]
+    days = np.where(in_run, (times - first) / NS_PER_DAY, 0.0)
+    return in_run.astype(np.float64), days
 
 
 def customer_habit_features(transactions: pd.DataFrame) -> FeatureColumns:
@@ -380,6 +428,10 @@ def customer_habit_features(transactions: pd.DataFrame) -> FeatureColumns:
       capped at 30 days (also the value when there is none).
     - `customer_nb_tx_at_terminal_30d`: the customer's transactions at this terminal in
       [t-30d, t); 0 flags a terminal new to the customer, a classic card-theft pattern.
+    - `amount_zscore_to_customer_30d`: (amount - mean) / spread of the amounts in
+      [t-30d, t), the spread (population standard deviation) floored at one unit; 0
+      without history. A stolen card's inflated amounts stand out against a steady
+      spender's spread more than against its mean alone.
     """
     return _customer_habits(_History(transactions))
 
@@ -393,6 +445,10 @@ def _customer_habits(history: _History) -> FeatureColumns:
     mean = _mean(history.customer_amount_sums.window(window_ns, 0), count)
     amounts_sorted = history.amounts[customers.order]
     ratio = np.divide(amounts_sorted, mean, out=np.ones_like(mean), where=mean > 0)
+    squares = customers.running_sums(history.amounts * history.amounts)
+    variance = _mean(squares.window(window_ns, 0), count) - mean * mean
+    spread = np.maximum(np.sqrt(np.maximum(variance, 0.0)), AMOUNT_SPREAD_FLOOR)
+    zscore = np.where(count > 0, (amounts_sorted - mean) / spread, 0.0)
 
     has_prev = hi > customers.start
     times_sorted = customers.times_sorted
@@ -407,6 +463,7 @@ def _customer_habits(history: _History) -> FeatureColumns:
         "amount_to_customer_avg_30d": customers.to_input_order(ratio),
         "seconds_since_customer_prev_tx": customers.to_input_order(seconds),
         "customer_nb_tx_at_terminal_30d": pairs.to_input_order(at_terminal.astype(np.float64)),
+        "amount_zscore_to_customer_30d": customers.to_input_order(zscore),
     }
 
 

@@ -6,6 +6,8 @@ must both give HAND_EXPECTED on HAND_HISTORY; each transaction pins one conventi
 
 from __future__ import annotations
 
+from math import sqrt
+
 import pandas as pd
 
 from features.fraud_windows import SECONDS_SINCE_PREV_CAP
@@ -69,18 +71,59 @@ HAND_HISTORY = frame(
 # Worked out by hand from the history above, in FRAUD_FEATURES order:
 # amount, weekend, night,
 # customer nb/avg 1d, 7d, 30d, terminal nb/risk 1d, 7d, 30d,
-# amount / customer avg 30d, seconds since customer's previous tx, customer's tx at terminal 30d.
+# amount / customer avg 30d, seconds since customer's previous tx, customer's tx at terminal 30d,
+# amount z-score to the customer's 30 days, terminal in a run of known frauds, days since
+# that run's first fraud.
+# The amount's z-score against the customer's 30-day amounts, the spread floored at 1:
+# one earlier amount has no spread (#2, #3, #7, #12), so the floor divides.
+Z_1 = 0
+Z_2 = -50
+Z_3 = -70
+Z_4 = 0
+Z_5 = -40 / sqrt(2_600 / 3)
+Z_6 = 20 / sqrt(950)
+Z_7 = 5
+Z_8 = 5
+Z_9 = (40 - 50 / 3) / sqrt(350 / 9)
+Z_10 = 37.5 / sqrt(131.25)
+Z_11 = 146 / sqrt(824)
+Z_12 = -160
+RUN_8 = 7 + 1 / 86_400  # fraud #4 known one second ago, after genuine #1 and #2
+RUN_9 = 8 + 10_799 / 86_400  # fraud #5 (day 5 03:00) known, after genuine #3
+RUN_10 = 15 + 3 / 24  # frauds #5 and #9 known, the run still from #5; genuine #10 ends it for #12
 HAND_EXPECTED = {
-    1: (100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, CAP, 0),
-    2: (50, 0, 0, 1, 100, 1, 100, 1, 100, 0, 0, 0, 0, 0, 0, 0.5, 86_400, 1),
-    3: (30, 0, 0, 1, 100, 1, 100, 1, 100, 0, 0, 0, 0, 0, 0, 0.3, 86_400, 0),
-    4: (10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, CAP, 0),
-    5: (20, 1, 1, 0, 0, 3, 60, 3, 60, 0, 0, 0, 0, 0, 0, 1 / 3, 320_400, 1),
-    6: (70, 0, 0, 0, 0, 3, 100 / 3, 4, 50, 1, 0, 1, 0, 1, 0, 1.4, 284_400, 2),
-    7: (15, 0, 0, 0, 0, 1, 10, 1, 10, 0, 0, 2, 0, 2, 0, 1.5, 604_800, 1),
-    8: (25, 0, 0, 1, 15, 1, 15, 2, 12.5, 1, 1.0, 3, 1 / 3, 3, 1 / 3, 2.0, 1, 2),
-    9: (40, 1, 1, 0, 0, 2, 20, 3, 50 / 3, 0, 0, 2, 0.5, 2, 0.5, 2.4, 323_998, 0),
-    10: (60, 1, 0, 0, 0, 0, 0, 4, 22.5, 1, 1.0, 1, 1.0, 3, 2 / 3, 8 / 3, 604_801, 1),
-    11: (200, 0, 0, 0, 0, 0, 0, 5, 54, 0, 0, 0, 0, 6, 1 / 6, 100 / 27, 1_900_800, 3),
-    12: (40, 0, 0, 0, 0, 0, 0, 1, 200, 0, 0, 0, 0, 3, 2 / 3, 0.2, 774_000, 0),
+    1: (100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, CAP, 0, Z_1, 0, 0),
+    2: (50, 0, 0, 1, 100, 1, 100, 1, 100, 0, 0, 0, 0, 0, 0, 0.5, 86_400, 1, Z_2, 0, 0),
+    3: (30, 0, 0, 1, 100, 1, 100, 1, 100, 0, 0, 0, 0, 0, 0, 0.3, 86_400, 0, Z_3, 0, 0),
+    4: (10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, CAP, 0, Z_4, 0, 0),
+    5: (20, 1, 1, 0, 0, 3, 60, 3, 60, 0, 0, 0, 0, 0, 0, 1 / 3, 320_400, 1, Z_5, 0, 0),
+    6: (70, 0, 0, 0, 0, 3, 100 / 3, 4, 50, 1, 0, 1, 0, 1, 0, 1.4, 284_400, 2, Z_6, 0, 0),
+    7: (15, 0, 0, 0, 0, 1, 10, 1, 10, 0, 0, 2, 0, 2, 0, 1.5, 604_800, 1, Z_7, 0, 0),
+    8: (25, 0, 0, 1, 15, 1, 15, 2, 12.5, 1, 1.0, 3, 1 / 3, 3, 1 / 3, 2.0, 1, 2, Z_8, 1, RUN_8),
+    9: (40, 1, 1, 0, 0, 2, 20, 3, 50 / 3, 0, 0, 2, 0.5, 2, 0.5, 2.4, 323_998, 0, Z_9, 1, RUN_9),
+    10: (
+        60,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        4,
+        22.5,
+        1,
+        1.0,
+        1,
+        1.0,
+        3,
+        2 / 3,
+        8 / 3,
+        604_801,
+        1,
+        Z_10,
+        1,
+        RUN_10,
+    ),
+    11: (200, 0, 0, 0, 0, 0, 0, 5, 54, 0, 0, 0, 0, 6, 1 / 6, 100 / 27, 1_900_800, 3, Z_11, 0, 0),
+    12: (40, 0, 0, 0, 0, 0, 0, 1, 200, 0, 0, 0, 0, 3, 2 / 3, 0.2, 774_000, 0, Z_12, 0, 0),
 }

@@ -33,6 +33,7 @@ from features.fraud_online import (
 from features.fraud_windows import FRAUD_FEATURES, SECONDS_SINCE_PREV_CAP, fraud_window_features
 from sources.fraud_simulator import simulate_transactions
 from tests.features.hand_history import HAND_EXPECTED, HAND_HISTORY, at
+from tests.features.test_fraud_windows import random_history
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -178,6 +179,31 @@ def test_every_simulated_transaction_online_equals_offline(simulated: pd.DataFra
     assert_allclose(online, offline, rtol=1e-9, atol=1e-9)
     # Trimming bounds the states: nobody keeps the whole 40 days.
     assert 0 < longest["customer"] < simulated.groupby("CUSTOMER_ID").size().max()
+
+
+def test_replay_with_many_ties_and_frauds_equals_offline() -> None:
+    """Hour-aligned times put frauds and genuine payments of a terminal at one timestamp;
+    replayed in time order but ties in no particular order, the terminal's fraud run (where
+    the order of tied entries could matter) and every other feature match offline."""
+    tx = random_history(seed=6, size=1500, terminals=4)
+    offline = fraud_window_features(tx)[list(FRAUD_FEATURES)]
+    replay = tx.sort_values("TX_DATETIME", kind="stable")  # ties keep the shuffled order
+    customers: dict[int, CustomerHistory] = {}
+    terminals: dict[int, TerminalHistory] = {}
+    online = []
+    for row in replay.itertuples(index=False):
+        t = epoch_ns(row.TX_DATETIME)
+        customer = customers.get(row.CUSTOMER_ID, CustomerHistory.empty())
+        terminal = terminals.get(row.TERMINAL_ID, TerminalHistory.empty())
+        got = online_fraud_features(customer, terminal, t, row.TX_AMOUNT, row.TERMINAL_ID)
+        online.append(list(got.values()))
+        customers[row.CUSTOMER_ID] = append_customer_transaction(
+            customer, t, row.TX_AMOUNT, row.TERMINAL_ID
+        )
+        terminals[row.TERMINAL_ID] = append_terminal_transaction(terminal, t, row.TX_FRAUD)
+    assert_allclose(np.array(online), offline.loc[replay.index].to_numpy(), rtol=1e-12, atol=0)
+    in_run = offline["terminal_in_fraud_run"]
+    assert 0.05 < in_run.mean() < 0.6, "the history should open and close many runs"
 
 
 def test_states_built_at_a_cut_off_give_the_offline_features(simulated: pd.DataFrame) -> None:

@@ -25,7 +25,7 @@ def test_feature_order_is_fixed() -> None:
         "customer_nb_tx_1d",
         "customer_avg_amount_1d",
     )
-    assert len(FRAUD_FEATURES) == len(set(FRAUD_FEATURES)) == 18
+    assert len(FRAUD_FEATURES) == len(set(FRAUD_FEATURES)) == 21
 
 
 @pytest.mark.parametrize("transaction_id", sorted(HAND_EXPECTED))
@@ -140,6 +140,20 @@ def naive_features(
             ]
             row[f"terminal_nb_tx_{w}d"] = len(labels)
             row[f"terminal_risk_{w}d"] = sum(labels) / len(labels) if labels else 0.0
+        known = [
+            o
+            for o in history
+            if o.terminal_id == me.terminal_id
+            and known_before - max(windows) * DAY <= o.tx_datetime < known_before
+        ]
+        last_genuine = max((o.tx_datetime for o in known if not o.tx_fraud), default=None)
+        run = [
+            o.tx_datetime
+            for o in known
+            if o.tx_fraud and (last_genuine is None or o.tx_datetime > last_genuine)
+        ]
+        row["terminal_in_fraud_run"] = float(bool(run))
+        row["terminal_fraud_run_days"] = (t - min(run)) / DAY if run else 0.0
         last_30d = [o for o in mine if o.tx_datetime >= t - 30 * DAY]
         mean_30d = sum(o.tx_amount for o in last_30d) / len(last_30d) if last_30d else 0.0
         row["amount_to_customer_avg_30d"] = me.tx_amount / mean_30d if mean_30d > 0 else 1.0
@@ -149,6 +163,10 @@ def naive_features(
         )
         row["customer_nb_tx_at_terminal_30d"] = sum(
             o.terminal_id == me.terminal_id for o in last_30d
+        )
+        spread = max(float(np.std([o.tx_amount for o in last_30d])), 1.0) if last_30d else 1.0
+        row["amount_zscore_to_customer_30d"] = (
+            (me.tx_amount - mean_30d) / spread if last_30d else 0.0
         )
         rows.append(row)
     return pd.DataFrame(rows, index=tx.index)
@@ -219,7 +237,7 @@ def test_future_labels_do_not_leak(history: pd.DataFrame) -> None:
         by_id(after, unaffected, columns), by_id(before, unaffected, columns), check_exact=True
     )
     # The change is real: later transactions do see it.
-    risk = [c for c in FRAUD_FEATURES if c.startswith("terminal_risk")]
+    risk = [c for c in FRAUD_FEATURES if c.startswith(("terminal_risk", "terminal_fraud_run"))]
     assert not by_id(after, ~unaffected, risk).equals(by_id(before, ~unaffected, risk))
 
 
@@ -236,9 +254,9 @@ def test_future_amounts_do_not_leak(history: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(
         by_id(after, earlier, columns), by_id(before, earlier, columns), check_exact=True
     )
-    # At t itself only the transaction's own amount (and its ratio to history) may change:
+    # At t itself only the transaction's own amount (and how it compares with history) may change:
     # its ties' amounts must not reach it.
-    own = {"tx_amount", "amount_to_customer_avg_30d"}
+    own = {"tx_amount", "amount_to_customer_avg_30d", "amount_zscore_to_customer_30d"}
     at_t = history["TX_DATETIME"] == t
     others = [c for c in FRAUD_FEATURES if c not in own]
     pd.testing.assert_frame_equal(

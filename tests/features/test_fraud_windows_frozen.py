@@ -5,6 +5,11 @@ Random histories reach what hand-made ones do not: ties of many rows at one time
 shuffled input, fractions of a second, enough customers and terminals that a (customer,
 terminal) pair's code needs more than 16 bits, days around midnight and weekends, amounts
 whose running sums round. Every column is compared bit by bit (0.0 and -0.0 differ).
+
+The frozen formula predates the features of issue 15 (`amount_zscore_to_customer_30d`,
+`terminal_in_fraud_run`, `terminal_fraud_run_days`): every column it has is compared, and
+those are pinned by the naive reference and the hand-made history of
+tests/features/test_fraud_windows.py.
 """
 
 from __future__ import annotations
@@ -99,9 +104,9 @@ def test_every_feature_is_the_frozen_formulas(name: str, seed: int) -> None:
     history = random_history(seed, **HISTORIES[name])
     ours = today.fraud_window_features(history)
     theirs = frozen.fraud_window_features(history)
-    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
-    assert_bit_identical(ours, theirs, today.FRAUD_FEATURES)
-    assert_bit_identical(today.fraud_feature_columns(history), theirs, today.FRAUD_FEATURES)
+    pd.testing.assert_frame_equal(ours[list(theirs.columns)], theirs, check_exact=True)
+    assert_bit_identical(ours, theirs, frozen.FRAUD_FEATURES)
+    assert_bit_identical(today.fraud_feature_columns(history), theirs, frozen.FRAUD_FEATURES)
 
 
 @pytest.mark.parametrize(("delay", "windows"), [(0, (1, 7, 30)), (3, (2, 5)), (14, (30, 1))])
@@ -111,8 +116,8 @@ def test_other_delays_and_windows_are_the_frozen_formulas(
     history = random_history(3, 30_000, customers=400, terminals=300, days=60)
     ours = today.fraud_window_features(history, label_delay_days=delay, windows=windows)
     theirs = frozen.fraud_window_features(history, label_delay_days=delay, windows=windows)
-    assert list(ours.columns) == list(theirs.columns)
-    assert_bit_identical(ours, theirs, today.fraud_feature_names(windows))
+    assert set(theirs.columns) < set(ours.columns)
+    assert_bit_identical(ours, theirs, frozen.fraud_feature_names(windows))
 
 
 def test_each_part_alone_is_the_frozen_formulas() -> None:
@@ -126,7 +131,7 @@ def test_each_part_alone_is_the_frozen_formulas() -> None:
     ):
         ours = getattr(today, part)(history)
         theirs = getattr(frozen, part)(history)
-        assert list(ours) == list(theirs), part
+        assert set(theirs) <= set(ours), part
         assert_bit_identical(ours, theirs, list(theirs))
 
 
