@@ -1,4 +1,5 @@
-"""`mlops evaluate fraud|churn`: a model's quality over several realizations, as mean ± sd.
+"""`mlops evaluate fraud|fraud-features|churn`: a model's quality over several realizations,
+as mean ± sd, and what each group of fraud features adds to it.
 
 One test week of one simulation cannot carry a claim (issue 15): these commands repeat the
 case study's protocol (`training.fraud_evaluation`, `training.churn_evaluation`) and print
@@ -33,25 +34,30 @@ SourceOption = Annotated[
 ]
 
 
+SeedsOption = Annotated[
+    str, typer.Option(help="Seeds: '0,1,2,3,4', or a number N for the seeds 0..N-1.")
+]
+CustomersOption = Annotated[int, typer.Option(min=10, help="Cards to simulate.")]
+TerminalsOption = Annotated[int, typer.Option(min=10, help="Terminals to simulate.")]
+DaysOption = Annotated[int, typer.Option(min=1, help="Days to simulate.")]
+TrainStartOption = Annotated[str, typer.Option(help="First training day of week 0 (UTC).")]
+
+
 def _pm(summary: dict[str, float]) -> str:
     return f"{summary['mean']:.3f} ± {summary['sd']:.3f}"
 
 
 @evaluate_app.command("fraud")
 def evaluate_fraud_command(
-    seeds: Annotated[
-        str, typer.Option(help="Seeds: '0,1,2,3,4', or a number N for the seeds 0..N-1.")
-    ] = "5",
+    seeds: SeedsOption = "5",
     weeks: Annotated[
         int, typer.Option(min=1, help="Consecutive test weeks from the Handbook's (prequential).")
     ] = 3,
     source: SourceOption = None,
-    customers: Annotated[int, typer.Option(min=10, help="Cards to simulate.")] = 5000,
-    terminals: Annotated[int, typer.Option(min=10, help="Terminals to simulate.")] = 10000,
-    days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 183,
-    train_start: Annotated[
-        str, typer.Option(help="First training day of week 0 (UTC).")
-    ] = "2018-07-25",
+    customers: CustomersOption = 5000,
+    terminals: TerminalsOption = 10000,
+    days: DaysOption = 183,
+    train_start: TrainStartOption = "2018-07-25",
     as_json: JsonOption = False,
 ) -> None:
     """The Handbook's fraud protocol over several seeds and test weeks: ROC-AUC, average
@@ -97,6 +103,67 @@ def evaluate_fraud_command(
         echo_json(result)
     else:
         _print_fraud(result)
+
+
+@evaluate_app.command("fraud-features")
+def evaluate_fraud_features_command(
+    seeds: SeedsOption = "5",
+    weeks: Annotated[
+        int, typer.Option(min=1, help="Consecutive test weeks from the Handbook's.")
+    ] = 2,
+    source: SourceOption = None,
+    customers: CustomersOption = 5000,
+    terminals: TerminalsOption = 10000,
+    days: DaysOption = 183,
+    train_start: TrainStartOption = "2018-07-25",
+    as_json: JsonOption = False,
+) -> None:
+    """Each group of fraud features beyond the Handbook's: the gain of having it, paired by
+    seed and test week, with one fixed model (XGBoost with SMOTE, no search)."""
+    from features.quarantine import UnusableSource
+    from training.fraud_ablation import ablate_fraud
+    from training.fraud_evaluation import parse_seeds
+
+    try:
+        chosen = parse_seeds(seeds)
+    except ValueError as error:
+        fail(str(error))
+    prepare()
+
+    def tell(run: dict[str, Any]) -> None:
+        ap = {name: m["average_precision"] for name, m in run["metrics"].items()}
+        shown = ", ".join(f"{name} {value:.3f}" for name, value in ap.items())
+        typer.echo(f"seed {run['seed']} week {run['week']}: AP {shown}", err=True)
+
+    with showing_progress(as_json):
+        try:
+            result = ablate_fraud(
+                chosen,
+                _fraud_transactions(source, customers, terminals, days),
+                weeks=weeks,
+                start=train_start,
+                on_week=tell,
+            )
+        except UnusableSource as error:
+            fail(f"cannot use {error.path}: {error.problem}")
+        except ValueError as error:
+            fail(str(error))
+    if as_json:
+        echo_json(result)
+        return
+    typer.echo("")
+    typer.secho(
+        f"fraud features: {len(result['seeds'])} seed(s) x {result['weeks']} week(s), "
+        f"{result['model']} at its defaults; gain = all features minus all but the group",
+        bold=True,
+    )
+    for group, gain in result["gains"].items():
+        ap, cp = gain["average_precision"], gain["card_precision_at_100"]
+        verdict = "holds" if gain["holds"] else "within its spread"
+        typer.echo(
+            f"  {group:<20} AP {ap['mean']:+.4f} ± {ap['sd']:.4f} (min {ap['min']:+.4f}), "
+            f"CP@100 {cp['mean']:+.4f} ± {cp['sd']:.4f}: {verdict}"
+        )
 
 
 def _fraud_transactions(

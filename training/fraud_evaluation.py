@@ -166,7 +166,7 @@ def _realization(
 ) -> Iterable[WeekResult]:
     """Select on week 0's folds, test week 0, then refit the winner on each later week."""
     splits = [handbook_split(pd.Timestamp(start) + w * 7 * DAY) for w in range(weeks)]
-    _check_covered(frame, splits[-1])
+    check_covered(frame, splits[-1])
     with mlflow.start_run(run_name=f"fraud-evaluation-seed-{settings.seed}"):
         mlflow.log_params({"source": origin[:500], "seed": settings.seed, "weeks": weeks})
         folds = prepare_folds(frame, splits[0], settings.seed)
@@ -236,7 +236,7 @@ def _pooled(weeks: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str, dic
     return total
 
 
-def _check_covered(frame: pd.DataFrame, last: TimeSplit) -> None:
+def check_covered(frame: pd.DataFrame, last: TimeSplit) -> None:
     """Fail before any training when the data end before the last week's test does."""
     after_last_day = frame[TX_DATETIME].max().normalize() + DAY
     if last.test_end > after_last_day:

@@ -6,7 +6,7 @@ lists, as (name, description) rows: a rename re-aligns the whole table.
 
 Commands added since were written into the snapshot on purpose, with the help of the
 groups that list them (the root, `ui`): `mlops config`, `mlops screenshots`, `mlops ui
-mlflow`, `mlops ui prefect`, `mlops evaluate` (fraud, churn), `mlops stream fraud`,
+mlflow`, `mlops ui prefect`, `mlops evaluate` (fraud, fraud-features, churn), `mlops stream fraud`,
 `mlops bench stream` (and `simulate traffic --to`), `mlops stack traffic` (and `stack
 bootstrap --pages`), `mlops stack panels`, and the root's --version, --install-completion
 and --show-completion.

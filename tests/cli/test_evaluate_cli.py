@@ -134,3 +134,28 @@ def test_evaluate_churn_on_the_public_telco_csv(
     summary = _last_json(result.stdout)
     assert summary["rows"] > 7000
     assert summary["candidates"]["xgboost"]["roc_auc"]["n"] == 10
+
+
+def test_evaluate_fraud_features_gives_each_groups_paired_gain(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    result = run_mlops(
+        "evaluate",
+        "fraud-features",
+        "--seeds",
+        "2",
+        "--weeks",
+        "1",
+        "--customers",
+        "300",
+        "--terminals",
+        "600",
+        "--days",
+        "140",
+        home=tmp_path / "home",
+        prefect_api=prefect_api,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    for group in ("customer_habits", "amount_zscore", "terminal_fraud_run"):
+        assert group in result.stdout
+    assert "seed 1 week 0: AP all features" in result.stderr
