@@ -303,3 +303,58 @@ def test_a_table_from_before_the_spool_gets_its_record_id(tmp_path: Path) -> Non
     log.append(prediction(2))
     log.close()
     assert read_predictions(url)["request_id"].tolist() == ["req-2"]
+
+
+def test_sqlites_one_statement_batch_stores_what_sqlalchemys_insert_stores(
+    tmp_path: Path,
+) -> None:
+    """SQLite's shipper inserts a batch as one JSON parameter SQLite expands itself; the
+    table must hold, byte for byte, what SQLAlchemy's own insert of the rows holds."""
+    import mlops.prediction_log as log_module
+
+    whole_second = datetime(2026, 12, 8, 1, 2, 3, tzinfo=UTC)  # no microseconds
+    records = [
+        prediction(0, at=whole_second),
+        prediction(1),  # a NaN feature: null
+        prediction(7, at=whole_second + timedelta(microseconds=1)),
+        Prediction(
+            request_id='req-"quoted"',
+            endpoint="/v1/fraud/score",
+            model_name="fraud",
+            model_version="12",
+            entity={"customer_id": 3, "terminal_id": 9, "note": "naïve \u2603 'x'"},
+            feature_names=("a", "b"),
+            feature_values=[1e-300, -0.0],
+            score=0.999999999999,
+            decision=True,
+        ),
+    ]
+    ours = f"sqlite:///{tmp_path / 'ours.db'}"
+    log = PredictionLog(ours, tmp_path / "spool", flush_s=3600)
+    log.start()
+    for record in records:
+        log.append(record)
+    log.close()
+    assert log.written == len(records)
+
+    lines = b"".join(log_module._encode(r, f"rec-{i}") for i, r in enumerate(records))
+    rows = [log_module._decode(line) for line in lines.splitlines(keepends=True)]
+    theirs = f"sqlite:///{tmp_path / 'theirs.db'}"
+    engine = log_module.log_engine(theirs)
+    log_module.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(log_module.predictions.insert(), rows)
+    engine.dispose()
+
+    def table(url: str) -> list[tuple[object, ...]]:
+        columns = "time, request_id, endpoint, model_name, model_version, entity, features, "
+        columns += "score, decision, typeof(time), typeof(score), typeof(decision)"
+        with sa.create_engine(url).connect() as connection:
+            query = f"SELECT {columns} FROM predictions ORDER BY request_id"
+            return [tuple(row) for row in connection.exec_driver_sql(query)]
+
+    assert table(ours) == table(theirs)
+    assert len(table(ours)) == len(records)
+    pd_ours, pd_theirs = read_predictions(ours), read_predictions(theirs)
+    assert pd_ours.drop(columns="time").equals(pd_theirs.drop(columns="time"))
+    assert pd_ours["time"].tolist() == pd_theirs["time"].tolist()
