@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from mlops.settings import Settings
     from training.fraud_evaluation import WeekResult
 
 evaluate_app = typer.Typer(
@@ -62,14 +63,8 @@ def evaluate_fraud_command(
 ) -> None:
     """The Handbook's fraud protocol over several seeds and test weeks: ROC-AUC, average
     precision and card precision@100 as mean ± sd, and the recall of each fraud scenario."""
-    from features.quarantine import UnusableSource
-    from training.fraud_evaluation import evaluate_fraud, parse_seeds
+    from training.fraud_evaluation import evaluate_fraud
 
-    try:
-        chosen = parse_seeds(seeds)
-    except ValueError as error:
-        fail(str(error))
-    settings = prepare()
     if source is not None:
         origin = str(source)
     else:
@@ -84,21 +79,19 @@ def evaluate_fraud_command(
             err=True,
         )
 
-    with showing_progress(as_json):
-        try:
-            result = evaluate_fraud(
-                settings,
-                chosen,
-                _fraud_transactions(source, customers, terminals, days),
-                origin=origin,
-                weeks=weeks,
-                start=train_start,
-                on_week=tell,
-            ).summary()
-        except UnusableSource as error:
-            fail(f"cannot use {error.path}: {error.problem}")
-        except ValueError as error:
-            fail(str(error))
+    result = _run_fraud(
+        seeds,
+        as_json,
+        lambda chosen, settings: evaluate_fraud(
+            settings,
+            chosen,
+            _fraud_transactions(source, customers, terminals, days),
+            origin=origin,
+            weeks=weeks,
+            start=train_start,
+            on_week=tell,
+        ).summary(),
+    )
     if as_json:
         echo_json(result)
     else:
@@ -120,34 +113,24 @@ def evaluate_fraud_features_command(
 ) -> None:
     """Each group of fraud features beyond the Handbook's: the gain of having it, paired by
     seed and test week, with one fixed model (XGBoost with SMOTE, no search)."""
-    from features.quarantine import UnusableSource
     from training.fraud_ablation import ablate_fraud
-    from training.fraud_evaluation import parse_seeds
-
-    try:
-        chosen = parse_seeds(seeds)
-    except ValueError as error:
-        fail(str(error))
-    prepare()
 
     def tell(run: dict[str, Any]) -> None:
         ap = {name: m["average_precision"] for name, m in run["metrics"].items()}
         shown = ", ".join(f"{name} {value:.3f}" for name, value in ap.items())
         typer.echo(f"seed {run['seed']} week {run['week']}: AP {shown}", err=True)
 
-    with showing_progress(as_json):
-        try:
-            result = ablate_fraud(
-                chosen,
-                _fraud_transactions(source, customers, terminals, days),
-                weeks=weeks,
-                start=train_start,
-                on_week=tell,
-            )
-        except UnusableSource as error:
-            fail(f"cannot use {error.path}: {error.problem}")
-        except ValueError as error:
-            fail(str(error))
+    result = _run_fraud(
+        seeds,
+        as_json,
+        lambda chosen, _settings: ablate_fraud(
+            chosen,
+            _fraud_transactions(source, customers, terminals, days),
+            weeks=weeks,
+            start=train_start,
+            on_week=tell,
+        ),
+    )
     if as_json:
         echo_json(result)
         return
@@ -164,6 +147,28 @@ def evaluate_fraud_features_command(
             f"  {group:<20} AP {ap['mean']:+.4f} ± {ap['sd']:.4f} (min {ap['min']:+.4f}), "
             f"CP@100 {cp['mean']:+.4f} ± {cp['sd']:.4f}: {verdict}"
         )
+
+
+def _run_fraud(
+    seeds: str, as_json: bool, work: Callable[[list[int], Settings], dict[str, Any]]
+) -> dict[str, Any]:
+    """`work(seeds, settings)` under the progress display, once the seeds are parsed and the
+    home prepared; an unusable file, a bad seed list or too many weeks is a clear error."""
+    from features.quarantine import UnusableSource
+    from training.fraud_evaluation import parse_seeds
+
+    try:
+        chosen = parse_seeds(seeds)
+    except ValueError as error:
+        fail(str(error))
+    settings = prepare()
+    with showing_progress(as_json):
+        try:
+            return work(chosen, settings)
+        except UnusableSource as error:
+            fail(f"cannot use {error.path}: {error.problem}")
+        except ValueError as error:
+            fail(str(error))
 
 
 def _fraud_transactions(

@@ -44,7 +44,7 @@ import secrets
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,7 +333,7 @@ class PredictionLog:
         self.rejected_file = spool_dir / REJECTED_FILE
         self._flush_s = flush_s
         self._engine: sa.Engine | None = None
-        self._insert: Any = None
+        self._insert: Callable[[sa.Connection, list[dict[str, Any]]], object] | None = None
         self._schema_ready = False
         self._shipper: threading.Thread | None = None
         self._stop = threading.Event()
@@ -368,7 +368,7 @@ class PredictionLog:
             return
         self.spool.open()
         self._engine = log_engine(self.url)
-        self._insert = _idempotent_insert(self._engine)
+        self._insert = _batch_insert(self._engine)
         self._stop.clear()
         # A daemon: a process that exits without `close` must not hang; the spool keeps
         # what it did not ship.
@@ -510,13 +510,10 @@ class PredictionLog:
         self.written += len(valid)
 
     def _execute(self, rows: list[dict[str, Any]]) -> None:
-        assert self._engine is not None
+        assert self._engine is not None and self._insert is not None
         try:
             with self._engine.begin() as connection:
-                if self._engine.dialect.name == "sqlite":
-                    connection.exec_driver_sql(_SQLITE_BATCH, (_sqlite_batch(rows),))
-                else:
-                    connection.execute(self._insert, rows)
+                self._insert(connection, rows)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as error:
             # The database, not the record: connection refused or lost, locked, no table.
             raise _RetryLater(_reason(error)) from error
@@ -610,18 +607,7 @@ def _decode(line: bytes) -> dict[str, Any]:
 # expands itself (json_each). sqlite3 releases the GIL around each step of a statement, and
 # an executemany steps once per row: every row was a hand-over of the GIL to and from the
 # requests' thread. Values are stored as SQLAlchemy's types store them on SQLite (tested).
-_BATCH_COLUMNS = (
-    "record_id",
-    "time",
-    "request_id",
-    "endpoint",
-    "model_name",
-    "model_version",
-    "entity",
-    "features",
-    "score",
-    "decision",
-)
+_BATCH_COLUMNS = tuple(column.name for column in predictions.columns if column.name != "id")
 _SQLITE_BATCH = (
     f"INSERT INTO predictions ({', '.join(_BATCH_COLUMNS)}) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_BATCH_COLUMNS)))
@@ -632,38 +618,31 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _sqlite_batch(rows: list[dict[str, Any]]) -> str:
-    """The rows as `_SQLITE_BATCH`'s JSON parameter: one array per row, in its columns."""
+    """The rows as `_SQLITE_BATCH`'s JSON parameter: one array per row, in its columns.
+    Decoded rows hold one datetime, their `time`, which goes out in SQLite's format."""
     return orjson.dumps(
-        [
-            [
-                row["record_id"],
-                row["time"].strftime(_SQLITE_TIME),
-                row["request_id"],
-                row["endpoint"],
-                row["model_name"],
-                row["model_version"],
-                row["entity"],
-                row["features"],
-                row["score"],
-                row["decision"],
-            ]
-            for row in rows
-        ]
+        [[row[column] for column in _BATCH_COLUMNS] for row in rows],
+        option=orjson.OPT_PASSTHROUGH_DATETIME,
+        default=lambda moment: moment.strftime(_SQLITE_TIME),
     ).decode()
 
 
-def _idempotent_insert(engine: sa.Engine) -> Any:
-    """An insert that skips a record already logged (same record id)."""
+def _batch_insert(engine: sa.Engine) -> Callable[[sa.Connection, list[dict[str, Any]]], object]:
+    """How a batch of rows is inserted, skipping a record already logged (same record id)."""
     backend = engine.dialect.name
     if backend == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(predictions).on_conflict_do_nothing(index_elements=["record_id"])
+        return lambda connection, rows: connection.exec_driver_sql(
+            _SQLITE_BATCH, (_sqlite_batch(rows),)
+        )
     if backend == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgres_insert
 
-        return postgres_insert(predictions).on_conflict_do_nothing(index_elements=["record_id"])
-    return predictions.insert()  # elsewhere the unique index refuses a record shipped twice
+        statement: Any = postgres_insert(predictions).on_conflict_do_nothing(
+            index_elements=["record_id"]
+        )
+    else:
+        statement = predictions.insert()  # elsewhere the unique index refuses a record twice
+    return lambda connection, rows: connection.execute(statement, rows)
 
 
 def _add_record_id(engine: sa.Engine) -> None:
